@@ -1,0 +1,58 @@
+"""What every algorithm shares: the common hyperparameters and the way they reach TRL."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
+
+from rlexp.envs import Env
+from rlexp.errors import ConfigError
+
+
+@dataclass
+class Algo(abc.ABC):
+    """Base of every algorithm's config. Fields named like a TRL config field are passed to it."""
+
+    name: str = ""
+    # > Optimisation
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_steps: int = 100
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False
+    logging_steps: int = 1
+    # any other field of the TRL config class (e.g. {adam_beta2: 0.99}); checked against it before anything loads
+    trl: Dict[str, Any] = field(default_factory=dict)
+
+    # the TRL config class (SFTConfig, GRPOConfig ...) these hyperparameters fill
+    config_class: ClassVar[type[TrainingArguments]]
+
+    def trl_kwargs(self) -> dict[str, Any]:
+        """This algorithm's hyperparameters as keyword arguments of `config_class`."""
+        accepted = {f.name for f in dataclasses.fields(self.config_class)}
+        ours = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in accepted}
+        unknown = sorted(set(self.trl) - accepted)
+        if unknown:
+            raise ConfigError(
+                f"algo.trl has {', '.join(unknown)}, which {self.config_class.__name__} does not take; "
+                f"see its fields in TRL's documentation"
+            )
+        return {**ours, **self.trl}
+
+    def check(self, world_size: int) -> None:
+        """Cross-field checks that must fail before any model loads. Raise ConfigError."""
+        self.trl_kwargs()
+
+    @abc.abstractmethod
+    def build_trainer(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, env: Env, args: TrainingArguments
+    ) -> Trainer:
+        """The TRL trainer that runs this algorithm on `env`."""

@@ -1,0 +1,68 @@
+"""Group Relative Policy Optimization with TRL's `GRPOTrainer`, rewarded by the environment.
+
+For each prompt the policy samples G = `num_generations` completions; each gets the
+environment's reward r_i and the group-normalised advantage A_i = (r_i - mean(r)) / std(r)
+(`scale_rewards`); the loss is the clipped surrogate
+    -min(rho_t A_i, clip(rho_t, 1 - epsilon, 1 + epsilon) A_i),   rho_t = pi(y_t) / pi_old(y_t),
+averaged over tokens as `loss_type` says, plus `beta` times the KL to the reference model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trl import GRPOConfig, GRPOTrainer
+
+from rlexp.algos import register
+from rlexp.algos.base import Algo
+from rlexp.errors import ConfigError
+from rlexp.rewards import EnvReward
+
+
+@dataclass
+class GRPO(Algo):
+    learning_rate: float = 1e-6
+    # > Parameters that control generation
+    # completions sampled per prompt (the group); at least 2
+    num_generations: int = 8
+    max_completion_length: int = 256
+    temperature: float = 1.0
+    # > Parameters that control the loss
+    # KL coefficient to the reference model (0 loads no reference model)
+    beta: float = 0.0
+    epsilon: float = 0.2
+    # "dapo", "grpo", "dr_grpo", "bnpo" ... (TRL's choices)
+    loss_type: str = "dapo"
+    # "group", "batch" or "none": how advantages are scaled
+    scale_rewards: str = "group"
+    # optimisation steps per generation batch
+    num_iterations: int = 1
+    # prompts come from this split of the environment
+    data_split: str = "train"
+
+    config_class = GRPOConfig
+
+    def check(self, world_size: int) -> None:
+        super().check(world_size)
+        if self.num_generations < 2:
+            raise ConfigError(f"algo.num_generations={self.num_generations}: GRPO needs at least 2 completions per prompt")
+        batch = self.per_device_train_batch_size * world_size
+        generation_batch = self.trl.get("generation_batch_size") or batch * self.gradient_accumulation_steps
+        if generation_batch % self.num_generations:
+            raise ConfigError(
+                f"the generation batch ({generation_batch} = per_device_train_batch_size {self.per_device_train_batch_size}"
+                f" x {world_size} process(es) x gradient_accumulation_steps {self.gradient_accumulation_steps}) is not divisible"
+                f" by algo.num_generations={self.num_generations}; change one so it divides"
+            )
+
+    def build_trainer(self, model, tokenizer, env, args):
+        return GRPOTrainer(
+            model=model,
+            reward_funcs=[EnvReward(env.name, **{k: v for k, v in env.knobs().items() if k != "name"})],
+            args=args,
+            train_dataset=env.dataset(self.data_split),
+            processing_class=tokenizer,
+        )
+
+
+register("grpo")(GRPO)

@@ -1,0 +1,185 @@
+"""Config schemas (registered in Hydra's ConfigStore) and the checks that run before anything loads.
+
+Every group's YAML names its schema in its defaults list (`/schema/<group>/<name>@_here_`), so
+an unknown key or a wrongly typed value fails while Hydra composes. Algorithms and
+environments are dataclasses in their own modules; their schemas are stored here by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from rlexp import algos, envs
+from rlexp.errors import ConfigError
+from rlexp.models import ModelConfig, check_available
+
+LAUNCHERS = ("local", "ddp", "zero2", "zero3")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class EvalConfig:
+    # splits to report; empty: the environment's own (GeneralPoints: id, ood)
+    splits: List[str] = field(default_factory=list)
+    # prompts per split (the first N rows of the split)
+    num_prompts: int = 64
+    # samples per prompt; pass@k is reported for every k <= num_samples
+    num_samples: int = 4
+    k: List[int] = field(default_factory=lambda: [1, 4])
+    # 0 decodes greedily (then use num_samples=1)
+    temperature: float = 1.0
+    max_new_tokens: int = 256
+    # sequences generated at once
+    batch_size: int = 64
+    # evaluate the starting model too, for the before/after table
+    before: bool = True
+
+
+@dataclass
+class LauncherConfig:
+    name: str = "local"
+    # processes to start; null: every visible GPU, or 2 on a machine without one
+    num_processes: Optional[int] = None
+    # written to the accelerate config file of the run (distributed_type, deepspeed_config ...)
+    accelerate: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoggerConfig:
+    # wandb | none
+    name: str = "none"
+    project: str = "rlexp"
+    entity: Optional[str] = None
+    # W&B group; null: the experiment's name, or the sweep's directory for -m
+    group: Optional[str] = None
+    # W&B run name; null: built from the command-line overrides
+    run_name: Optional[str] = None
+    # online | offline | disabled; the WANDB_MODE variable wins over it
+    mode: str = "online"
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RunConfig:
+    algo: Any = MISSING
+    env: Any = MISSING
+    model: Any = MISSING
+    launcher: LauncherConfig = MISSING
+    logger: LoggerConfig = MISSING
+    # stages that run before `algo`, in order, each starting from the previous one's checkpoint
+    prepare: Dict[str, Any] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    # train: run the stages, then evaluate; eval: evaluate `checkpoint` only
+    mode: str = "train"
+    # a checkpoint directory to start from (train) or to evaluate (eval)
+    checkpoint: Optional[str] = None
+    seed: int = 0
+    # auto: bf16 on a GPU that supports it, else fp32
+    precision: str = "auto"
+    # the experiment's name, used as the W&B group
+    name: str = "default"
+    run_dir: str = "${hydra:runtime.output_dir}"
+
+
+def register_schemas() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="rlexp_schema", node=RunConfig)
+    cs.store(group="schema/launcher", name="base", node=LauncherConfig)
+    cs.store(group="schema/logger", name="base", node=LoggerConfig)
+    cs.store(group="schema/model", name="base", node=ModelConfig)
+    for name in algos.names():
+        cs.store(group="schema/algo", name=name, node=algos.algo_class(name))
+    for name in envs.names():
+        cs.store(group="schema/env", name=name, node=envs.env_class(name))
+
+
+def structured(cls: type, node: DictConfig | dict):
+    """`node` as an instance of dataclass `cls`; unknown keys and bad types raise ConfigError."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
+    except Exception as exc:  # OmegaConf's errors name the key; keep their first line
+        raise ConfigError(str(exc).splitlines()[0]) from exc
+
+
+def algo_from(node) -> algos.Algo:
+    name = node.get("name")
+    try:
+        return structured(algos.algo_class(name), node)
+    except KeyError as exc:
+        raise ConfigError(exc.args[0]) from None
+
+
+def env_from(node) -> envs.Env:
+    knobs = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    name = knobs.pop("name")
+    try:
+        return envs.make(name, **knobs)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"env={name}: {exc.args[0]}") from None
+
+
+def stages(cfg: DictConfig) -> list[tuple[str, algos.Algo]]:
+    """(stage name, algorithm) in the order they run: `prepare` first, `algo` last."""
+    plan = [(name, algo_from(node)) for name, node in cfg.prepare.items()]
+    final = algo_from(cfg.algo)
+    if final.name in cfg.prepare:
+        raise ConfigError(f"prepare.{final.name} has the name of the final stage algo={final.name}; rename the stage")
+    return plan + [(final.name, final)]
+
+
+def resolve_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision} is not one of {', '.join(PRECISIONS)}")
+    has_cuda = torch.cuda.is_available()
+    bf16_ok = has_cuda and torch.cuda.is_bf16_supported()
+    if precision == "auto":
+        return "bf16" if bf16_ok else "fp32"
+    if precision == "bf16" and not bf16_ok:
+        raise ConfigError("precision=bf16 needs a GPU with bf16 support and this machine has none; use precision=fp32 or precision=auto")
+    if precision == "fp16" and not has_cuda:
+        raise ConfigError("precision=fp16 needs a GPU and this machine has none; use precision=fp32 or precision=auto")
+    return precision
+
+
+def world_size(launcher: LauncherConfig) -> int:
+    if launcher.name == "local":
+        return 1
+    if launcher.num_processes is not None:
+        return launcher.num_processes
+    return torch.cuda.device_count() or 2
+
+
+def validate(cfg: DictConfig) -> None:
+    """Every check that can fail before a model loads. Raises ConfigError with what to change."""
+    if cfg.mode not in ("train", "eval"):
+        raise ConfigError(f"mode={cfg.mode} is not one of train, eval")
+    if cfg.mode == "eval" and not cfg.checkpoint:
+        raise ConfigError("mode=eval needs checkpoint=<a run's checkpoint directory>")
+    if cfg.checkpoint and not Path(cfg.checkpoint, "config.json").is_file():
+        raise ConfigError(f"checkpoint={cfg.checkpoint} is not a model directory (it has no config.json)")
+    launcher = structured(LauncherConfig, cfg.launcher)
+    if launcher.name not in LAUNCHERS:
+        raise ConfigError(f"launcher.name={launcher.name} is not one of {', '.join(LAUNCHERS)}")
+    if launcher.num_processes is not None and launcher.num_processes < 1:
+        raise ConfigError(f"launcher.num_processes={launcher.num_processes} must be at least 1")
+    resolve_precision(cfg.precision)
+    if cfg.logger.name not in ("wandb", "none"):
+        raise ConfigError(f"logger.name={cfg.logger.name} is not one of wandb, none")
+    for name, algo in stages(cfg):
+        algo.check(world_size(launcher))
+    env_from(cfg.env)
+    bad_k = [k for k in cfg.eval.k if not 1 <= k <= cfg.eval.num_samples]
+    if bad_k:
+        raise ConfigError(f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples")
+    check_available(structured(ModelConfig, cfg.model))
+
+
+def field_names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]

@@ -1,0 +1,54 @@
+"""The Env contract every environment keeps.
+
+An environment is a dataclass whose fields are its knobs (they double as the Hydra schema of
+its `conf/env/*.yaml`), registered by name with `@register("name")`. It gives rows to train
+on, demonstrations to imitate, and a `score` that never raises.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import datasets
+
+
+@dataclass
+class Score:
+    reward: float  # what the trainer optimises
+    success: bool  # what metrics count (never true for partial credit)
+    feedback: str  # text a teacher or a next turn can read ("" when solved)
+    info: dict = field(default_factory=dict)  # error category, parsed answer, timings: logged, never trained on
+
+
+@dataclass
+class Env(abc.ABC):
+    """Base class: subclasses are dataclasses and add their knobs as fields."""
+
+    name: str = ""
+    # reward value that means "solved" (metrics.md section 1)
+    success_value: ClassVar[float] = 1.0
+
+    @abc.abstractmethod
+    def dataset(self, split: str) -> datasets.Dataset:
+        """Rows with a `prompt` column plus every column `score` needs."""
+
+    @abc.abstractmethod
+    def demonstrations(self, split: str) -> datasets.Dataset:
+        """Rows with a `messages` column (user prompt, assistant answer) for SFT."""
+
+    @abc.abstractmethod
+    def score(self, completion: str, row: dict) -> Score:
+        """Reward, success and feedback for one completion; never raises, whatever the text."""
+
+    @abc.abstractmethod
+    def eval_splits(self) -> list[str]:
+        """Names of the splits `evaluate` reports, e.g. ["id", "ood"]."""
+
+    def is_success(self, reward: float) -> bool:
+        return reward >= self.success_value
+
+    def knobs(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

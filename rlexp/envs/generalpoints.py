@@ -1,0 +1,929 @@
+"""GeneralPoints: the card-arithmetic game of Chu et al., "SFT Memorizes, RL Generalizes" (arXiv 2501.17161).
+
+Some cards are dealt (4 in the paper); the model answers with one formula that uses every card's value exactly
+once, with integers, `+ - * /` and parentheses, and evaluates to the target (24 in the paper). A=1, 2..10 at face
+value; J/Q/K count 10 under the training rule `face10` and 11/12/13 under the rule-OOD `face_ood`.
+
+The rules, sampler, prompts, parser, verifier, rewards and the held-out split follow
+`shared/specs/generalpoints.md` (sections cited as "spec N"). Everything here is written from that spec; the
+original repository has no licence, so none of its code is used.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import hashlib
+import itertools
+import json
+import math
+import operator
+import random
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable, NamedTuple, Optional
+
+import datasets
+
+from rlexp.envs import register
+from rlexp.envs.base import Env, Score
+
+# ---------------------------------------------------------------------------------------------------------------
+# Game constants (spec 1, 6.1)
+
+REWARDS = {
+    "CORRECT_SOLUTION": 5.0,
+    "PARTIAL_SOLUTION": 1.0,
+    "NO_SOLUTION": -1.0,
+    "INCORRECT_NUMBER": -2.0,
+    "ILLEGAL_FORMULA": -3.0,
+}
+FACE_RULES = ("face10", "face_ood")
+SPLIT_MODES = ("iid", "heldout_multisets")
+REWARD_MODES = ("paper", "binary")
+MAX_CARDS = 6
+
+# exact strings, trailing period included: the prompt renders it as "'10'., and" (spec 3.1)
+FACE_CARD_MSG = {
+    "face10": "'J', 'Q', and 'K' count as '10'.",
+    "face_ood": "'J', 'Q', and 'K' count as '11', '12', and '13' respectively.",
+}
+MIXED_SUITS = ("H", "S", "D", "C")
+_RANK_NAMES = {1: "A", 11: "J", 12: "Q", 13: "K"}
+
+HELDOUT_SALT = "gp-v1"
+HELDOUT_FRAC = 0.2
+
+# ---------------------------------------------------------------------------------------------------------------
+# Formula grammar and evaluator (spec 11). Model text is only ever tokenised and walked by this parser.
+
+_OPS = "+-*/"
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
+_ATOM = 3
+_MAX_FORMULA_CHARS = 200
+_MAX_TOKENS = 32
+# Python's own parser refuses deeper nesting, so compat mode treats it as "eval raised"
+_MAX_DEPTH = 200
+
+_TOKEN_ROBUST = re.compile(r"[0-9]+|[-+*/()]")
+_TOKEN_ORIGINAL = re.compile(r"\d+|[-+*/()]")  # \d is Unicode-aware, like the original tokeniser
+_VALID_NUMBER = re.compile(r"[1-9][0-9]*")
+
+
+class _FormulaError(Exception):
+    """The token list is not a well-formed expression (plays the role of `eval` raising)."""
+
+
+def _parse(tokens: list[str], leaf: Callable[[str], Any], combine: Callable[[str, Any, Any], Any]) -> Any:
+    """Recursive descent: expr := term (('+'|'-') term)*, term := factor (('*'|'/') factor)*,
+    factor := INT | '(' expr ')'. No unary operators. `leaf` and `combine` decide what is computed."""
+    pos = 0
+    n = len(tokens)
+
+    def expr(depth: int) -> Any:
+        nonlocal pos
+        value = term(depth)
+        while pos < n and tokens[pos] in "+-":
+            op = tokens[pos]
+            pos += 1
+            value = combine(op, value, term(depth))
+        return value
+
+    def term(depth: int) -> Any:
+        nonlocal pos
+        value = factor(depth)
+        while pos < n and tokens[pos] in "*/":
+            op = tokens[pos]
+            pos += 1
+            value = combine(op, value, factor(depth))
+        return value
+
+    def factor(depth: int) -> Any:
+        nonlocal pos
+        if pos >= n:
+            raise _FormulaError("unexpected end")
+        tok = tokens[pos]
+        if tok == "(":
+            if depth >= _MAX_DEPTH:
+                raise _FormulaError("too deeply nested")
+            pos += 1
+            value = expr(depth + 1)
+            if pos >= n or tokens[pos] != ")":
+                raise _FormulaError("missing ')'")
+            pos += 1
+            return value
+        if tok in _OPS or tok == ")":
+            raise _FormulaError(f"unexpected {tok!r}")
+        pos += 1
+        return leaf(tok)
+
+    value = expr(0)
+    if pos != n:
+        raise _FormulaError(f"unexpected {tokens[pos]!r}")
+    return value
+
+
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+
+
+def _apply(op: str, a: Any, b: Any) -> Any:
+    return _ARITH[op](a, b)
+
+
+def _exact_value(tokens: list[str]) -> Fraction:
+    return _parse(tokens, lambda tok: Fraction(int(tok)), _apply)
+
+
+def _python_leaf(tok: str) -> int:
+    # what Python's eval would refuse: non-ASCII digits and leading zeros ("04"; "00" is legal Python)
+    if not tok.isascii() or (tok[0] == "0" and tok.strip("0")):
+        raise _FormulaError(f"invalid literal {tok!r}")
+    return int(tok)
+
+
+def _python_value(tokens: list[str]) -> int | float:
+    """What the original's `eval` returns: int arithmetic, true division to float."""
+    return _parse(tokens, _python_leaf, _apply)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Solver (spec 2.2)
+#
+# Four cards: the paper's enumeration (distinct permutations x operator triples x 7 bracket patterns), because the
+# verifier's prefix feedback depends on its exact string set. Other card counts: every expression tree, rendered
+# with the fewest parentheses. Solvability uses a value-set search over trees; for values 1..13 it agrees with
+# the 4-card pattern enumeration on every multiset and every positive integer target (checked exhaustively while
+# writing this module), so the sampler's rejections match the paper's.
+
+_PATTERNS = (
+    "{0}{o0}{1}{o1}{2}{o2}{3}",
+    "({0}{o0}{1}){o1}{2}{o2}{3}",
+    "({0}{o0}{1}{o1}{2}){o2}{3}",
+    "{0}{o0}({1}{o1}{2}){o2}{3}",
+    "{0}{o0}({1}{o1}{2}{o2}{3})",
+    "{0}{o0}{1}{o1}({2}{o2}{3})",
+    "({0}{o0}{1}){o1}({2}{o2}{3})",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _pattern_templates() -> tuple[tuple[str, Any], ...]:
+    """(format string over card slots 0..3, expression tree over slot indices) for the 7 x 64 paper templates."""
+    out = []
+    for pattern, ops in itertools.product(_PATTERNS, itertools.product(_OPS, repeat=3)):
+        fmt = pattern.replace("{o0}", ops[0]).replace("{o1}", ops[1]).replace("{o2}", ops[2])
+        tree = _parse(_TOKEN_ROBUST.findall(fmt.format(0, 1, 2, 3)), int, lambda op, a, b: (op, a, b))
+        out.append((fmt, tree))
+    return tuple(out)
+
+
+def _float_div(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+_FLOAT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": _float_div}
+
+
+def _eval_tree(tree: Any, slots: list, ops: dict) -> Any:
+    if isinstance(tree, int):
+        return slots[tree]
+    op, left, right = tree
+    return ops[op](_eval_tree(left, slots, ops), _eval_tree(right, slots, ops))
+
+
+def _pattern_solutions(values: tuple[int, ...], target: int) -> set[str]:
+    found = set()
+    for perm in set(itertools.permutations(values)):
+        floats = [float(v) for v in perm]
+        exact = [Fraction(v) for v in perm]
+        for fmt, tree in _pattern_templates():
+            # a float screen keeps Fraction arithmetic for the few near-hits, which are then confirmed exactly
+            if abs(_eval_tree(tree, floats, _FLOAT_OPS) - target) > 1e-6:
+                continue
+            try:
+                if _eval_tree(tree, exact, _ARITH) == target:
+                    found.add(fmt.format(*perm))
+            except ZeroDivisionError:
+                pass
+    return found
+
+
+def _splits(ms: tuple[int, ...]):
+    """Unordered splits {small, big} of a sorted multiset into two non-empty parts, small side first."""
+    n = len(ms)
+    seen = set()
+    for size in range(1, n // 2 + 1):
+        for idx in itertools.combinations(range(n), size):
+            small = tuple(ms[i] for i in idx)
+            big = tuple(ms[i] for i in range(n) if i not in idx)
+            key = (small, big) if len(small) < len(big) else tuple(sorted((small, big)))
+            if key not in seen:
+                seen.add(key)
+                yield small, big
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _reachable(ms: tuple[int, ...]) -> frozenset[Fraction]:
+    """Every value an expression tree over `ms` can take (only called on small multisets)."""
+    if len(ms) == 1:
+        return frozenset({Fraction(ms[0])})
+    out = set()
+    for small, big in _splits(ms):
+        for a in _reachable(small):
+            for b in _reachable(big):
+                out.update((a + b, a - b, b - a, a * b))
+                if b:
+                    out.add(a / b)
+                if a:
+                    out.add(b / a)
+    return frozenset(out)
+
+
+# A zero on the small side absorbs the big side: `0 * b` and `0 / b` (b != 0) leave b free. Any non-empty multiset
+# reaches some value, and one holding a nonzero card reaches a nonzero value (x * rest, or x + rest if rest is 0).
+_ANY = "any"
+_ANY_NONZERO = "any nonzero"
+
+
+def _partners(op: str, small_left: bool, a: Fraction, v: Fraction) -> tuple:
+    """Values b of the big side such that `a op b == v` (small side left) or `b op a == v` (small side right)."""
+    if op == "+":
+        return (v - a,)
+    if op == "-":
+        return (a - v,) if small_left else (v + a,)
+    if op == "*":
+        if a == 0:
+            return (_ANY,) if v == 0 else ()
+        return (v / a,)
+    if small_left:  # a / b == v
+        if v == 0:
+            return (_ANY_NONZERO,) if a == 0 else ()
+        return (a / v,) if a else ()
+    return (v * a,) if a else ()  # b / a == v
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _reaches(ms: tuple[int, ...], v: Fraction) -> bool:
+    if len(ms) <= 3:
+        return v in _reachable(ms)
+    # iterate the small side's few values and ask the big side for the one value it must reach, so the big
+    # side's (large) value set is never built
+    for small, big in _splits(ms):
+        for a in _reachable(small):
+            for op in _OPS:
+                for small_left in (True, False):
+                    for b in _partners(op, small_left, a, v):
+                        if b == _ANY or (b == _ANY_NONZERO and any(big)) or _reaches(big, b):
+                            return True
+    return False
+
+
+def _wrap(text: str, prec: int, op: str, right: bool) -> str:
+    p = _PREC[op]
+    if prec < p or (right and prec == p and op in "-/"):
+        return f"({text})"
+    return text
+
+
+def _tree_solutions(values: tuple[int, ...], target: int) -> set[str]:
+    memo: dict = {}
+
+    def exprs(ms: tuple[int, ...], v: Any) -> set[tuple[str, int]]:
+        """(string, precedence of its top operator) for every expression over `ms` with value v (or any value)."""
+        key = (ms, v)
+        if key in memo:
+            return memo[key]
+        if v in (_ANY, _ANY_NONZERO):
+            out = set()
+            for w in _reachable(ms):
+                if w or v == _ANY:
+                    out |= exprs(ms, w)
+            memo[key] = out
+            return out
+        if len(ms) == 1:
+            out = {(str(ms[0]), _ATOM)} if ms[0] == v else set()
+            memo[key] = out
+            return out
+        out = set()
+        for small, big in _splits(ms):
+            for a in _reachable(small):
+                for op in _OPS:
+                    for small_left in (True, False):
+                        for b in _partners(op, small_left, a, v):
+                            if b not in (_ANY, _ANY_NONZERO) and not _reaches(big, b):
+                                continue
+                            left, right = ((small, a), (big, b)) if small_left else ((big, b), (small, a))
+                            rights = exprs(*right)
+                            for ls, lp in exprs(*left):
+                                ls = _wrap(ls, lp, op, right=False)
+                                for rs, rp in rights:
+                                    out.add((ls + op + _wrap(rs, rp, op, right=True), _PREC[op]))
+        memo[key] = out
+        return out
+
+    return {s for s, _ in exprs(values, Fraction(target))}
+
+
+@functools.lru_cache(maxsize=2048)
+def _solutions(values: tuple[int, ...], target: int) -> tuple[str, ...]:
+    """Sorted solution strings for a sorted multiset (sorted, so prefix lookups can bisect)."""
+    if not _reaches(values, Fraction(target)):
+        return ()
+    found = _pattern_solutions(values, target) if len(values) == 4 else _tree_solutions(values, target)
+    return tuple(sorted(found))
+
+
+def solve(values, target: int = 24) -> list[str]:
+    """Every solution string (no spaces) for these card values; 4 cards give the paper's solver set (spec 2.2)."""
+    return list(_solutions(tuple(sorted(int(v) for v in values)), int(target)))
+
+
+def solvable(values, target: int = 24) -> bool:
+    """Whether some formula over these card values reaches the target (cached per multiset)."""
+    return _reaches(tuple(sorted(int(v) for v in values)), Fraction(int(target)))
+
+
+def _has_prefix(solutions: tuple[str, ...], prefix: str) -> bool:
+    i = bisect.bisect_left(solutions, prefix)
+    return i < len(solutions) and solutions[i].startswith(prefix)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampler (spec 2.1) and held-out split (spec 12)
+
+
+class Deal(NamedTuple):
+    ranks: list[int]
+    suits: list[str]
+    values: list[int]
+
+
+_MAX_DRAWS = 20_000
+
+
+def card_value(rank: int, rule: str) -> int:
+    return min(rank, 10) if rule == "face10" else rank
+
+
+def _distinct_orderings(values: list[int]) -> int:
+    count = math.factorial(len(values))
+    for k in Counter(values).values():
+        count //= math.factorial(k)
+    return count
+
+
+def deal(rng: random.Random, *, rule: str, num_cards: int, target: int, suits=MIXED_SUITS,
+         reject: Optional[Callable[[list[int]], bool]] = None) -> Deal:
+    """One episode of the paper's sampler: redraw until solvable (and not rejected), RNG calls in paper order."""
+    for _ in range(_MAX_DRAWS):
+        if rule == "face10":
+            ranks = [rng.randint(1, 13) for _ in range(num_cards)]
+        else:  # at least one face card
+            ranks = [rng.randint(1, 13) for _ in range(num_cards - 1)] + [rng.randint(11, 13)]
+            rng.shuffle(ranks)
+        card_suits = [rng.choice(suits) for _ in range(num_cards)]
+        values = [card_value(r, rule) for r in ranks]
+        # The original solver shuffles its list of distinct permutations before searching. Only the list's
+        # length matters to the RNG, so shuffle a stand-in to keep the stream in step with the paper.
+        rng.shuffle([None] * _distinct_orderings(values))
+        if solvable(values, target) and not (reject and reject(values)):
+            return Deal(ranks, card_suits, values)
+    raise ValueError(
+        f"no solvable deal found in {_MAX_DRAWS} draws for target={target} with num_cards={num_cards} and "
+        f"rule {rule!r}; use a smaller target or more cards"
+    )
+
+
+def paper_stream(seed: int, **kwargs):
+    """Episodes as the paper's evaluator sees them: the env's constructor already dealt once (spec 2.1)."""
+    rng = random.Random(seed)
+    deal(rng, **kwargs)
+    while True:
+        yield deal(rng, **kwargs)
+
+
+def heldout_key(target: int, rule: str, values) -> str:
+    return f"{target}|{rule}|{','.join(str(v) for v in sorted(values))}"
+
+
+def is_heldout(key: str, salt: str = HELDOUT_SALT, eval_frac: float = HELDOUT_FRAC) -> bool:
+    u = int(hashlib.sha256(f"{salt}|{key}".encode()).hexdigest()[:8], 16) / 2**32
+    return u < eval_frac
+
+
+def heldout_multisets(target: int, num_cards: int, rule: str = "face10") -> list[tuple[int, ...]]:
+    """Every solvable multiset of the rule's value domain whose key lands in the held-out part."""
+    domain = range(1, 11) if rule == "face10" else range(1, 14)
+    out = []
+    for ms in itertools.combinations_with_replacement(domain, num_cards):
+        if rule == "face_ood" and max(ms) < 11:
+            continue
+        if is_heldout(heldout_key(target, rule, ms)) and solvable(ms, target):
+            out.append(ms)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prompt and target response (spec 3.1, 3.4)
+
+_PROMPT = (
+    "\n[Task Description]\n"
+    "You are an expert {target} points card game player. You will receive a set of {card_count}.\n"
+    "Note that {face_card_msg}, and each card must be used once.\n"
+    "Your goal is to output a formula that evaluates to {target} using numbers from the cards and operators such "
+    "as '+', '-', '*', '/', '(', ')', and '='.\n"
+    "\n"
+    "[Input]\n"
+    "Cards: {cards}\n"
+    "\n"
+    "[Output]\n"
+    "{{\n"
+    '  "cards": [{card_vars}], where {face_card_msg},\n'
+    '  "number": [{number_vars}], where {number_phrase},\n'
+    "  \"formula\": 'an equation that equals {target}',\n"
+    "}}\n"
+    "\n"
+)
+_RESPONSE = '\n{{\n  "cards": {cards},\n  "number": {numbers},\n  "formula": "{formula}",\n}}'
+
+_CARD_VARS = "xyzwvu"
+_NUMBER_VARS = "abcdef"
+
+
+def rank_name(rank: int) -> str:
+    return _RANK_NAMES.get(rank, str(rank))
+
+
+def card_id(suit: str, rank: int) -> str:
+    return suit + ("T" if rank == 10 else rank_name(rank))
+
+
+def _spoken_list(names: list[str]) -> str:
+    if len(names) <= 2:
+        return " and ".join(names)
+    return ", ".join(names[:-1]) + ", and " + names[-1]
+
+
+def render_prompt(cards: list[str], target: int, rule: str) -> str:
+    n = len(cards)
+    letters = list(_NUMBER_VARS[:n])
+    number_phrase = (
+        "a is the number on the card" if n == 1 else f"{_spoken_list(letters)} are the numbers on the cards"
+    )
+    return _PROMPT.format(
+        target=target,
+        card_count="1 card" if n == 1 else f"{n} cards",
+        face_card_msg=FACE_CARD_MSG[rule],
+        cards=repr(list(cards)),
+        card_vars=", ".join(_CARD_VARS[:n]),
+        number_vars=", ".join(letters),
+        number_phrase=number_phrase,
+    )
+
+
+SHORT_FACE_MSG = {"face10": "J, Q, K count as 10.", "face_ood": "J, Q, K count as 11, 12, 13."}
+
+
+def render_short_prompt(cards: list[str], target: int, rule: str) -> str:
+    """A compact prompt with the same facts (cards, target, face rule), for small models: the paper's
+    template is ~550 fixed characters, which a tiny model must read past on every sample."""
+    return f"Cards: {list(cards)!r}\nMake {target} using each card once. {SHORT_FACE_MSG[rule]}\n"
+
+
+def render_response(cards: list[str], values: list[int], formula: str, target: int) -> str:
+    return _RESPONSE.format(cards=repr(list(cards)), numbers=repr(list(values)), formula=f"{formula}={target}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Response parsing (spec 5)
+
+_MAX_COMPLETION_CHARS = 64 * 1024
+_THINK_END = "</think>"
+_FENCE = re.compile(r"```[A-Za-z0-9_-]*")
+_LAST_KEY = re.compile(r"""(?s:.*)(["']formula["']\s*:)""")
+_FIELD = re.compile(r"""["']formula["']\s*:\s*(["'])(.*?)\1""")
+_ORIGINAL_FIELD = re.compile(r'"formula": "(.*?)"')
+_TRAILING_COMMA = re.compile(r",\s*(?=[}\]])")
+_JSON = json.JSONDecoder()
+_OBJECT_TRIES = 8
+# zero-width and bidi marks (a lone RTL mark must not turn a right answer into "illegal characters")
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_OPERATOR_ALIASES = str.maketrans({"×": "*", "·": "*", "∗": "*", "÷": "/", "∶": "/", "−": "-", "–": "-", "—": "-"})
+
+
+def _object_with_key(text: str, key_pos: int) -> Optional[dict]:
+    """The innermost JSON object around the key at `key_pos`: try the nearest `{` to its left, then the next."""
+    start = key_pos
+    for _ in range(_OBJECT_TRIES):
+        start = text.rfind("{", 0, start)
+        if start < 0:
+            return None
+        try:
+            obj, end = _JSON.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict) and end > key_pos and "formula" in obj:
+            return obj
+    return None
+
+
+def extract_formula(completion: str) -> Optional[str]:
+    """The `formula` string of the last object that has one (spec 5.2 steps 1-4); None when missing."""
+    text = completion
+    cut = text.rfind(_THINK_END)
+    if cut >= 0:
+        text = text[cut + len(_THINK_END):]
+    text = _FENCE.sub("", text[-_MAX_COMPLETION_CHARS:])
+    last = _LAST_KEY.match(text)
+    if last is None:
+        return None
+    # Removing trailing commas only deletes characters outside any sensible string, so the last key stays the
+    # last key and JSON written with trailing commas (the paper's own answer format) decodes.
+    lenient = _TRAILING_COMMA.sub("", text)
+    lenient_key = _LAST_KEY.match(lenient)
+    obj = _object_with_key(lenient, lenient_key.start(1)) if lenient_key else None
+    if obj is not None:
+        formula = obj["formula"]
+        return formula if isinstance(formula, str) else None
+    field = _FIELD.match(text, last.start(1))  # single quotes, or JSON broken elsewhere
+    return field.group(2) if field else None
+
+
+def normalize_formula(formula: str) -> str:
+    """NFKC, Unicode operators to ASCII, no whitespace or invisible format marks (spec 5.2 step 5)."""
+    formula = unicodedata.normalize("NFKC", formula).translate(_OPERATOR_ALIASES)
+    return _INVISIBLE.sub("", "".join(formula.split()))
+
+
+def _original_formula(completion: str) -> Optional[str]:
+    """The original parser (spec 5.1): whole-text JSON, else a strict regex; the formula is cut at its first "=".
+    None when there is none (the original used the string "None", which fails as "illegal characters" too) or
+    when it is not a string (the original crashed, spec 6.3)."""
+    try:
+        formula = json.loads(completion)["formula"]
+    except Exception:
+        match = _ORIGINAL_FIELD.search(completion)
+        formula = match.group(1) if match else None
+    return formula.split("=")[0] if isinstance(formula, str) else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verifier (spec 6.2, 10)
+
+
+class Verdict(NamedTuple):
+    category: str  # the spec 6.1 key of the first failing check (or of the success)
+    reward: float  # paper reward
+    verify_info: str
+    formula: Optional[str]  # the formula as checked (normalised in robust mode)
+    value: Optional[str]  # its value when it was evaluated
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _safe_int(tok: str) -> int | str:
+    # int() refuses more than 4300 digits; such a token is no card value anyway
+    return int(tok) if len(tok) <= 4000 else tok
+
+
+def _unique(items) -> list:
+    return list(dict.fromkeys(items))
+
+
+def verify(formula: Optional[str], values: list[int], target: int, *, strict_original: bool = False,
+           feedback_detail: bool = False) -> Verdict:
+    """Check a formula against the dealt values: the paper's accumulating checks (spec 6.2); robust mode adds the
+    fixes of spec 10 and evaluates exactly. `formula` None means the answer had no usable formula string."""
+    robust = not strict_original
+    messages: list[tuple[str, str]] = []  # (category, message), each worth REWARDS[category]
+    notes: list[str] = []  # extra feedback that carries no reward
+
+    def result(value: Any = None) -> Verdict:
+        shown = None if value is None else _fmt_value(value)
+        if not messages:  # compat mode's float false negative: nothing flagged, nothing earned
+            return Verdict("NO_SOLUTION", 0.0, ", ".join(notes) + ".", formula, shown)
+        reward = sum(REWARDS[c] for c, _ in messages)
+        verify_info = ", ".join([m for _, m in messages] + notes) + "."
+        return Verdict(messages[0][0], reward, verify_info, formula, shown)
+
+    def fail(category: str, message: str, value: Any = None) -> Verdict:
+        messages.append((category, message))
+        return result(value)
+
+    if formula is None:
+        return fail("ILLEGAL_FORMULA", "no formula found" if robust else "illegal characters")
+    if robust:
+        formula = normalize_formula(formula)
+        if formula.count("=") > 1:
+            return fail("ILLEGAL_FORMULA", "illegal characters")
+        if "=" in formula:
+            left, right = formula.split("=")
+            formula = right if left == str(target) else left
+        if not formula:
+            return fail("ILLEGAL_FORMULA", "no formula found")
+        if len(formula) > _MAX_FORMULA_CHARS:
+            return fail("ILLEGAL_FORMULA", "formula too long")
+
+    tokens = (_TOKEN_ROBUST if robust else _TOKEN_ORIGINAL).findall(formula)
+    if "".join(tokens) != formula:
+        return fail("ILLEGAL_FORMULA", "illegal characters")
+    if robust and len(tokens) > _MAX_TOKENS:
+        return fail("ILLEGAL_FORMULA", "formula too long")
+
+    # grammar: -3 per violation, accumulated
+    prev = None  # None (start), "num", "op", "(", ")"
+    depth = 0
+    for tok in tokens:
+        if tok in _OPS:
+            if prev not in ("num", ")"):
+                messages.append(("ILLEGAL_FORMULA", "invalid sequence after operator"))
+            prev = "op"
+        elif tok == "(":
+            if prev not in (None, "op", "("):
+                messages.append(("ILLEGAL_FORMULA", "invalid sequence before '('"))
+            depth += 1
+            prev = "("
+        elif tok == ")":
+            if prev not in ("num", ")"):
+                messages.append(("ILLEGAL_FORMULA", "invalid sequence after ')'"))
+            elif depth == 0:
+                messages.append(("ILLEGAL_FORMULA", "unmatched closing parenthesis"))
+            depth = max(depth - 1, 0)
+            prev = ")"
+        else:
+            if prev not in (None, "op", "("):
+                messages.append(("ILLEGAL_FORMULA", "invalid sequence after number"))
+            if robust and not _VALID_NUMBER.fullmatch(tok):
+                messages.append(("ILLEGAL_FORMULA", f"invalid number {tok}"))
+            prev = "num"
+    if robust and depth > 0:
+        messages.append(("ILLEGAL_FORMULA", "unmatched opening parenthesis"))
+    if robust and prev == "op":
+        messages.append(("ILLEGAL_FORMULA", "incomplete formula"))
+
+    # numbers against the dealt values (multisets), -2 each
+    numbers = [_safe_int(t) for t in tokens if t not in _OPS and t not in "()"]
+    have, used = Counter(values), Counter(numbers)
+    invalid = _unique(n for n in numbers if n not in have)
+    if invalid:
+        messages.append(("INCORRECT_NUMBER", f"you used invalid numbers: {invalid}"))
+    else:
+        too_many = _unique(n for n in numbers if used[n] > have[n])
+        if too_many:
+            messages.append(("INCORRECT_NUMBER", f"you used numbers: {too_many} too many times"))
+    unused = _unique(v for v in values if used[v] < have[v])
+    if unused:
+        messages.append(("INCORRECT_NUMBER", f"you didn't use numbers: {unused}"))
+    if messages:
+        return result()
+
+    value: Any = None
+    try:
+        value = _exact_value(tokens) if robust else _python_value(tokens)
+    except ZeroDivisionError:
+        if robust:
+            return fail("ILLEGAL_FORMULA", "division by zero")
+    except _FormulaError:
+        pass  # robust mode never gets here: the grammar pass rejects every malformed formula
+    if value is not None and value == target:
+        return fail("CORRECT_SOLUTION", "Correct solution", value)
+    solutions = _solutions(tuple(sorted(values)), target)
+    if value is None and not robust and _has_prefix(solutions, formula):
+        return fail("PARTIAL_SOLUTION", "partial solution")  # the original's reward hack, kept in compat mode
+
+    # prefix feedback: the paper's signal of how far the formula follows some solution (never shows one)
+    prefix = ""
+    for i, tok in enumerate(tokens):
+        if not _has_prefix(solutions, prefix + tok):
+            if i == 0:
+                messages.append(("NO_SOLUTION", "your formula does not match any solution"))
+            else:
+                messages.append(
+                    ("NO_SOLUTION", f"{prefix} is partially correct but the full formula does not match any solution")
+                )
+            break
+        prefix += tok
+    if robust and not messages:  # unreachable for complete formulas; a wrong value must never score 0
+        messages.append(("NO_SOLUTION", "your formula does not match any solution"))
+    if feedback_detail and value is not None:
+        notes.append(f"your formula evaluates to {_fmt_value(value)}, not {target}")
+    return result(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Environment
+
+
+def _completion_text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):  # chat shape: the last message's content
+        return _completion_text(completion[-1].get("content", "")) if completion else ""
+    return "" if completion is None else str(completion)
+
+
+def _printable(text: Optional[str], limit: int = 256) -> Optional[str]:
+    # lone surrogates would break JSON/UTF-8 loggers
+    return None if text is None else text[:limit].encode("utf-8", "replace").decode("utf-8")
+
+
+def _check_choice(knob: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{knob} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
+
+
+def _check_int(knob: str, value: Any, low: Optional[int] = None, high: Optional[int] = None) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if ok and (low is None or value >= low) and (high is None or value <= high):
+        return
+    if high is not None:
+        need = f"an integer from {low} to {high}"
+    elif low is not None:
+        need = f"an integer >= {low}"
+    else:
+        need = "an integer"
+    raise ValueError(f"{knob} must be {need}; got {value!r}.")
+
+
+@register("generalpoints")
+@dataclass
+class GeneralPoints(Env):
+    """The GeneralPoints game, text variant (GP-L).
+
+    Splits: "train" (`train_size` deals under `face_rule`, sampler seed `seed`), "id" (face10) and "ood"
+    (face_ood), each `eval_size` paper-sampler episodes from `eval_seed`. With split="heldout_multisets" the
+    training sampler rejects held-out face10 multisets and "id" holds every held-out multiset once instead.
+    """
+
+    target: int = 24
+    num_cards: int = 4
+    face_rule: str = "face10"  # training rule; eval splits cover both rules
+    split: str = "iid"  # "iid" (paper sampler) | "heldout_multisets" (spec 12)
+    reward_mode: str = "paper"  # "paper" (+5/+1/-1/-2/-3, accumulating) | "binary" (1/0)
+    strict_original: bool = False  # reproduce the original parser and verifier quirks (spec 10)
+    feedback_detail: bool = False  # also say what the formula evaluates to
+    prompt_style: str = "paper"  # "paper" (the paper's template, byte-exact) | "short" (same facts, ~60 chars)
+    train_size: int = 2000
+    eval_size: int = 234
+    eval_seed: int = 42
+    seed: int = 0  # training sampler
+
+    def __post_init__(self) -> None:
+        _check_int("target", self.target, low=1)
+        _check_int("num_cards", self.num_cards, low=1, high=MAX_CARDS)
+        _check_choice("face_rule", self.face_rule, FACE_RULES)
+        _check_choice("split", self.split, SPLIT_MODES)
+        _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
+        _check_choice("prompt_style", self.prompt_style, ("paper", "short"))
+        for knob in ("strict_original", "feedback_detail"):
+            if not isinstance(getattr(self, knob), bool):
+                raise ValueError(f"{knob} must be true or false; got {getattr(self, knob)!r}.")
+        _check_int("train_size", self.train_size, low=0)
+        _check_int("eval_size", self.eval_size, low=0)
+        _check_int("eval_seed", self.eval_seed)
+        _check_int("seed", self.seed)
+        self._rows: dict = {}
+
+    @property
+    def success_value(self) -> float:  # type: ignore[override]
+        return REWARDS["CORRECT_SOLUTION"] if self.reward_mode == "paper" else 1.0
+
+    def eval_splits(self) -> list[str]:
+        return ["id", "ood"]
+
+    # -- rows ------------------------------------------------------------------------------------------------
+
+    def _row(self, d: Deal, rule: str) -> dict:
+        cards = [rank_name(r) for r in d.ranks]
+        render = render_prompt if self.prompt_style == "paper" else render_short_prompt
+        return {
+            "prompt": [{"role": "user", "content": render(cards, self.target, rule)}],
+            "cards": cards,
+            "card_ids": [card_id(s, r) for s, r in zip(d.suits, d.ranks)],
+            "values": list(d.values),
+            "target": self.target,
+            "rule": rule,
+            "split_key": heldout_key(self.target, rule, d.values),
+        }
+
+    def _deals(self, split: str) -> tuple[list[Deal], str]:
+        common = {"num_cards": self.num_cards, "target": self.target}
+        if split == "train":
+            reject = self._is_heldout if self.split == "heldout_multisets" else None
+            stream = paper_stream(self.seed, rule=self.face_rule, reject=reject, **common)
+            return list(itertools.islice(stream, self.train_size)), self.face_rule
+        if split == "id" and self.split == "heldout_multisets":
+            return self._heldout_deals(), "face10"
+        if split in ("id", "ood"):
+            rule = "face10" if split == "id" else "face_ood"
+            return list(itertools.islice(paper_stream(self.eval_seed, rule=rule, **common), self.eval_size)), rule
+        raise ValueError(f"split must be one of 'train', 'id', 'ood'; got {split!r}.")
+
+    def _is_heldout(self, values: list[int]) -> bool:
+        # held-out keys are face10 ones; face_ood deals (a value above 10) can never collide with them
+        return self.face_rule == "face10" and is_heldout(heldout_key(self.target, "face10", values))
+
+    def _heldout_deals(self) -> list[Deal]:
+        """Every held-out face10 multiset once, in a seeded card order, with 10 drawn as 10/J/Q/K (spec 12)."""
+        rng = random.Random(self.eval_seed)
+        deals = []
+        for ms in heldout_multisets(self.target, self.num_cards, "face10"):
+            values = list(ms)
+            rng.shuffle(values)
+            ranks = [rng.choice((10, 11, 12, 13)) if v == 10 else v for v in values]
+            suits = [rng.choice(MIXED_SUITS) for _ in values]
+            deals.append(Deal(ranks, suits, values))
+        return deals
+
+    def _split_rows(self, split: str) -> list[dict]:
+        key = (split, tuple(sorted(self.knobs().items())))
+        if key not in self._rows:
+            deals, rule = self._deals(split)
+            self._rows[key] = [self._row(d, rule) for d in deals]
+        return self._rows[key]
+
+    def dataset(self, split: str) -> datasets.Dataset:
+        return datasets.Dataset.from_list(self._split_rows(split))
+
+    def demonstrations(self, split: str) -> datasets.Dataset:
+        out = []
+        for i, row in enumerate(self._split_rows(split)):
+            # one solution per row, picked by a seeded RNG so reruns give the same data
+            pick = random.Random(f"gp-demo|{self.seed}|{split}|{i}")
+            formula = pick.choice(solve(row["values"], row["target"]))
+            answer = render_response(row["cards"], row["values"], formula, row["target"])
+            out.append({"messages": [row["prompt"][0], {"role": "assistant", "content": answer}]})
+        return datasets.Dataset.from_list(out)
+
+    # -- scoring ---------------------------------------------------------------------------------------------
+
+    def score(self, completion: str, row: dict) -> Score:
+        try:
+            return self._score(completion, row)
+        except Exception as exc:  # a bug must not stop training: worst reward, logged
+            return Score(
+                reward=REWARDS["ILLEGAL_FORMULA"] if self.reward_mode == "paper" else 0.0,
+                success=False,
+                feedback="You failed this trial because of an internal verifier error.",
+                info={"category": "ERROR", "verify_info": "", "formula": None, "value": None, "parse_ok": False,
+                      "error": f"{type(exc).__name__}: {exc}"},
+            )
+
+    def _score(self, completion: Any, row: dict) -> Score:
+        text = _completion_text(completion)
+        values = [int(v) for v in row["values"]]
+        target = int(row.get("target", self.target))
+        if self.strict_original:
+            formula = _original_formula(text[-_MAX_COMPLETION_CHARS:])
+        else:
+            formula = extract_formula(text)
+        verdict = verify(formula, values, target, strict_original=self.strict_original,
+                         feedback_detail=self.feedback_detail)
+        success = verdict.category == "CORRECT_SOLUTION"
+        if self.reward_mode == "paper":
+            reward = verdict.reward
+        else:
+            reward = 1.0 if success else 0.0
+        return Score(
+            reward=reward,
+            success=success,
+            feedback="" if success else "You failed this trial because " + verdict.verify_info,
+            info={
+                "category": verdict.category,
+                "verify_info": verdict.verify_info,
+                "formula": _printable(verdict.formula),
+                "value": verdict.value,
+                "parse_ok": formula is not None,
+            },
+        )
+
+
+__all__ = [
+    "REWARDS",
+    "FACE_CARD_MSG",
+    "GeneralPoints",
+    "Deal",
+    "Verdict",
+    "deal",
+    "paper_stream",
+    "solve",
+    "solvable",
+    "verify",
+    "extract_formula",
+    "normalize_formula",
+    "render_prompt",
+    "render_response",
+    "rank_name",
+    "card_id",
+    "card_value",
+    "heldout_key",
+    "is_heldout",
+    "heldout_multisets",
+]

@@ -1,0 +1,76 @@
+"""Evaluation: sample completions for each eval split, score them with the environment, and
+report success, mean reward, pass@k (unbiased) and error categories (metrics.md)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rlexp.envs import Env
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k = 1 - C(n-c, k) / C(n, k) for n samples of which c are correct (k <= n)."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list, num_samples: int, temperature: float, max_new_tokens: int, batch_size: int, desc: str) -> list[list[str]]:
+    """`num_samples` completions for each chat prompt, as text."""
+    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+    jobs = [(i, t) for i, t in enumerate(texts) for _ in range(num_samples)]
+    out: list[list[str]] = [[] for _ in prompts]
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    model.eval()
+    for start in tqdm(range(0, len(jobs), batch_size), desc=desc, leave=False):
+        batch = jobs[start : start + batch_size]
+        enc = tokenizer([t for _, t in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        ids = model.generate(
+            **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **sampling
+        )
+        for (i, _), row in zip(batch, ids[:, enc["input_ids"].shape[1] :]):
+            out[i].append(tokenizer.decode(row, skip_special_tokens=True))
+    return out
+
+
+def evaluate(model, tokenizer, env: Env, cfg) -> dict[str, dict[str, float]]:
+    """Metrics per split: {split: {success, mean_reward, pass@k ..., n_prompts, n_samples ...}}."""
+    results = {}
+    for split in list(cfg.splits) or env.eval_splits():
+        rows = env.dataset(split)
+        rows = rows.select(range(min(cfg.num_prompts, len(rows))))
+        completions = generate(
+            model, tokenizer, rows["prompt"], cfg.num_samples, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, f"eval {split}"
+        )
+        rewards, successes, categories = [], [], Counter()
+        for row, samples in zip(rows, completions):
+            scores = [env.score(text, row) for text in samples]
+            rewards += [s.reward for s in scores]
+            successes.append(sum(s.success for s in scores))
+            categories.update(s.info.get("category", "") for s in scores)
+        n = cfg.num_samples
+        success = sum(successes) / (n * len(rows))
+        metrics = {
+            "success": success,
+            "success_se": math.sqrt(success * (1 - success) / (n * len(rows))),
+            "mean_reward": float(np.mean(rewards)),
+            "n_prompts": len(rows),
+            "n_samples": n,
+        }
+        if "split_key" in rows.column_names:
+            metrics["n_distinct"] = len(set(rows["split_key"]))
+        for k in cfg.k:
+            metrics[f"pass@{k}"] = float(np.mean([pass_at_k(n, c, k) for c in successes]))
+        for category, count in sorted(categories.items()):
+            if category:
+                metrics[f"category/{category}"] = count / (n * len(rows))
+        results[split] = metrics
+    return results

@@ -1,0 +1,90 @@
+"""Hydra outside, launcher inside.
+
+The Hydra process resolves the job's config and writes it to `<run_dir>/config.yaml`. With
+`launcher=local` the worker then runs in this process; with `ddp`, `zero2` or `zero3` it runs
+under `accelerate launch ... -m rlexp.worker <run_dir>/config.yaml`, one subprocess per job, so
+ranks never see Hydra and a `-m` sweep is one launch per job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from rlexp.config import LauncherConfig, resolve_precision, structured, world_size
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The job's config with every interpolation resolved and the run's naming filled in."""
+    hydra_cfg = HydraConfig.get()
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["precision"] = resolve_precision(cfg.precision)
+    logger = config["logger"]
+    if logger["run_name"] is None:
+        logger["run_name"] = hydra_cfg.job.override_dirname or "default"
+    if logger["group"] is None:
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        logger["group"] = Path(hydra_cfg.sweep.dir).name if multirun and cfg.name == "default" else cfg.name
+    return config
+
+
+def launch(cfg: DictConfig) -> dict:
+    config = resolved_config(cfg)
+    run_dir = Path(config["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.yaml"
+    config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+    if config["launcher"]["name"] == "local":
+        from rlexp.worker import run
+
+        return run(OmegaConf.create(config))
+    return launch_accelerate(config, config_path)
+
+
+def accelerate_settings(config: dict) -> dict:
+    launcher = structured(LauncherConfig, config["launcher"])
+    cuda = torch.cuda.is_available()
+    settings = {
+        "compute_environment": "LOCAL_MACHINE",
+        "num_machines": 1,
+        "machine_rank": 0,
+        "num_processes": world_size(launcher),
+        "mixed_precision": {"bf16": "bf16", "fp16": "fp16"}.get(config["precision"], "no"),
+        "use_cpu": not cuda,
+        "distributed_type": "MULTI_GPU" if cuda else "MULTI_CPU",
+    }
+    settings.update({k: v for k, v in launcher.accelerate.items() if v is not None})
+    return settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_accelerate(config: dict, config_path: Path) -> dict:
+    run_dir = config_path.parent
+    accelerate_path = run_dir / "accelerate.yaml"
+    accelerate_path.write_text(yaml.safe_dump(accelerate_settings(config), sort_keys=False))
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(accelerate_path),
+        "--main_process_port", str(free_port()),
+        "-m", "rlexp.worker", str(config_path),
+    ]  # fmt: skip
+    print(f"[rlexp] launching: {' '.join(cmd)}", flush=True)
+    done = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if done.returncode != 0:
+        raise RuntimeError(f"the {config['launcher']['name']} launch failed with exit code {done.returncode}; its output is above, the run dir is {run_dir}")
+    return json.loads((run_dir / "summary.json").read_text())

@@ -1,0 +1,47 @@
+"""The TRL reward function around `env.score` (metrics.md section 6)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rlexp import envs
+
+_ENV_CACHE: dict[tuple, envs.Env] = {}
+
+
+def completion_text(completion) -> str:
+    """TRL passes completions as strings or as chat messages; both become the answer text."""
+    if isinstance(completion, str):
+        return completion
+    return completion[-1]["content"] if completion else ""
+
+
+class EnvReward:
+    """A picklable reward function: it holds the env's name and knobs, not the env itself."""
+
+    def __init__(self, env_name: str, **knobs):
+        self.env_name, self.knobs = env_name, knobs
+        self.__name__ = f"{env_name}_reward"
+
+    @property
+    def env(self) -> envs.Env:
+        key = (self.env_name, tuple(sorted(self.knobs.items())))
+        if key not in _ENV_CACHE:
+            _ENV_CACHE[key] = envs.make(self.env_name, **self.knobs)
+        return _ENV_CACHE[key]
+
+    def __call__(self, prompts, completions, log_extra=None, log_metric=None, **columns) -> list[float]:
+        n = len(completions)
+        # keep the per-sample dataset columns; drop trainer_state and other non-column arguments
+        columns = {k: v for k, v in columns.items() if isinstance(v, list) and len(v) == n}
+        rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
+        scores = [self.env.score(completion_text(c), row) for c, row in zip(completions, rows)]
+        if log_extra:
+            log_extra("category", [s.info.get("category", "") for s in scores])
+            log_extra("feedback", [s.feedback for s in scores])
+        if log_metric:
+            log_metric(f"{self.env_name}/success", sum(s.success for s in scores) / max(n, 1))
+            for category, count in Counter(s.info.get("category", "") for s in scores).items():
+                if category:
+                    log_metric(f"{self.env_name}/category/{category}", count / n)
+        return [float(s.reward) for s in scores]

@@ -1,0 +1,124 @@
+"""The run itself: seed, model, environment, each stage's trainer, evaluation, summary.
+
+Runs in the Hydra process (`launcher=local`) or in every rank under `accelerate launch`
+(`python -m rlexp.worker <run_dir>/config.yaml`). Only the main process writes to the run
+directory and evaluates.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from omegaconf import DictConfig, OmegaConf
+from transformers import set_seed
+
+from rlexp import models
+from rlexp.config import env_from, stages, structured
+from rlexp.evaluate import evaluate
+from rlexp.plots import plot_learning_curve
+from rlexp.tracking import Tracker
+
+
+def training_args(algo, cfg: DictConfig, output_dir: Path):
+    kwargs = algo.trl_kwargs()
+    kwargs.update(
+        output_dir=str(output_dir),
+        seed=cfg.seed,
+        bf16=cfg.precision == "bf16",
+        fp16=cfg.precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        report_to="none",  # rlexp's Tracker logs, on one step axis across stages
+        save_strategy="no",  # each stage saves its final checkpoint itself
+    )
+    return algo.config_class(**kwargs)
+
+
+def evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker: Tracker, stage: str) -> dict:
+    model, tokenizer = models.load(model_cfg, checkpoint)
+    device = torch.device("cuda", process_state().local_process_index) if torch.cuda.is_available() else torch.device("cpu")
+    results = evaluate(model.to(device), tokenizer, env, cfg.eval)
+    tracker.log({f"eval/{env.name}/{split}/{k}": v for split, m in results.items() for k, v in m.items()}, stage)
+    return results
+
+
+def process_state() -> PartialState:
+    # cpu=True on a machine without a GPU is what makes accelerate start a gloo process group
+    # (also under DeepSpeed); the first PartialState decides, since it is shared by the process.
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def run(cfg: DictConfig) -> dict:
+    state = process_state()
+    started = time.time()
+    run_dir = Path(cfg.run_dir)
+    set_seed(cfg.seed)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    model_cfg = structured(models.ModelConfig, cfg.model)
+    env = env_from(cfg.env)
+    tracker = Tracker(config, state.is_main_process)
+    results: dict[str, dict] = {}
+    failed = True
+    try:
+        checkpoint = cfg.checkpoint
+        plan = [] if cfg.mode == "eval" else stages(cfg)
+        if state.is_main_process and (cfg.mode == "eval" or cfg.eval.before):
+            results["init" if cfg.mode == "train" else "checkpoint"] = evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker, "init")
+        state.wait_for_everyone()
+        for name, algo in plan:
+            set_seed(cfg.seed)
+            model, tokenizer = models.load(model_cfg, checkpoint)
+            trainer = algo.build_trainer(model, tokenizer, env, training_args(algo, cfg, run_dir / name))
+            trainer.add_callback(tracker.callback(name))
+            if state.is_main_process:
+                n = state.num_processes
+                print(f"[rlexp] stage {name}: {n} process{'es' if n > 1 else ''}, {trainer.accelerator.distributed_type.name}", flush=True)
+            trainer.train()
+            checkpoint = str(run_dir / name / "checkpoint")
+            trainer.save_model(checkpoint)  # gathers ZeRO-3 shards; writes on the main process
+            state.wait_for_everyone()
+            del trainer, model
+            if state.is_main_process:
+                results[name] = evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker, name)
+            state.wait_for_everyone()
+        failed = False
+    finally:
+        tracker.finish(failed)
+    summary = {
+        "run_dir": str(run_dir),
+        "mode": cfg.mode,
+        "algo": cfg.algo.name,
+        "stages": [name for name, _ in plan],
+        "env": cfg.env.name,
+        "model": cfg.model.name,
+        "seed": cfg.seed,
+        "final_checkpoint": checkpoint,
+        "results": results,
+        "wall_time_s": round(time.time() - started, 1),
+    }
+    if state.is_main_process:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        plot_learning_curve(run_dir, run_dir / "learning_curve.png")
+        print(results_table(results), flush=True)
+    return summary
+
+
+def results_table(results: dict[str, dict]) -> str:
+    """Reward and success per split, one row per stage (init first): the before/after table."""
+    if not results:
+        return ""
+    splits = list(next(iter(results.values())))
+    head = f"{'stage':<12}" + "".join(f"{s + ' reward':>14}{s + ' success':>15}" for s in splits)
+    lines = [head, "-" * len(head)]
+    for stage, per_split in results.items():
+        cells = "".join(f"{per_split[s]['mean_reward']:>14.3f}{per_split[s]['success']:>15.3f}" for s in splits)
+        lines.append(f"{stage:<12}{cells}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    run(OmegaConf.load(sys.argv[1]))

@@ -1,0 +1,30 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+# a model and an evaluation small enough for a few seconds per run on 2 CPU cores
+SMALL = [
+    "model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.intermediate_size=64",
+    "logger=none", "eval.num_prompts=4", "eval.num_samples=2", "eval.k=[1,2]", "eval.max_new_tokens=48",
+]  # fmt: skip
+
+
+def run_cli(*args: str, run_dir: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m rlexp ARGS` in a subprocess, as a user would run it."""
+    argv = [sys.executable, "-m", "rlexp", *args]
+    if run_dir is not None:
+        argv.append(f"hydra.run.dir={run_dir}")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli

@@ -1,0 +1,123 @@
+"""Every YAML composes, and bad configs fail with one clear line before anything loads."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from rlexp.__main__ import CONF_DIR, describe, preflight
+from rlexp.config import register_schemas, validate
+from rlexp.errors import ConfigError
+
+register_schemas()
+GROUPS = ["algo", "env", "model", "launcher", "logger", "experiment"]
+HUB_MODELS = {"qwen2.5-0.5b-instruct", "qwen2.5-1.5b-instruct", "llama-3.2-1b-instruct"}
+
+
+def options(group):
+    return sorted(p.stem for p in Path(CONF_DIR, group).glob("*.yaml"))
+
+
+def composed(*overrides):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def error_of(*overrides) -> str:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        try:
+            validate(compose(config_name="config", overrides=list(overrides)))
+        except Exception as exc:
+            return describe(exc)
+    raise AssertionError(f"{overrides} composed and validated without error")
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_yaml_composes_and_opens_with_a_command(group, option, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lines = Path(CONF_DIR, group, f"{option}.yaml").read_text().splitlines()
+    first = lines[1] if lines[0].startswith("# @package") else lines[0]  # Hydra reads @package only on top
+    assert first.startswith("# python -m rlexp"), f"{group}/{option}.yaml must open with a command that uses it"
+    cfg = composed(f"{group}={option}")
+    if group == "model" and option in HUB_MODELS:
+        with pytest.raises(ConfigError, match="model=tiny"):
+            validate(cfg)
+    else:
+        validate(cfg)
+
+
+def test_defaults_compose_to_grpo_on_generalpoints_with_tiny():
+    cfg = composed()
+    assert (cfg.algo.name, cfg.env.name, cfg.model.name, cfg.launcher.name) == ("grpo", "generalpoints", "tiny", "local")
+
+
+def test_unknown_key_names_the_key_and_a_close_match():
+    msg = error_of("algo.learning_rat=1e-5")
+    assert "algo.learning_rat" in msg and "learning_rate" in msg and "\n" not in msg
+
+
+def test_wrong_type_is_one_line():
+    msg = error_of("algo.max_steps=lots")
+    assert "algo.max_steps" in msg and "lots" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("group", ["algo", "env"])
+def test_unknown_option_lists_the_valid_names(group):
+    msg = error_of(f"{group}=nope")
+    assert "nope" in msg and ("grpo" in msg and "sft" in msg if group == "algo" else "generalpoints" in msg)
+    assert "schema" not in msg
+
+
+def test_generation_batch_must_divide_by_num_generations():
+    msg = error_of("algo.per_device_train_batch_size=4", "algo.num_generations=3")
+    assert "num_generations=3" in msg and "divisible" in msg
+
+
+def test_bf16_on_a_machine_without_a_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert "precision=bf16" in error_of("precision=bf16")
+
+
+def test_hub_model_offline_names_model_tiny(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    msg = error_of("model=qwen2.5-0.5b-instruct")
+    assert "model=tiny" in msg and "Qwen/Qwen2.5-0.5B-Instruct" in msg
+
+
+def test_bad_env_knob_and_bad_trl_field():
+    assert "num_cards" in error_of("env.num_cards=0")
+    assert "not_a_field" in error_of("+algo.trl.not_a_field=1")
+
+
+def test_eval_k_beyond_samples():
+    assert "eval.k" in error_of("eval.k=[1,8]", "eval.num_samples=4")
+
+
+def test_eval_mode_needs_a_checkpoint():
+    assert "checkpoint" in error_of("mode=eval")
+
+
+def test_preflight_checks_every_sweep_value(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        preflight(["-m", "algo=grpo,nope"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rlexp: error:") and "nope" in err and len(err.splitlines()) == 1
+
+
+def test_cli_error_is_one_line_before_anything_loads(cli, tmp_path):
+    done = cli("algo.num_generation=4", run_dir=tmp_path / "run")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "algo.num_generation" in done.stderr and "num_generations" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_help_lists_groups_and_options(cli):
+    done = cli("--help")
+    assert done.returncode == 0
+    for line in ("algo: grpo, sft", "launcher: ddp, local, zero2, zero3", "logger: none, wandb"):
+        assert line in done.stdout
