@@ -82,6 +82,11 @@ def preflight(argv: list[str]) -> None:
 def hydra_main(cfg: DictConfig) -> dict:
     from rlexp.launch import launch
 
+    try:
+        validate(cfg)  # again, per job: a sweep larger than MAX_PREFLIGHT was only partly checked
+    except ConfigError as exc:
+        print(f"rlexp: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     return launch(cfg)
 
 

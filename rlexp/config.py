@@ -7,7 +7,6 @@ environments are dataclasses in their own modules; their schemas are stored here
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -180,6 +179,3 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples")
     check_available(structured(ModelConfig, cfg.model))
 
-
-def field_names(cls) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]

@@ -572,3 +572,17 @@ def test_impossible_target_raises_clearly():
 
 def test_exact_value_of_fractions():
     assert gp._exact_value(["8", "/", "(", "3", "-", "8", "/", "3", ")"]) == Fraction(24)
+
+
+def test_short_prompt_states_the_same_facts_and_scores_the_same():
+    paper = make("generalpoints", num_cards=3, target=12)
+    short = make("generalpoints", num_cards=3, target=12, prompt_style="short")
+    for split, rule_text in (("id", "J, Q, K count as 10."), ("ood", "J, Q, K count as 11, 12, 13.")):
+        p_row, s_row = paper.dataset(split)[0], short.dataset(split)[0]
+        text = s_row["prompt"][0]["content"]
+        assert text == f"Cards: {s_row['cards']!r}\nMake 12 using each card once. {rule_text}\n"
+        assert {k: v for k, v in p_row.items() if k != "prompt"} == {k: v for k, v in s_row.items() if k != "prompt"}
+        demo = short.demonstrations(split)[0]["messages"][1]["content"]
+        assert short.score(demo, s_row).success and paper.score(demo, p_row).success
+    with pytest.raises(ValueError, match="prompt_style"):
+        make("generalpoints", prompt_style="long")
