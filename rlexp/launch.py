@@ -61,7 +61,9 @@ def accelerate_settings(config: dict) -> dict:
         "num_processes": world_size(launcher),
         "mixed_precision": {"bf16": "bf16", "fp16": "fp16"}.get(config["precision"], "no"),
         "use_cpu": not cuda,
-        "distributed_type": "MULTI_GPU" if cuda else "MULTI_CPU",
+        # accelerate starts one process per rank (torchrun) for MULTI_GPU and DEEPSPEED only; with
+        # use_cpu the ranks then form a gloo group (MULTI_CPU itself means an MPI launch)
+        "distributed_type": "MULTI_GPU",
     }
     settings.update({k: v for k, v in launcher.accelerate.items() if v is not None})
     return settings

@@ -16,6 +16,7 @@ import torch
 from accelerate import PartialState
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
+from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
 from rlexp import models
 from rlexp.config import env_from, stages, structured
@@ -82,6 +83,9 @@ def run(cfg: DictConfig) -> dict:
             trainer.save_model(checkpoint)  # gathers ZeRO-3 shards; writes on the main process
             state.wait_for_everyone()
             del trainer, model
+            # transformers keeps ZeRO-3 switched on after training; from_pretrained would then wait
+            # for every rank, and only the main process loads the checkpoint to evaluate it
+            unset_hf_deepspeed_config()
             if state.is_main_process:
                 results[name] = evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker, name)
             state.wait_for_everyone()

@@ -101,21 +101,25 @@ def test_multirun_gives_each_job_its_own_run_dir(tmp_path):
 
 
 @pytest.mark.slow
-def test_zero2_launch_runs_grpo_on_two_processes(tmp_path, sft_checkpoint):
-    """DeepSpeed ZeRO-2 with 2 CPU processes (the first run JIT-builds a small DeepSpeed op)."""
+@pytest.mark.parametrize("launcher,kind,zero_stage", [("zero2", "DEEPSPEED", 2), ("zero3", "DEEPSPEED", 3), ("ddp", "MULTI_CPU", None)])
+def test_distributed_launch_runs_grpo_on_two_processes(tmp_path, sft_checkpoint, launcher, kind, zero_stage):
+    """accelerate launch with 2 CPU processes (DeepSpeed's first run JIT-builds a small op)."""
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU process group")
     run_dir = tmp_path / "run"
     done = ok(run_cli(
-        "launcher=zero2", "launcher.num_processes=2", "algo=grpo", f"checkpoint={sft_checkpoint}", *SMALL, *EASY_GAME,
-        "algo.max_steps=3", "algo.per_device_train_batch_size=4", "algo.num_generations=4", "algo.max_completion_length=64",
+        f"launcher={launcher}", "launcher.num_processes=2", "algo=grpo", f"checkpoint={sft_checkpoint}", *SMALL, *EASY_GAME,
+        "algo.max_steps=3", "algo.per_device_train_batch_size=4", "algo.num_generations=4", "algo.max_completion_length=96",
         "eval.before=false", run_dir=run_dir,
     ))  # fmt: skip
-    assert "2 processes, DEEPSPEED" in done.stdout
-    accelerate = OmegaConf.load(run_dir / "accelerate.yaml")
-    assert accelerate.distributed_type == "DEEPSPEED" and accelerate.deepspeed_config.zero_stage == 2
+    assert f"2 processes, {kind}" in done.stdout
+    if zero_stage:
+        assert OmegaConf.load(run_dir / "accelerate.yaml").deepspeed_config.zero_stage == zero_stage
     assert [p.name for p in tmp_path.iterdir()] == ["run"], "more than one run directory"
     assert (run_dir / "grpo" / "checkpoint" / "model.safetensors").is_file()
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in steps if "reward" in r] == [1, 2, 3], "only rank 0 writes metrics, once per step"
+    assert set(json.loads((run_dir / "summary.json").read_text())["results"]["grpo"]) == {"id", "ood"}
 
 
 @pytest.mark.slow
