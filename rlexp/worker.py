@@ -63,12 +63,13 @@ def run(cfg: DictConfig) -> dict:
     env = env_from(cfg.env)
     tracker = Tracker(config, state.is_main_process)
     results: dict[str, dict] = {}
+    checkpoint = cfg.checkpoint
+    plan = [] if cfg.mode == "eval" else stages(cfg)
     failed = True
     try:
-        checkpoint = cfg.checkpoint
-        plan = [] if cfg.mode == "eval" else stages(cfg)
         if state.is_main_process and (cfg.mode == "eval" or cfg.eval.before):
-            results["init" if cfg.mode == "train" else "checkpoint"] = evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker, "init")
+            label = "init" if cfg.mode == "train" else "checkpoint"
+            results[label] = evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker, label)
         state.wait_for_everyone()
         for name, algo in plan:
             set_seed(cfg.seed)
@@ -92,22 +93,25 @@ def run(cfg: DictConfig) -> dict:
         failed = False
     finally:
         tracker.finish(failed)
-    summary = {
-        "run_dir": str(run_dir),
-        "mode": cfg.mode,
-        "algo": cfg.algo.name,
-        "stages": [name for name, _ in plan],
-        "env": cfg.env.name,
-        "model": cfg.model.name,
-        "seed": cfg.seed,
-        "final_checkpoint": checkpoint,
-        "results": results,
-        "wall_time_s": round(time.time() - started, 1),
-    }
-    if state.is_main_process:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        plot_learning_curve(run_dir, run_dir / "learning_curve.png")
-        print(results_table(results), flush=True)
+        # written also when a stage fails, so the stages that finished keep their results
+        summary = {
+            "run_dir": str(run_dir),
+            "status": "failed" if failed else "done",
+            "mode": cfg.mode,
+            "algo": cfg.algo.name,
+            "stages": [name for name, _ in plan],
+            "env": cfg.env.name,
+            "model": cfg.model.name,
+            "seed": cfg.seed,
+            "final_checkpoint": checkpoint,
+            "results": results,
+            "wall_time_s": round(time.time() - started, 1),
+        }
+        if state.is_main_process:
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            if not failed:
+                plot_learning_curve(run_dir, run_dir / "learning_curve.png")
+                print(results_table(results), flush=True)
     return summary
 
 

@@ -11,42 +11,22 @@ the package imports them all, so a new environment is one module plus one YAML.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 
 from rlexp.envs.base import Env, Score
+from rlexp.registry import Registry
 
-_REGISTRY: dict[str, type[Env]] = {}
+_registry = Registry("environment", __name__)
+names = _registry.names
+env_class = _registry.get
 
 
 def register(name: str):
     def wrap(cls: type[Env]) -> type[Env]:
-        if name in _REGISTRY:
-            raise ValueError(f"environment {name!r} is registered twice ({_REGISTRY[name].__module__} and {cls.__module__})")
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"environment {name!r} must be a dataclass: its fields are its knobs")
-        _REGISTRY[name] = cls
-        return cls
+        return _registry.register(name)(cls)
 
     return wrap
-
-
-def _import_all() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name != "base":
-            importlib.import_module(f"{__name__}.{mod.name}")
-
-
-def names() -> list[str]:
-    _import_all()
-    return sorted(_REGISTRY)
-
-
-def env_class(name: str) -> type[Env]:
-    _import_all()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown environment {name!r}; valid: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
 
 
 def make(name: str, **overrides) -> Env:
