@@ -55,9 +55,12 @@ def describe(exc: BaseException) -> str:
 
 def _sweep_combinations(overrides: list[str]) -> list[list[str]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    # the config loader lets glob(*) list a group's options
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    parsed = parser.parse_overrides(overrides)
     combos = BasicSweeper.split_arguments(parsed, max_batch_size=None)
     return [list(job) for batch in combos for job in batch][:MAX_PREFLIGHT]
 
@@ -68,12 +71,14 @@ def preflight(argv: list[str]) -> None:
         return  # --help, --cfg, --info ...: Hydra's own business
     overrides = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             for job in _sweep_combinations(overrides):
                 validate(compose(config_name="config", overrides=job))
-    except Exception as exc:
+    except (ConfigError, HydraException, OmegaConfBaseException) as exc:  # a bug in our code keeps its traceback
         print(f"rlexp: error: {describe(exc)}", file=sys.stderr)
         sys.exit(2)
 

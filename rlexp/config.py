@@ -29,7 +29,7 @@ class EvalConfig:
     splits: List[str] = field(default_factory=list)
     # prompts per split (the first N rows of the split)
     num_prompts: int = 64
-    # samples per prompt; pass@k is reported for every k <= num_samples
+    # samples per prompt; pass@k needs k <= num_samples
     num_samples: int = 4
     k: List[int] = field(default_factory=lambda: [1, 4])
     # 0 decodes greedily (then use num_samples=1)
@@ -137,7 +137,7 @@ def resolve_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ConfigError(f"precision={precision} is not one of {', '.join(PRECISIONS)}")
     has_cuda = torch.cuda.is_available()
-    bf16_ok = has_cuda and torch.cuda.is_bf16_supported()
+    bf16_ok = has_cuda and torch.cuda.is_bf16_supported(including_emulation=False)
     if precision == "auto":
         return "bf16" if bf16_ok else "fp32"
     if precision == "bf16" and not bf16_ok:
@@ -168,6 +168,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"launcher.name={launcher.name} is not one of {', '.join(LAUNCHERS)}")
     if launcher.num_processes is not None and launcher.num_processes < 1:
         raise ConfigError(f"launcher.num_processes={launcher.num_processes} must be at least 1")
+    if launcher.name == "local" and torch.cuda.device_count() > 1:
+        # one process sees every GPU and the Trainer would fall back to torch DataParallel
+        raise ConfigError(
+            f"launcher=local runs one process and this machine shows {torch.cuda.device_count()} GPUs; "
+            "use launcher=ddp (or zero2, zero3), or choose one GPU with CUDA_VISIBLE_DEVICES=0"
+        )
     resolve_precision(cfg.precision)
     if cfg.logger.name not in ("wandb", "none"):
         raise ConfigError(f"logger.name={cfg.logger.name} is not one of wandb, none")

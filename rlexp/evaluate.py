@@ -57,10 +57,12 @@ def evaluate(model, tokenizer, env: Env, cfg) -> dict[str, dict[str, float]]:
             successes.append(sum(s.success for s in scores))
             categories.update(s.info.get("category", "") for s in scores)
         n = cfg.num_samples
-        success = sum(successes) / (n * len(rows))
+        per_prompt = np.array(successes) / n
+        success = float(per_prompt.mean())
         metrics = {
             "success": success,
-            "success_se": math.sqrt(success * (1 - success) / (n * len(rows))),
+            # over prompts: the samples of one prompt are not independent draws
+            "success_se": float(per_prompt.std(ddof=1) / math.sqrt(len(rows))) if len(rows) > 1 else 0.0,
             "mean_reward": float(np.mean(rewards)),
             "n_prompts": len(rows),
             "n_samples": n,

@@ -33,8 +33,9 @@ def resolved_config(cfg: DictConfig) -> dict:
     if logger["run_name"] is None:
         logger["run_name"] = hydra_cfg.job.override_dirname or "default"
     if logger["group"] is None:
+        sweep = Path(hydra_cfg.sweep.dir)  # runs/multirun/<date>/<time>
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
-        logger["group"] = Path(hydra_cfg.sweep.dir).name if multirun and cfg.name == "default" else cfg.name
+        logger["group"] = f"{sweep.parent.name}_{sweep.name}" if multirun and cfg.name == "default" else cfg.name
     return config
 
 

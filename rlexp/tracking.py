@@ -21,6 +21,8 @@ class Tracker:
         self.path = Path(config["run_dir"]) / "metrics.jsonl"
         self.step = 0  # global step across stages
         self.wandb = None
+        if is_main:
+            self.path.write_text("")  # a rerun into the same directory starts a fresh file
         logger = config["logger"]
         if is_main and logger["name"] == "wandb":
             import wandb
@@ -44,7 +46,8 @@ class Tracker:
         with self.path.open("a") as f:
             f.write(json.dumps({"stage": stage, "step": step, "time": time.time(), **numeric}) + "\n")
         if self.wandb is not None:
-            self.wandb.log({f"{stage}/{k}": v for k, v in numeric.items()}, step=step)
+            # eval/... keys are shared by every stage, so one chart shows init, sft, grpo ...
+            self.wandb.log({k if k.startswith("eval/") else f"{stage}/{k}": v for k, v in numeric.items()}, step=step)
 
     def callback(self, stage: str) -> TrainerCallback:
         return _StageCallback(self, stage)

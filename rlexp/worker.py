@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -47,10 +48,14 @@ def evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker: Tracker, stage
     return results
 
 
+# the other ranks wait at a barrier while the main process evaluates, which can take a while
+WAIT_TIMEOUT = timedelta(hours=3)
+
+
 def process_state() -> PartialState:
     # cpu=True on a machine without a GPU is what makes accelerate start a gloo process group
     # (also under DeepSpeed); the first PartialState decides, since it is shared by the process.
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=WAIT_TIMEOUT)
 
 
 def run(cfg: DictConfig) -> dict:

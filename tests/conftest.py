@@ -21,10 +21,30 @@ def run_cli(*args: str, run_dir: Path | None = None, timeout: int = 600) -> subp
     argv = [sys.executable, "-m", "rlexp", *args]
     if run_dir is not None:
         argv.append(f"hydra.run.dir={run_dir}")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}  # HF_HUB_CACHE too
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(autouse=True)
+def empty_hub_cache(tmp_path_factory, monkeypatch):
+    """Tests see an empty Hugging Face cache, as on a fresh machine, whatever this one holds."""
+    import huggingface_hub.constants
+
+    cache = str(tmp_path_factory.getbasetemp() / "hf-cache")
+    monkeypatch.setenv("HF_HUB_CACHE", cache)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", cache)
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

@@ -89,6 +89,22 @@ def test_eval_mode_scores_a_checkpoint(tmp_path, sft_checkpoint):
     assert results["id"].get("category/ILLEGAL_FORMULA", 0) < 0.5
 
 
+def test_pipeline_stages_chain_checkpoints_on_one_step_axis(tmp_path):
+    """experiment=demo, shortened: SFT, then GRPO from SFT's checkpoint, then a rerun into the same dir."""
+    run_dir = tmp_path / "run"
+    args = ["experiment=demo", *SMALL, "prepare.sft.max_steps=2", "algo.max_steps=2", "algo.per_device_train_batch_size=8",
+            "algo.num_generations=4", "algo.max_completion_length=32"]  # fmt: skip
+    for _ in range(2):
+        ok(run_cli(*args, run_dir=run_dir))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stages"] == ["sft", "grpo"] and list(summary["results"]) == ["init", "sft", "grpo"]
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [(r["stage"], r["step"]) for r in steps if "loss" in r and "train_runtime" not in r]
+    assert trained == [("sft", 1), ("sft", 2), ("grpo", 3), ("grpo", 4)], "one run's steps, across stages"
+    # GRPO started from SFT's checkpoint, not from the initial model
+    assert set(changed(initial_weights(run_dir), weights(run_dir / "grpo" / "checkpoint"))) == set(weights(run_dir / "sft" / "checkpoint"))
+
+
 def test_multirun_gives_each_job_its_own_run_dir(tmp_path):
     sweep = tmp_path / "sweep"
     ok(run_cli("-m", "algo=sft", "seed=0,1", "algo.max_steps=1", *SMALL, "eval.before=false", f"hydra.sweep.dir={sweep}"))

@@ -92,6 +92,17 @@ def test_bad_env_knob_and_bad_trl_field():
     assert "not_a_field" in error_of("+algo.trl.not_a_field=1")
 
 
+def test_trl_passthrough_cannot_shadow_a_field_or_the_run():
+    assert "use algo.learning_rate" in error_of("+algo.trl.learning_rate=1e-3")
+    assert "rlexp sets it" in error_of("+algo.trl.seed=3")
+
+
+def test_generation_batch_rule_follows_trl():
+    assert "steps_per_generation 3" in error_of("+algo.trl.steps_per_generation=3", "algo.per_device_train_batch_size=4", "algo.num_generations=8")
+    assert "divisible by per_device_train_batch_size" in error_of("+algo.trl.generation_batch_size=12", "algo.per_device_train_batch_size=8")
+    validate(composed("+algo.trl.generation_batch_size=16", "algo.per_device_train_batch_size=8", "algo.num_generations=4"))
+
+
 def test_eval_k_beyond_samples():
     assert "eval.k" in error_of("eval.k=[1,8]", "eval.num_samples=4")
 
@@ -108,6 +119,11 @@ def test_preflight_checks_every_sweep_value(capsys):
     assert err.startswith("rlexp: error:") and "nope" in err and len(err.splitlines()) == 1
 
 
+def test_preflight_expands_glob_sweeps(capsys):
+    preflight(["-m", "experiment=glob(*)"])  # returns: every experiment composes and validates
+    assert capsys.readouterr().err == ""
+
+
 def test_cli_error_is_one_line_before_anything_loads(cli, tmp_path):
     done = cli("algo.num_generation=4", run_dir=tmp_path / "run")
     assert done.returncode == 2
@@ -120,4 +136,4 @@ def test_cli_help_lists_groups_and_options(cli):
     done = cli("--help")
     assert done.returncode == 0
     for line in ("algo: grpo, sft", "launcher: ddp, local, zero2, zero3", "logger: none, wandb"):
-        assert line in done.stdout
+        assert line in done.stdout.splitlines()

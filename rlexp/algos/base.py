@@ -13,6 +13,10 @@ from rlexp.envs import Env
 from rlexp.errors import ConfigError
 
 
+# TrainingArguments fields the worker sets from the run itself (rlexp/worker.py: training_args)
+RUN_OWNED = {"output_dir", "seed", "bf16", "fp16", "use_cpu", "report_to", "save_strategy"}
+
+
 @dataclass
 class Algo(abc.ABC):
     """Base of every algorithm's config. Fields named like a TRL config field are passed to it."""
@@ -44,6 +48,12 @@ class Algo(abc.ABC):
             raise ConfigError(
                 f"algo.trl has {', '.join(unknown)}, which {self.config_class.__name__} does not take; "
                 f"see its fields in TRL's documentation"
+            )
+        shadowed = sorted(set(self.trl) & (set(ours) | RUN_OWNED))
+        if shadowed:
+            raise ConfigError(
+                f"algo.trl.{shadowed[0]} is set elsewhere: "
+                + (f"use algo.{shadowed[0]}" if shadowed[0] in ours else "rlexp sets it from the run (seed, precision, run dir)")
             )
         return {**ours, **self.trl}
 

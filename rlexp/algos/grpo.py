@@ -46,13 +46,28 @@ class GRPO(Algo):
         super().check(world_size)
         if self.num_generations < 2:
             raise ConfigError(f"algo.num_generations={self.num_generations}: GRPO needs at least 2 completions per prompt")
+        # the rule GRPOConfig applies once the model is loaded, checked here before
         batch = self.per_device_train_batch_size * world_size
-        generation_batch = self.trl.get("generation_batch_size") or batch * self.gradient_accumulation_steps
+        generation_batch = self.trl.get("generation_batch_size")
+        steps = self.trl.get("steps_per_generation")
+        if generation_batch is not None and steps is not None:
+            raise ConfigError("set one of algo.trl.generation_batch_size and algo.trl.steps_per_generation, not both")
+        if generation_batch is None:
+            knob = "steps_per_generation" if steps is not None else "gradient_accumulation_steps"
+            steps = steps if steps is not None else self.gradient_accumulation_steps
+            generation_batch = batch * steps
+            how = f"per_device_train_batch_size {self.per_device_train_batch_size} x {world_size} process(es) x {knob} {steps}"
+        elif generation_batch % batch:
+            raise ConfigError(
+                f"algo.trl.generation_batch_size={generation_batch} must be divisible by per_device_train_batch_size "
+                f"{self.per_device_train_batch_size} x {world_size} process(es) = {batch}"
+            )
+        else:
+            how = "algo.trl.generation_batch_size"
         if generation_batch % self.num_generations:
             raise ConfigError(
-                f"the generation batch ({generation_batch} = per_device_train_batch_size {self.per_device_train_batch_size}"
-                f" x {world_size} process(es) x gradient_accumulation_steps {self.gradient_accumulation_steps}) is not divisible"
-                f" by algo.num_generations={self.num_generations}; change one so it divides"
+                f"the generation batch ({generation_batch} = {how}) is not divisible by "
+                f"algo.num_generations={self.num_generations}; change one so it divides"
             )
 
     def build_trainer(self, model, tokenizer, env, args):

@@ -32,11 +32,11 @@ def register(name: str):
 def make(name: str, **overrides) -> Env:
     """Build environment `name` with its defaults, changed by `overrides` (its knobs)."""
     cls = env_class(name)
+    overrides.pop("name", None)
     known = {f.name for f in dataclasses.fields(cls)} - {"name"}
-    unknown = sorted(set(overrides) - known - {"name"})
+    unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"environment {name!r} has no knob {', '.join(unknown)}; knobs: {', '.join(sorted(known))}")
-    overrides.pop("name", None)
     return cls(name=name, **overrides)
 
 
