@@ -69,9 +69,10 @@ def run(cfg: DictConfig) -> dict:
     tracker = Tracker(config, state.is_main_process)
     results: dict[str, dict] = {}
     checkpoint = cfg.checkpoint
-    plan = [] if cfg.mode == "eval" else stages(cfg)
+    plan: list = []
     failed = True
-    try:
+    try:  # everything after the tracker starts, so W&B is finished whatever fails
+        plan = [] if cfg.mode == "eval" else stages(cfg)
         if state.is_main_process and (cfg.mode == "eval" or cfg.eval.before):
             label = "init" if cfg.mode == "train" else "checkpoint"
             results[label] = evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker, label)
