@@ -1,5 +1,6 @@
 # make test   set up .venv if needed, then run the test suite (offline)
 # make demo   set up .venv if needed, then SFT -> GRPO -> ID/OOD eval on the tiny model (CPU, ~5 min)
+# make bench  set up .venv if needed, then the benchmarks in scripts/ (ratios against a baseline run beside them)
 PYTHON ?= python3
 # a user with GPUs installs their own torch into .venv first; then this is skipped
 TORCH ?= torch==2.13.0
@@ -7,9 +8,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-rlexp
 
-.PHONY: setup test demo clean
+.PHONY: setup sandbox-tools test demo bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) sandbox-tools
+
+# bubblewrap gives the code sandbox its file-system isolation; optional, so a failure here only prints a note
+sandbox-tools:
+	@command -v bwrap >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1)) || true
+	@command -v bwrap >/dev/null || echo "note: bubblewrap is not installed; the code sandbox runs without file-system isolation (see README)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +27,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e ".[test]"
 	touch $(STAMP)
 
-test: $(STAMP)
+test: setup
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -ra
 
-demo: $(STAMP)
+demo: setup
 	HF_HUB_OFFLINE=1 WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/python -m rlexp experiment=demo
+
+bench: setup
+	$(BIN)/python scripts/bench_sandbox.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

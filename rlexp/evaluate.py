@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rlexp.envs import Env
+from rlexp.envs import Env, Score
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -41,6 +41,30 @@ def generate(model, tokenizer, prompts: list, num_samples: int, temperature: flo
     return out
 
 
+def _summary(per_row: list[list[Score]], cfg, categories: bool = True) -> dict[str, float]:
+    """Success with its standard error over prompts, mean reward, pass@k and category rates."""
+    n = cfg.num_samples
+    successes = [sum(s.success for s in scores) for scores in per_row]
+    rewards = [s.reward for scores in per_row for s in scores if s.reward is not None]
+    per_prompt = np.array(successes) / n
+    metrics = {
+        "success": float(per_prompt.mean()),
+        # over prompts: the samples of one prompt are not independent draws
+        "success_se": float(per_prompt.std(ddof=1) / math.sqrt(len(per_row))) if len(per_row) > 1 else 0.0,
+        "mean_reward": float(np.mean(rewards)) if rewards else float("nan"),
+        "n_prompts": len(per_row),
+        "n_samples": n,
+    }
+    for k in cfg.k:
+        metrics[f"pass@{k}"] = float(np.mean([pass_at_k(n, c, k) for c in successes]))
+    if categories:
+        counts = Counter(s.info.get("category", "") for scores in per_row for s in scores)
+        for category, count in sorted(counts.items()):
+            if category:
+                metrics[f"category/{category}"] = count / (n * len(per_row))
+    return metrics
+
+
 def evaluate(model, tokenizer, env: Env, cfg) -> dict[str, dict[str, float]]:
     """Metrics per split: {split: {success, mean_reward, pass@k ..., n_prompts, n_samples ...}}."""
     results = {}
@@ -50,29 +74,17 @@ def evaluate(model, tokenizer, env: Env, cfg) -> dict[str, dict[str, float]]:
         completions = generate(
             model, tokenizer, rows["prompt"], cfg.num_samples, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, f"eval {split}"
         )
-        rewards, successes, categories = [], [], Counter()
-        for row, samples in zip(rows, completions):
-            scores = [env.score(text, row) for text in samples]
-            rewards += [s.reward for s in scores]
-            successes.append(sum(s.success for s in scores))
-            categories.update(s.info.get("category", "") for s in scores)
-        n = cfg.num_samples
-        per_prompt = np.array(successes) / n
-        success = float(per_prompt.mean())
-        metrics = {
-            "success": success,
-            # over prompts: the samples of one prompt are not independent draws
-            "success_se": float(per_prompt.std(ddof=1) / math.sqrt(len(rows))) if len(rows) > 1 else 0.0,
-            "mean_reward": float(np.mean(rewards)),
-            "n_prompts": len(rows),
-            "n_samples": n,
-        }
+        scores = env.score_batch([text for samples in completions for text in samples],
+                                 [row for row in rows for _ in range(cfg.num_samples)])
+        per_row = [scores[i * cfg.num_samples : (i + 1) * cfg.num_samples] for i in range(len(rows))]
+        metrics = _summary(per_row, cfg)
         if "split_key" in rows.column_names:
             metrics["n_distinct"] = len(set(rows["split_key"]))
-        for k in cfg.k:
-            metrics[f"pass@{k}"] = float(np.mean([pass_at_k(n, c, k) for c in successes]))
-        for category, count in sorted(categories.items()):
-            if category:
-                metrics[f"category/{category}"] = count / (n * len(rows))
+        for column in env.group_columns:
+            for value in sorted(set(rows[column])):
+                members = [scored for scored, v in zip(per_row, rows[column]) if v == value]
+                for key, number in _summary(members, cfg, categories=False).items():
+                    if key != "n_samples":
+                        metrics[f"{value}/{key}"] = number
         results[split] = metrics
     return results

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from typing import Optional
 
 from rlexp import envs
 
@@ -25,17 +27,17 @@ class EnvReward:
 
     @property
     def env(self) -> envs.Env:
-        key = (self.env_name, tuple(sorted(self.knobs.items())))
+        key = (self.env_name, json.dumps(self.knobs, sort_keys=True, default=str))  # knobs may hold lists
         if key not in _ENV_CACHE:
             _ENV_CACHE[key] = envs.make(self.env_name, **self.knobs)
         return _ENV_CACHE[key]
 
-    def __call__(self, prompts, completions, log_extra=None, log_metric=None, **columns) -> list[float]:
+    def __call__(self, prompts, completions, log_extra=None, log_metric=None, **columns) -> list[Optional[float]]:
         n = len(completions)
         # keep the per-sample dataset columns; drop trainer_state and other non-column arguments
         columns = {k: v for k, v in columns.items() if isinstance(v, list) and len(v) == n}
         rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
-        scores = [self.env.score(completion_text(c), row) for c, row in zip(completions, rows)]
+        scores = self.env.score_batch([completion_text(c) for c in completions], rows)
         if log_extra:
             log_extra("category", [s.info.get("category", "") for s in scores])
             log_extra("feedback", [s.feedback for s in scores])
@@ -44,4 +46,7 @@ class EnvReward:
             for category, count in Counter(s.info.get("category", "") for s in scores).items():
                 if category:
                     log_metric(f"{self.env_name}/category/{category}", count / n)
-        return [float(s.reward) for s in scores]
+            if "batch_wall_ms" in scores[0].info:
+                log_metric(f"{self.env_name}/reward_wall_ms", scores[0].info["batch_wall_ms"])
+        # None (a broken row, not a bad answer): TRL leaves the sample out of the group baseline
+        return [None if s.reward is None else float(s.reward) for s in scores]

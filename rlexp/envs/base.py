@@ -10,14 +10,14 @@ from __future__ import annotations
 import abc
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 import datasets
 
 
 @dataclass
 class Score:
-    reward: float  # what the trainer optimises
+    reward: Optional[float]  # what the trainer optimises; None only when the row itself is broken (TRL skips it)
     success: bool  # what metrics count (never true for partial credit)
     feedback: str  # text a teacher or a next turn can read ("" when solved)
     info: dict = field(default_factory=dict)  # error category, parsed answer, timings: logged, never trained on
@@ -30,6 +30,8 @@ class Env(abc.ABC):
     name: str = ""
     # reward value that means "solved" (metrics.md section 1)
     success_value: ClassVar[float] = 1.0
+    # row columns evaluation also breaks its metrics down by, e.g. ("difficulty",)
+    group_columns: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def dataset(self, split: str) -> datasets.Dataset:
@@ -42,6 +44,10 @@ class Env(abc.ABC):
     @abc.abstractmethod
     def score(self, completion: str, row: dict) -> Score:
         """Reward, success and feedback for one completion; never raises, whatever the text."""
+
+    def score_batch(self, completions: list[str], rows: list[dict]) -> list[Score]:
+        """Score many completions; environments whose scoring is slow run them in parallel here."""
+        return [self.score(c, r) for c, r in zip(completions, rows)]
 
     @abc.abstractmethod
     def eval_splits(self) -> list[str]:

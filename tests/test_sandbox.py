@@ -1,0 +1,330 @@
+"""rlexp.sandbox: every protection of specs/code.md section 7, and the hostile programs of section 8.
+
+Each test runs at every isolation level this machine supports; a protection that needs a level skips below it
+(as the spec asks), so the same file runs on a laptop, in Docker and in CI.
+"""
+
+import os
+import resource
+import time
+import uuid
+
+import pytest
+
+from rlexp import sandbox
+from rlexp.sandbox import Job, Sandbox, SandboxUnavailable, run_program
+
+
+def _available(level):
+    try:
+        return sandbox.probe(level).level == level
+    except SandboxUnavailable:
+        return False
+
+
+LEVELS = [level for level in sandbox.LEVELS if _available(level)]
+ROOT = os.geteuid() == 0
+RANK = {"bwrap": 2, "namespaces": 1, "rlimit-only": 0}
+
+
+@pytest.fixture(params=LEVELS)
+def box(request):
+    return Sandbox(level=request.param, workers=2)
+
+
+def run1(box, code, stdin="", time_limit=1.0, **kw):
+    return box.run(Job(code, [stdin], time_limit=time_limit, **kw))[0]
+
+
+def needs(box, level):
+    if RANK[box.level] < RANK[level]:
+        pytest.skip(f"needs sandbox level {level}; running at {box.level}")
+
+
+def test_some_isolation_is_available_here():
+    # CI's machine has user namespaces; bubblewrap comes with `make setup` where apt is usable
+    assert LEVELS and LEVELS[0] in ("bwrap", "namespaces")
+
+
+def test_run_program_returns_everything():
+    r = run_program("import sys\nprint(input()[::-1])\nprint('warn', file=sys.stderr)", stdin="abc\n", timeout_s=2)
+    assert (r.verdict, r.stdout, r.exit_code) == ("ok", "cba\n", 0)
+    assert r.stderr == "warn\n" and 0 < r.wall_s < 2
+
+
+def test_runtime_error_traceback_names_solution_py_only(box):
+    r = run1(box, "def f(x):\n    return 1 // x\n\nf(0)\n")
+    assert r.verdict == "runtime_error" and r.exit_code == 1
+    assert r.error == {"type": "ZeroDivisionError", "message": "integer division or modulo by zero",
+                       "line": 2, "func": "f", "source": "return 1 // x"}
+    assert 'File "Solution.py", line 2, in f' in r.stderr
+    assert "driver" not in r.stderr and "<string>" not in r.stderr and "/rlexp/" not in r.stderr
+
+
+def test_syntax_error_is_a_runtime_error_on_every_test(box):
+    results = box.run(Job("def f(:\n  pass", ["", ""]))
+    assert [r.verdict for r in results] == ["runtime_error", "runtime_error"]
+    assert results[0].error["type"] == "SyntaxError" and results[0].error["line"] == 1
+
+
+def test_preamble_names_work_without_imports_and_builtins_win(box):
+    # LiveCodeBench prepends `from collections import *` etc.; math's pow must not shadow pow(a, b, mod)
+    r = run1(box, "print(deque([1, 2]).pop(), gcd(12, 18), heappop([3]), pow(3, 4, 5))")
+    assert r.stdout == "2 6 3 1\n"
+
+
+def test_each_test_gets_only_its_own_input(box):
+    code = "import sys, gc\ndata = sys.stdin.read()\nprint(repr(data), sum('SECOND' in str(o) for o in gc.get_objects() if isinstance(o, str)))"
+    first, second = box.run(Job(code, ["FIRST\n", "SECOND\n"]))
+    assert first.stdout == "'FIRST\\n' 0\n"
+    assert second.stdout.startswith("'SECOND\\n'")
+
+
+def test_functional_mode_returns_json_values(box):
+    code = (
+        "class Solution:\n"
+        "    def f(self, a, b):\n"
+        "        return (a + b, [a])\n"
+        "    def g(self, a, b):\n"
+        "        return {a, b}\n"
+        "    def h(self, a, b):\n"
+        "        return input()\n"
+    )
+    job = lambda fn: Job(code, ["1\n2", "[1]\n[2]"], mode="functional", fn_name=fn)
+    r1, r2 = box.run(job("f"))
+    assert (r1.value, r2.value) == ("[3, [1]]", "[[1, 2], [[1]]]")
+    unencodable = box.run(job("g"))[0]
+    assert unencodable.verdict == "ok" and unencodable.value is None and "set" in unencodable.unencodable
+    eof = box.run(job("h"))[0]
+    assert eof.verdict == "runtime_error" and eof.error["type"] == "EOFError"
+
+
+def test_functional_state_does_not_leak_between_tests(box):
+    code = "class Solution:\n    seen = []\n    def f(self, x):\n        self.seen.append(x)\n        return len(self.seen)"
+    assert [r.value for r in box.run(Job(code, ["1", "2", "3"], mode="functional", fn_name="f"))] == ["1", "1", "1"]
+
+
+def test_spoofed_eq_never_crosses_the_boundary(box):
+    code = "class Any:\n    def __eq__(self, o): return True\nclass Solution:\n    def f(self, x):\n        return Any()"
+    r = box.run(Job(code, ["1"], mode="functional", fn_name="f"))[0]
+    assert r.value is None and "Any" in r.unencodable
+
+
+# -- hostile programs (code.md section 8) ------------------------------------------------------------------------
+
+
+def test_infinite_loop_and_sleep_time_out(box):
+    for code in ("while True: pass", "import time; time.sleep(10**6)"):
+        start = time.monotonic()
+        r = run1(box, code)
+        assert r.verdict == "timeout" and time.monotonic() - start < 5
+
+
+def test_signal_tampering_is_still_killed_on_time(box):
+    code = (
+        "import signal\n"
+        "for s in (signal.SIGXCPU, signal.SIGTERM, signal.SIGALRM): signal.signal(s, signal.SIG_IGN)\n"
+        "signal.alarm(0); signal.setitimer(signal.ITIMER_REAL, 0)\n"
+        "while True: pass\n"
+    )
+    start = time.monotonic()
+    assert run1(box, code).verdict == "timeout" and time.monotonic() - start < 5
+
+
+def _slot_processes():
+    """Live processes of a sandbox slot user (root only: programs run as SLOT_UID_BASE + slot); zombies are dead."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if sandbox.SLOT_UID_BASE <= uid < sandbox.SLOT_UID_BASE + 1000 and state != "Z":
+            found.append(pid)
+    return found
+
+
+@pytest.mark.parametrize("code", [
+    "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass",
+    "import threading, time\nwhile True: threading.Thread(target=time.sleep, args=(100,)).start()",
+    "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(100)\nprint('parent done')",
+], ids=["fork-bomb", "thread-bomb", "setsid-daemon"])
+def test_process_bombs_end_with_no_survivors(box, code):
+    r = run1(box, code)
+    assert r.verdict in ("timeout", "runtime_error", "ok")
+    if ROOT:
+        time.sleep(0.2)
+        assert _slot_processes() == []
+    assert run1(box, "print(7)").stdout == "7\n"  # the next program runs normally
+
+
+@pytest.mark.parametrize("code", ["x = bytearray(10**10)", "x = [0] * 10**10"])
+def test_memory_bombs_are_memory_errors(box, code):
+    r = run1(box, code, time_limit=3.0)
+    assert r.verdict == "runtime_error" and r.error["type"] == "MemoryError"
+
+
+@pytest.mark.parametrize("code", [
+    "while True: print('y' * 20)",
+    "import sys\nwhile True: sys.stdout.write('z' * 65536)",
+    "print('x' * 10**9)",
+], ids=["infinite-print", "one-huge-line", "one-gigabyte-print"])
+def test_output_floods_are_cut_at_the_cap_and_never_reach_memory(box, code):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    r = run1(box, code, time_limit=3.0)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert r.verdict in ("output_limit", "timeout", "runtime_error")
+    assert len(r.stdout) <= box.out_cap and grown_mib < 100
+
+
+def test_writes_outside_the_workdir(box, tmp_path):
+    tag = uuid.uuid4().hex
+    targets = [f"/tmp/sbx-hostile-{tag}", f"/dev/shm/sbx-hostile-{tag}", f"/var/tmp/sbx-hostile-{tag}",
+               str(tmp_path / "outside")]
+    code = (
+        "import os\n"
+        f"for path in {targets!r} + [os.path.join(os.getcwd(), '..', 'up-{tag}')]:\n"
+        "    try:\n"
+        "        with open(path, 'w') as f: f.write('x' * (2 << 20))\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print(os.getcwd())\n"
+    )
+    r = run1(box, code)
+    workdir = r.stdout.strip()
+    written = [p for p in targets + [f"/tmp/up-{tag}"] if os.path.exists(p)]
+    try:
+        assert r.verdict in ("ok", "runtime_error") and workdir
+        assert not os.path.exists(workdir)  # the private working directory is removed afterwards
+        for path in written:  # where a lower level cannot stop the write, RLIMIT_FSIZE bounds it
+            assert os.path.getsize(path) <= 1 << 20
+        if box.level == "bwrap":
+            assert written == []
+        elif ROOT:  # programs run as an unprivileged slot user: root's directories are out of reach
+            assert str(tmp_path / "outside") not in written
+    finally:
+        for path in written:
+            os.remove(path)
+
+
+def test_no_network(box):
+    needs(box, "namespaces")
+    for code in ("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)",
+                 "import socket\nsocket.getaddrinfo('example.com', 80)",
+                 "import urllib.request\nurllib.request.urlopen('http://example.com', timeout=2)"):
+        r = run1(box, code, time_limit=3.0)
+        assert r.verdict == "runtime_error", code
+
+
+def test_killing_the_parent_or_everything_leaves_the_harness_alive(box):
+    for code in ("import os\nos.kill(os.getppid(), 9)\nprint('alive')",
+                 "import os\nos.kill(-1, 9)\nprint('alive')",
+                 "import os\nos.killpg(0, 9)"):
+        r = run1(box, code)
+        assert r.verdict in ("ok", "runtime_error"), code
+    assert run1(box, "print(8)").stdout == "8\n"
+    if box.level != "rlimit-only":  # process 1 of a PID namespace cannot be killed from inside it
+        assert run1(box, "import os\nos.kill(os.getppid(), 9)\nprint('alive')").stdout == "alive\n"
+
+
+def test_secrets_are_not_readable(box, tmp_path, monkeypatch):
+    if not ROOT and box.level != "bwrap":
+        pytest.skip("without bubblewrap, a program running as this user can read this user's files")
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    for name in ("HF_TOKEN", "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, secret)
+    netrc = tmp_path / ".netrc"
+    netrc.write_text(f"machine api.wandb.ai login user password {secret}\n")
+    code = (
+        "import os, glob\n"
+        "found = [k for k, v in os.environ.items() if " + repr(secret) + " in v]\n"
+        "paths = ['/proc/self/environ', '/proc/1/environ', f'/proc/{os.getppid()}/environ', "
+        f"{str(netrc)!r}, os.path.expanduser('~/.netrc'), '/root/.netrc', '/root/.cache/huggingface/token']\n"
+        "for path in paths + glob.glob('/proc/*/environ'):\n"
+        "    try:\n"
+        "        if " + repr(secret.encode()) + " in open(path, 'rb').read(): found.append(path)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print(found)\n"
+    )
+    r = run1(box, code)
+    assert r.verdict == "ok" and r.stdout == "[]\n"
+
+
+def test_deep_recursion_ends_with_a_verdict(box):
+    r = run1(box, "import sys\nsys.setrecursionlimit(10**9)\ndef f(n): return f(n + 1) + 1\nf(0)", time_limit=2.0)
+    assert r.verdict in ("runtime_error", "timeout")
+
+
+def test_huge_integer_printing_hits_the_digit_limit(box):
+    r = run1(box, "print(10**100000)")
+    assert r.verdict == "runtime_error" and "50000" in r.error["message"]
+
+
+def test_reading_past_eof_and_binary_output(box):
+    assert run1(box, "input(); input()", stdin="one line\n").error["type"] == "EOFError"
+    r = run1(box, "import sys\nsys.stdout.buffer.write(bytes(range(256)))")
+    assert r.verdict == "ok" and "\ufffd" in r.stdout and r.stdout.startswith("\x00\x01")
+
+
+def test_exits(box):
+    assert run1(box, "import sys\nsys.exit(0)\nprint('x')").stdout == ""
+    assert run1(box, "import os\nos._exit(0)").verdict == "ok"
+    r = run1(box, "print(42)\nexit()")
+    assert (r.verdict, r.stdout) == ("ok", "42\n")
+    r = run1(box, "import sys\nsys.exit(3)")
+    assert r.verdict == "runtime_error" and r.exit_code == 3
+
+
+# -- batches ---------------------------------------------------------------------------------------------------
+
+
+def test_stop_at_first_failure_skips_the_rest(box):
+    results = box.run(Job("x = int(input())\nprint(10 // x)", ["5", "0", "2"], stop_at_first_failure=True))
+    assert [r.verdict for r in results] == ["ok", "runtime_error", "not_run"]
+
+
+def test_batch_deadline_bounds_a_reward_call():
+    box = Sandbox(workers=2)
+    jobs = [Job("import time; time.sleep(100)", ["", ""], time_limit=5.0) for _ in range(6)]
+    start = time.monotonic()
+    results = box.run_many(jobs, timeout_s=1.5)
+    assert time.monotonic() - start < 4.0
+    verdicts = {r.verdict for rs in results for r in rs}
+    assert verdicts <= {"timeout", "not_run"} and "timeout" in verdicts
+
+
+def test_parallel_jobs_keep_their_own_results():
+    box = Sandbox(workers=2)
+    jobs = [Job(f"print(int(input()) * {k})", [str(i) for i in range(5)]) for k in range(8)]
+    results = box.run_many(jobs)
+    assert [[r.stdout for r in rs] for rs in results] == [[f"{i * k}\n" for i in range(5)] for k in range(8)]
+
+
+# -- levels ------------------------------------------------------------------------------------------------------
+
+
+def test_probe_falls_back_and_says_why(monkeypatch, caplog):
+    if "namespaces" not in LEVELS:
+        pytest.skip("user namespaces are not available here")
+    real_which = sandbox.shutil.which
+    monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None if tool == "bwrap" else real_which(tool))
+    with caplog.at_level("WARNING"):
+        launch = sandbox.probe.__wrapped__("auto")
+    assert launch.level == "namespaces"
+    assert "bwrap unavailable: bwrap not installed" in caplog.text
+
+
+def test_asking_for_an_unavailable_level_is_one_clear_error(monkeypatch):
+    real_which = sandbox.shutil.which
+    monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None if tool == "bwrap" else real_which(tool))
+    with pytest.raises(SandboxUnavailable, match="bwrap unavailable: bwrap not installed"):
+        sandbox.probe.__wrapped__("bwrap")
+
+
+def test_require_isolation_refuses_rlimit_only():
+    if "rlimit-only" not in LEVELS:
+        pytest.skip("rlimit-only does not run here")
+    with pytest.raises(SandboxUnavailable, match="require_isolation"):
+        Sandbox(level="rlimit-only", require_isolation=True).run(Job("print(1)", [""]))
