@@ -34,7 +34,7 @@ demo: setup
 	HF_HUB_OFFLINE=1 WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/python -m rlexp experiment=demo
 
 bench: setup
-	$(BIN)/python scripts/bench_sandbox.py
+	for script in scripts/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

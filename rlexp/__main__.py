@@ -89,10 +89,11 @@ def hydra_main(cfg: DictConfig) -> dict:
 
     try:
         validate(cfg)  # again, per job: a sweep larger than MAX_PREFLIGHT was only partly checked
+        # data the config points at is only read now (e.g. demonstrations too long for algo.max_length)
+        return launch(cfg)
     except ConfigError as exc:
         print(f"rlexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    return launch(cfg)
 
 
 def main() -> None:

@@ -156,3 +156,34 @@ def test_grpo_raises_mean_reward_within_a_minute(tmp_path, sft_checkpoint):
     results = json.loads((run_dir / "summary.json").read_text())["results"]
     before, after = results["init"]["train"]["success"], results["grpo"]["train"]["success"]
     assert after - before >= 0.15, f"success on the trained deals {before:.3f} -> {after:.3f}"
+
+
+# the tiny model reads bytes: LiveCodeBench prompts with a reference answer run to about 2000 tokens
+LIVECODE = ["env=livecode", "env.time_limit=2.0", "model.max_position_embeddings=4096"]
+
+
+def test_livecode_sft_on_reference_solutions_then_eval_by_difficulty(tmp_path):
+    run_dir = tmp_path / "run"
+    ok(run_cli("algo=sft", *LIVECODE, *SMALL, "algo.max_length=4096", "algo.max_steps=2",
+               "algo.per_device_train_batch_size=2", "eval.before=false", run_dir=run_dir))
+    results = json.loads((run_dir / "summary.json").read_text())["results"]["sft"]["test"]
+    assert results["n_prompts"] == 4 and {"pass@1", "pass@2", "easy/pass@1"} <= set(results)
+    # an untrained model writes no code block: every sample is a format failure, and is counted as one
+    assert results["category/format"] + results.get("category/runtime_error", 0) + results.get("category/wrong_answer", 0) == pytest.approx(1.0)
+
+
+def test_livecode_grpo_two_steps_scores_rewards_in_the_sandbox(tmp_path):
+    run_dir = tmp_path / "run"
+    ok(run_cli("algo=grpo", *LIVECODE, *SMALL, "algo.max_steps=2", "algo.max_completion_length=32",
+               "algo.per_device_train_batch_size=4", "algo.num_generations=2", "eval.before=false", run_dir=run_dir))
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in steps if "reward" in r]
+    assert [r["step"] for r in trained] == [1, 2]
+    assert all("livecode/success" in r and "livecode/reward_wall_ms" in r for r in trained)
+    assert "test" in json.loads((run_dir / "summary.json").read_text())["results"]["grpo"]
+
+
+def test_livecode_sft_with_too_short_max_length_is_one_clear_error(tmp_path):
+    done = run_cli("algo=sft", "env=livecode", *SMALL, "algo.max_steps=1", "eval.before=false", run_dir=tmp_path / "run")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("rlexp: error: algo.max_length=1024 would cut the answer off")

@@ -46,8 +46,21 @@ class SFT(Algo):
             raise ConfigError(f"algo.loss_type={self.loss_type} is not one of TRL's SFT losses: nll, dft")
 
     def build_trainer(self, model, tokenizer, env, args):
-        data = as_prompt_completion(env.demonstrations(self.data_split))
-        return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+        demos = env.demonstrations(self.data_split)
+        check_fits(demos, tokenizer, self.max_length)
+        return SFTTrainer(model=model, args=args, train_dataset=as_prompt_completion(demos), processing_class=tokenizer)
+
+
+def check_fits(demos: datasets.Dataset, tokenizer, max_length: int) -> None:
+    """Truncation keeps the start, so a demonstration longer than `max_length` loses its answer: refuse that."""
+    lengths = [len(tokenizer.apply_chat_template(m, tokenize=True, return_dict=True)["input_ids"]) for m in demos["messages"]]
+    too_long = [n for n in lengths if n > max_length]
+    if too_long:
+        raise ConfigError(
+            f"algo.max_length={max_length} would cut the answer off {len(too_long)} of {len(lengths)} demonstrations "
+            f"(the longest has {max(too_long)} tokens); raise algo.max_length (with model=tiny, also "
+            f"model.max_position_embeddings)"
+        )
 
 
 register("sft")(SFT)

@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import queue
+import select
 import selectors
 import shutil
 import signal
@@ -222,6 +223,19 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def _close_and_wait(proc: subprocess.Popen, timeout: float) -> None:
+    """Close the driver's input and give it `timeout` seconds to exit (Popen.wait(timeout) polls with sleeps)."""
+    try:
+        proc.stdin.close()
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:
+        return
+    try:
+        select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+
+
 class _Pipes:
     """Line-oriented, deadline-bounded talk with the driver; its stderr is drained under a cap."""
 
@@ -355,11 +369,7 @@ def _run_job(launch: Launch, job: Job, slot: int, memory_mb: int, out_cap: int,
         if proc is not None:
             # a driver that reads end-of-input exits, and its namespace with it; killing the launcher
             # first would orphan the driver to the host's init, which may never reap it
-            try:
-                proc.stdin.close()
-                proc.wait(timeout=1.0)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
+            _close_and_wait(proc, timeout=1.0)
             _kill_group(proc)
             proc.wait()
             for stream in (proc.stdout, proc.stderr):
