@@ -15,9 +15,10 @@ The trainer never executes model code. Each program runs in a child process tree
   `python -I`, a private 0700 working directory as cwd, `HOME` and `TMPDIR`, removed afterwards;
 - **output**: stdout and stderr are read while the program runs and it is killed at the cap, so a flood never
   reaches the trainer's memory; expected outputs never enter the sandbox (the caller compares);
-- **namespaces** (level `namespaces`): a new user, network and PID namespace with a fresh `/proc`: no
+- **namespaces** (level `namespaces`): a new user, network, mount and PID namespace with a fresh `/proc`: no
   network, no view of the trainer's processes or their environment, and every process the program started
-  dies with it;
+  dies with it; every file system read-only but the working directory, empty tmpfs over the shared scratch
+  directories and the homes, and no capabilities left to undo that;
 - **bubblewrap** (level `bwrap`, when `bwrap` is installed): all of the above plus a file system that is
   `/usr` read-only, an empty `/tmp` and the working directory, so nothing outside it can be read or written.
 
@@ -216,6 +217,20 @@ def probe(level: str = "auto") -> Launch:
     raise SandboxUnavailable("; ".join(tried))
 
 
+def _hidden_dirs() -> list[str]:
+    """What the `namespaces` level covers with an empty tmpfs: shared scratch space and the homes."""
+    candidates = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/home", "/root", os.path.expanduser("~"),
+                  tempfile.gettempdir()]
+    found = sorted({os.path.realpath(p) for p in candidates if os.path.isdir(p)} - {"/", "/usr"})
+    # covering a directory also covers what is below it
+    return [p for p in found if not any(p.startswith(q.rstrip("/") + "/") for q in found if q != p)]
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    log.warning(message)
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -338,8 +353,15 @@ def _run_job(launch: Launch, job: Job, slot: int, memory_mb: int, out_cap: int,
             "out_cap": out_cap, "err_cap": STDERR_CAP,
             # process 1 of a PID namespace (or a slot's own user) may kill everything a test leaves behind
             "kill_all": launch.level != "rlimit-only" or launch.drop_uid,
+            # bubblewrap builds the file system itself; at `namespaces` the driver does (see driver.py)
+            "isolate_fs": launch.level == "namespaces",
+            "hidden": _hidden_dirs(),
+            "keep": [str(Path(os.path.realpath(launch.python)).parent.parent)],
         }
         ready = pipes.send((json.dumps(header) + "\n").encode(), deadline) and pipes.recv(deadline)
+        if ready and header["isolate_fs"] and not ready.get("fs_isolated"):
+            _warn_once(f"sandbox: {bytes(pipes.err).decode('utf-8', 'replace').strip()[-300:]}; programs can read "
+                       "world-readable files and write (1 MiB at most) to /tmp; install bubblewrap")
         if not ready:
             detail = bytes(pipes.err).decode("utf-8", "replace").strip()[-500:]
             return results + [RunResult("sandbox_error", stderr=detail)] * (len(job.inputs) - len(results))

@@ -279,6 +279,52 @@ def describe_exit(exit_code):
     return {"type": "ExitCode", "message": f"exit code {exit_code}"}
 
 
+def isolate_filesystem(workdir, hidden, keep):
+    """At the `namespaces` level (no bubblewrap): make every file system read-only, put fresh empty tmpfs over
+    `hidden` (the shared scratch directories and the homes), mount the work directory and `keep` (the
+    interpreter) back, then drop every capability, so that nothing a program does can undo it.
+
+    Runs as root of the sandbox's own user namespace, whose mount namespace unshare created; nothing here
+    reaches the host's mounts."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+    def mount(source, target, fstype, flags, data=None):
+        args = [None if v is None else v.encode() for v in (source, target, fstype)]
+        if libc.mount(args[0], args[1], args[2], flags, None if data is None else data.encode()) != 0:
+            raise OSError(ctypes.get_errno(), f"mount {target}")
+
+    ms_rdonly, ms_nosuid, ms_nodev, ms_remount, ms_bind, ms_rec, ms_private = 1, 2, 4, 32, 4096, 16384, 1 << 18
+    mount(None, "/", None, ms_rec | ms_private)
+    handles = {path: os.open(path, os.O_PATH) for path in [workdir] + keep}
+    # struct mount_attr {u64 attr_set, attr_clr, propagation, userns_fd}: MOUNT_ATTR_RDONLY on every mount
+    attr = (ctypes.c_uint64 * 4)(1, 0, 0, 0)
+    sys_mount_setattr, at_fdcwd, at_recursive = 442, -100, 0x8000
+    if libc.syscall(sys_mount_setattr, at_fdcwd, b"/", at_recursive, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+        raise OSError(ctypes.get_errno(), "mount_setattr / read-only")
+    for target in hidden:
+        mount("tmpfs", target, "tmpfs", ms_nosuid | ms_nodev, "mode=1777,size=64m,nr_inodes=4096")
+    for path, handle in handles.items():
+        if path == workdir or any(path.startswith(h.rstrip("/") + "/") for h in hidden):
+            os.makedirs(path, exist_ok=True)
+            # a bind mount keeps its source's read-only flag: the remount sets the one we want
+            mount(f"/proc/self/fd/{handle}", path, None, ms_bind | ms_rec)
+            mount(None, path, None, ms_bind | ms_remount | (0 if path == workdir else ms_rdonly))
+        os.close(handle)
+    os.chdir(workdir)
+    # give up root's powers in this namespace: no capability now, none regained by exec
+    pr_capbset_drop, pr_set_no_new_privs = 24, 38
+    cap = 0
+    while libc.prctl(pr_capbset_drop, cap, 0, 0, 0) == 0:
+        cap += 1
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+    libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0)
+
+
 def reap():
     while True:
         try:
@@ -299,6 +345,13 @@ def main():
     os.close(devnull)
     header = json.loads(proto_in.readline())
     header["proto_in"], header["proto_out"] = proto_in.fileno(), proto_out
+    fs_isolated = False
+    if header.get("isolate_fs"):
+        try:
+            isolate_filesystem(os.getcwd(), header["hidden"], header["keep"])
+            fs_isolated = True
+        except OSError as exc:  # an older kernel: the parent logs it and the rest of the sandbox still holds
+            print(f"file-system isolation failed: {exc}", file=sys.stderr)
 
     set_limit(resource.RLIMIT_AS, header["memory_mb"] << 20)
     set_limit(resource.RLIMIT_DATA, header["memory_mb"] << 20)
@@ -332,7 +385,7 @@ def main():
     def answer(record):
         os.write(proto_out, (json.dumps(record) + "\n").encode())
 
-    answer({"ready": True, "pid": os.getpid()})
+    answer({"ready": True, "pid": os.getpid(), "fs_isolated": fs_isolated})
     for line in proto_in:
         test = json.loads(line)
         if compile_error:
