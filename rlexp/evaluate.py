@@ -74,14 +74,17 @@ def evaluate(model, tokenizer, env: Env, cfg) -> dict[str, dict[str, float]]:
         completions = generate(
             model, tokenizer, rows["prompt"], cfg.num_samples, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, f"eval {split}"
         )
-        scores = env.score_batch([text for samples in completions for text in samples],
-                                 [row for row in rows for _ in range(cfg.num_samples)])
+        texts = [text for samples in completions for text in samples]
+        repeated = [row for row in rows for _ in range(cfg.num_samples)]
+        # in chunks: a slow environment's deadline for one batch (livecode's batch_timeout_s) covers one chunk
+        scores = [s for i in range(0, len(texts), cfg.batch_size)
+                  for s in env.score_batch(texts[i : i + cfg.batch_size], repeated[i : i + cfg.batch_size])]
         per_row = [scores[i * cfg.num_samples : (i + 1) * cfg.num_samples] for i in range(len(rows))]
         metrics = _summary(per_row, cfg)
         if "split_key" in rows.column_names:
             metrics["n_distinct"] = len(set(rows["split_key"]))
         for column in env.group_columns:
-            for value in sorted(set(rows[column])):
+            for value in sorted({v for v in rows[column] if v not in ("", None)}):
                 members = [scored for scored, v in zip(per_row, rows[column]) if v == value]
                 for key, number in _summary(members, cfg, categories=False).items():
                     if key != "n_samples":

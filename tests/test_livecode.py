@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import pickle
 import time
 import zlib
@@ -67,11 +68,10 @@ def test_extract_code_takes_the_last_python_block_after_thinking(text, code):
     assert extract_code(text) == code
 
 
-def test_extraction_is_fast_on_huge_and_hostile_text():
-    start = time.monotonic()
-    for text in ("`" * 10**6, "```python\n" * 10**5, "x" * 10**7, "```\n" * 200000):
-        extract_code(text)
-    assert time.monotonic() - start < 2.0
+def test_extraction_of_huge_and_hostile_text():
+    # a regex that backtracks badly would hang here
+    assert [extract_code(t) for t in ("`" * 10**6, "```python\n" * 10**5, "x" * 10**7)] == [None, None, None]
+    assert extract_code("```\n" * 200000) is None
 
 
 # -- comparison --------------------------------------------------------------------------------------------------
@@ -354,8 +354,9 @@ def test_functional_problem_scoring(env, rows):
     assert good.success
     wrong = env.score(fenced(row["starter_code"] + "return None"), row)
     assert wrong.info["category"] == "wrong_answer" and "\n\nOutput\nnull\n\nExpected\n" in wrong.feedback
-    tuple_answer = row["reference"]  # a tuple where a list is expected still passes (LCB turns tuples into lists)
-    assert env.score(fenced(tuple_answer), row).success
+    # a tuple where a list is expected still passes (LiveCodeBench turns tuples into lists)
+    as_tuple = row["reference"].replace("return [", "return tuple([", 1).replace("]\n", "])\n", 1)
+    assert as_tuple != row["reference"] and env.score(fenced(as_tuple), row).success
 
 
 HOSTILE = {
@@ -365,11 +366,13 @@ HOSTILE = {
     "sleep loop": "import time\nwhile True: time.sleep(1)",
     "output flood": "print('x' * 10**9)",
     "one huge line": "import sys\nwhile True: sys.stdout.write('z' * 65536)",
-    "write outside": "open('/tmp/rlexp-hostile-env', 'w').write('x')\nopen('../escape', 'w').write('x')",
+    "write outside": "open('/tmp/rlexp-hostile-env', 'w').write('x')\nopen('/dev/shm/rlexp-hostile-env', 'w').write('x')",
     "network": "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)",
     "kill the parent": "import os\nos.kill(os.getppid(), 9)",
     "kill everything": "import os\nos.kill(-1, 9)",
-    "read secrets": "import os\nprint(open('/proc/self/environ').read(), dict(os.environ))",
+    "read secrets": "import os, glob\nfound = 'HF_TOKEN' in os.environ\nfor p in glob.glob('/proc/*/environ'):\n"
+                    "    try: found = found or b'hf_not_for' in open(p, 'rb').read()\n    except OSError: pass\n"
+                    "print('LEAK' if found else 'clean')",
     "signal tampering": "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nsignal.alarm(0)\nwhile True: pass",
     "deep recursion": "import sys\nsys.setrecursionlimit(10**9)\ndef f(n): return f(n + 1)\nf(0)",
     "100000-digit integer": "print(10**100000)",
@@ -388,8 +391,31 @@ def test_hostile_programs_through_env_score_each_end_with_a_verdict_and_feedback
     for name, score in zip(HOSTILE, scores):
         assert score.reward == 0.0 and not score.success, name
         assert score.feedback and score.info["category"] in ("wrong_answer", "runtime_error", "timeout", "output_limit"), name
-        assert "hf_not_for_programs" not in score.feedback, name
+    secrets = scores[list(HOSTILE).index("read secrets")]
+    assert "\nOutput\nclean\n" in secrets.feedback  # the program ran, looked, and found nothing
+    if quick.sandbox.launch.level in ("bwrap", "namespaces"):
+        assert not os.path.exists("/tmp/rlexp-hostile-env") and not os.path.exists("/dev/shm/rlexp-hostile-env")
     assert quick.score(fenced(row["reference"]), row).success  # the harness is intact afterwards
+
+
+def test_a_hidden_tests_runtime_error_message_is_not_shown(env, rows):
+    row = row_of(rows, "test", "rlexp-sum-array")
+    tests, visible = env.tests_for(row)
+    shown = {t["input"] for t in tests[:visible]}
+    lookup = {t["input"]: t["output"] for t in tests[:visible]}
+    code = f"import sys\ndata = sys.stdin.read()\nif data not in {sorted(shown)!r}: raise ValueError(data)\nprint({lookup!r}[data].strip())"
+    score = env.score(fenced(code), row)
+    assert score.info["category"] == "runtime_error" and score.info["first_failure"] >= visible
+    assert score.feedback.startswith("Runtime Error\nValueError\n") and "Last Executed Input" not in score.feedback
+    assert score.feedback.split("\n")[2].startswith("  if data not in")  # then the source line, not the input
+
+
+def test_tests_the_batch_deadline_cut_off_are_not_scored(rows):
+    slow = envs.make("livecode", time_limit=5.0, batch_timeout_s=1.0, workers=1)
+    row = rows["train"][0]
+    scores = slow.score_batch([fenced("import time\ntime.sleep(4)")] * 3, [row] * 3)
+    assert {s.info["category"] for s in scores} == {"not_scored"}
+    assert all(s.reward is None and s.feedback == "" for s in scores)
 
 
 def test_env_reward_scores_a_batch_in_both_completion_shapes_and_pickles(rows):

@@ -49,7 +49,7 @@ def test_some_isolation_is_available_here():
 def test_run_program_returns_everything():
     r = run_program("import sys\nprint(input()[::-1])\nprint('warn', file=sys.stderr)", stdin="abc\n", timeout_s=2)
     assert (r.verdict, r.stdout, r.exit_code) == ("ok", "cba\n", 0)
-    assert r.stderr == "warn\n" and 0 < r.wall_s < 2
+    assert r.stderr == "warn\n" and r.wall_s > 0
 
 
 def test_runtime_error_traceback_names_solution_py_only(box):
@@ -132,7 +132,8 @@ def test_signal_tampering_is_still_killed_on_time(box):
 
 
 def _slot_processes():
-    """Live processes of a sandbox slot user (root only: programs run as SLOT_UID_BASE + slot); zombies are dead."""
+    """Live processes of this process's sandbox users (root only: programs run as users of their own, per process
+    and slot, so another test run on the machine does not count); zombies are dead."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -140,7 +141,7 @@ def _slot_processes():
             state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if sandbox.SLOT_UID_BASE <= uid < sandbox.SLOT_UID_BASE + 1000 and state != "Z":
+        if sandbox.slot_uid(0) <= uid <= sandbox.slot_uid(31) and state != "Z":
             found.append(pid)
     return found
 
@@ -151,6 +152,8 @@ def _slot_processes():
     "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(100)\nprint('parent done')",
 ], ids=["fork-bomb", "thread-bomb", "setsid-daemon"])
 def test_process_bombs_end_with_no_survivors(box, code):
+    if not ROOT and box.level == "rlimit-only":
+        pytest.skip("at rlimit-only, without a user of its own, a fork bomb competes with this user's processes")
     r = run1(box, code)
     assert r.verdict in ("timeout", "runtime_error", "ok")
     if ROOT:
@@ -221,6 +224,8 @@ def test_no_network(box):
 
 
 def test_killing_the_parent_or_everything_leaves_the_harness_alive(box):
+    if not ROOT and box.level == "rlimit-only":
+        pytest.skip("at rlimit-only a program runs as this user: os.kill(-1) would kill the test runner itself")
     for code in ("import os\nos.kill(os.getppid(), 9)\nprint('alive')",
                  "import os\nos.kill(-1, 9)\nprint('alive')",
                  "import os\nos.killpg(0, 9)"):
@@ -289,14 +294,18 @@ def test_stop_at_first_failure_skips_the_rest(box):
     assert [r.verdict for r in results] == ["ok", "runtime_error", "not_run"]
 
 
-def test_batch_deadline_bounds_a_reward_call():
-    box = Sandbox(workers=2)
+@pytest.mark.parametrize("level", LEVELS)
+def test_batch_deadline_bounds_a_reward_call(level):
+    box = Sandbox(level=level, workers=2)
     jobs = [Job("import time; time.sleep(100)", ["", ""], time_limit=5.0) for _ in range(6)]
     start = time.monotonic()
     results = box.run_many(jobs, timeout_s=1.5)
     assert time.monotonic() - start < 4.0
-    verdicts = {r.verdict for rs in results for r in rs}
-    assert verdicts <= {"timeout", "not_run"} and "timeout" in verdicts
+    if ROOT:
+        time.sleep(0.2)
+        assert _slot_processes() == []  # killed, not orphaned
+    # the batch's deadline is not the programs' fault: their tests count as not run, not as timed out
+    assert {r.verdict for rs in results for r in rs} == {"not_run"}
 
 
 def test_parallel_jobs_keep_their_own_results():
@@ -332,3 +341,67 @@ def test_require_isolation_refuses_rlimit_only():
         pytest.skip("rlimit-only does not run here")
     with pytest.raises(SandboxUnavailable, match="require_isolation"):
         Sandbox(level="rlimit-only", require_isolation=True).run(Job("print(1)", [""]))
+
+
+# -- what a program can forge or break (found in review) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("report", ['{"value": 5}', '{"error": "x"}', '{"error": ' + "[" * 3000 + "]" * 3000 + "}",
+                                    '{"value": "[1]", "error": {"line": "NaN", "type": [1]}}', "not json"])
+def test_a_forged_report_is_reduced_to_checked_fields(box, report):
+    code = (
+        "import os\n"
+        "for fd in range(3, 64):\n"
+        "    try: os.write(fd, " + repr(report.encode()) + ")\n"
+        "    except OSError: pass\n"
+        "os._exit(0)\n"
+    )
+    r = box.run(Job(code, ["1"], mode="functional", fn_name="f"))[0]
+    assert r.value is None or isinstance(r.value, str)
+    if r.error is not None:
+        assert isinstance(r.error["type"], str) and (r.error["line"] is None or isinstance(r.error["line"], int))
+
+
+def test_a_large_return_value_is_not_cut(box):
+    code = "class Solution:\n    def f(self, n):\n        return list(range(n))"
+    r = box.run(Job(code, ["20000"], mode="functional", fn_name="f"))[0]
+    assert r.verdict == "ok" and len(r.value) > 100_000 and r.value.startswith("[0, 1, 2")
+
+
+def test_degenerate_code_is_a_compile_error_not_a_broken_sandbox(box):
+    for code in ("x = " + "-" * 100000 + "1", "a" + ".b" * 200000, "x = " + "1+" * 300000 + "1"):
+        r = run1(box, code)
+        assert r.verdict == "runtime_error" and r.error["type"] in ("MemoryError", "RecursionError", "SyntaxError")
+
+
+def test_closing_its_pipes_does_not_stop_the_clock(box):
+    code = "import os, time\nfor fd in range(64):\n    try: os.close(fd)\n    except OSError: pass\ntime.sleep(100)"
+    start = time.monotonic()
+    first, second = box.run(Job(code, ["", ""], time_limit=1.0))
+    assert first.verdict == "timeout" and second.verdict == "timeout" and time.monotonic() - start < 4.5
+
+
+def test_scratch_space_is_bounded_and_the_host_work_dir_stays_empty(box):
+    needs(box, "namespaces")
+    code = (
+        "import os\n"
+        "written = 0\n"
+        "try:\n"
+        "    for i in range(1000):\n"
+        "        with open(f'f{i}', 'wb') as f: f.write(b'x' * (1 << 20))\n"
+        "        written += 1\n"
+        "except OSError as e:\n"
+        "    print(written, e.errno)\n"
+    )
+    r = run1(box, code, time_limit=5.0)
+    written, errno = map(int, r.stdout.split())
+    assert written <= 64 and errno == 28  # ENOSPC: the work dir is a 64 MiB tmpfs, not the host's disk
+
+
+def test_a_sandbox_pickles_after_use():
+    import pickle
+
+    box = Sandbox(workers=1)
+    box.run(Job("print(1)", [""]))
+    clone = pickle.loads(pickle.dumps(box))
+    assert clone.run(Job("print(2)", [""]))[0].stdout == "2\n"

@@ -223,7 +223,8 @@ def format_feedback(outcomes: list[_Outcome], tests: list[dict], testtype: str) 
         o = errors[0]
         error = o.result.error or {}
         head = "Compile Error" if error.get("type") in ("SyntaxError", "IndentationError", "TabError") else "Runtime Error"
-        text = f"{head}\n{_error_text(error)}"
+        # a hidden test's message may quote its input (raise ValueError(input())): show the type and line only
+        text = f"{head}\n{_error_text(error if o.visible else dict(error, message=''))}"
         if o.visible:
             text += f"\n\nLast Executed Input\n{shown_input(o)}"
     elif timeouts:
@@ -500,7 +501,7 @@ class LiveCode(Env):
         if all_passed:
             status = "pass"
         elif first_failure is None:
-            status = "timeout"  # the batch deadline came before its tests ran
+            status = "not_scored"  # the batch deadline came before its tests ran
         elif first_failure.result.verdict == "ok":
             status = "wrong_answer"
         else:
@@ -511,13 +512,12 @@ class LiveCode(Env):
             reward = n_passed / len(tests)
         else:
             reward = 1.0 if all_passed else 0.0
-        feedback = format_feedback(outcomes, tests, row["testtype"])
-        if not feedback and not all_passed:
-            feedback = "Time Limit Exceeded"
+        unjudged = status in ("sandbox_error", "not_scored")
         return Score(
-            reward=None if status == "sandbox_error" else reward,
+            # not the program's fault: TRL leaves the sample out rather than learn from a made-up 0
+            reward=None if unjudged else reward,
             success=all_passed,
-            feedback=feedback,
+            feedback="" if unjudged else format_feedback(outcomes, tests, row["testtype"]),
             info={
                 "category": status,
                 "status": status,

@@ -10,7 +10,7 @@ The trainer never executes model code. Each program runs in a child process tree
   value kills even a program that ignores SIGXCPU; a wall clock kept by the parent; address-space, data,
   file-size (1 MiB), open-file and process-count limits; no core dumps;
 - **identity**: when rlexp runs as root, the program runs as an unprivileged user id of its own (one per
-  worker slot), so it cannot write what root owns nor signal another slot's programs;
+  process and worker slot), so it cannot write what root owns nor signal another slot's programs;
 - **environment**: rebuilt from a short allowlist (no `HF_TOKEN`, `WANDB_API_KEY`, cloud keys, `PYTHONPATH`),
   `python -I`, a private 0700 working directory as cwd, `HOME` and `TMPDIR`, removed afterwards;
 - **output**: stdout and stderr are read while the program runs and it is killed at the cap, so a flood never
@@ -56,9 +56,16 @@ log = logging.getLogger(__name__)
 
 LEVELS = ("bwrap", "namespaces", "rlimit-only")
 DRIVER_SOURCE = (Path(__file__).parent / "driver.py").read_text()
-# the first user id of the per-slot users programs run as when rlexp is root (nothing else uses this range)
+# when rlexp is root, programs run as SLOT_UID_BASE + 32 * (pid % 1000) + slot: a user of their own per process
+# and worker slot (this range is otherwise unused), so programs of different slots cannot signal each other
 SLOT_UID_BASE = 61000
+SLOT_UIDS = 32000
+
+
+def slot_uid(slot: int) -> int:
+    return SLOT_UID_BASE + 32 * (os.getpid() % 1000) + slot % 32
 STDERR_CAP = 64 << 10
+TMPFS_BYTES = str(64 << 20)
 # the sandbox's interpreter must be reachable by an unprivileged user; a venv under /root is not
 FALLBACK_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
 
@@ -153,7 +160,10 @@ def _bwrap_prefix(workdir: str, python: str) -> list[str]:
     if not prefix.startswith("/usr/"):
         args += ["--ro-bind", prefix, prefix]
     args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workdir, workdir, "--chdir", workdir]
+    # every writable place is a size-limited tmpfs: nothing reaches the host's disk, and memory stays bounded
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", TMPFS_BYTES, "--tmpfs", "/dev/shm",
+             "--size", TMPFS_BYTES, "--tmpfs", "/tmp", "--size", TMPFS_BYTES, "--perms", "0700", "--tmpfs", workdir,
+             "--chdir", workdir]
     # --as-pid-1: the driver is process 1 of the PID namespace, which its programs cannot kill
     args += ["--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1", "--"]
     return args
@@ -173,7 +183,7 @@ class Launch:
     def command(self, workdir: str, slot: int) -> list[str]:
         prefix: list[str] = []
         if self.drop_uid:
-            uid = str(SLOT_UID_BASE + slot)
+            uid = str(slot_uid(slot))
             prefix = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
         if self.level == "bwrap":
             prefix += _bwrap_prefix(workdir, self.python)
@@ -339,7 +349,7 @@ def _run_job(launch: Launch, job: Job, slot: int, memory_mb: int, out_cap: int,
     try:
         os.chmod(workdir, 0o700)
         if launch.drop_uid:
-            os.chown(workdir, SLOT_UID_BASE + slot, SLOT_UID_BASE + slot)
+            os.chown(workdir, slot_uid(slot), slot_uid(slot))
         proc = subprocess.Popen(
             launch.command(workdir, slot),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -351,8 +361,8 @@ def _run_job(launch: Launch, job: Job, slot: int, memory_mb: int, out_cap: int,
             "code": job.code, "mode": job.mode, "fn_name": job.fn_name, "time_limit": job.time_limit,
             "memory_mb": memory_mb, "file_size_mb": file_size_mb, "max_processes": max_processes,
             "out_cap": out_cap, "err_cap": STDERR_CAP,
-            # process 1 of a PID namespace (or a slot's own user) may kill everything a test leaves behind
-            "kill_all": launch.level != "rlimit-only" or launch.drop_uid,
+            # process 1 of a PID namespace may kill everything a test leaves behind
+            "kill_all": launch.level != "rlimit-only",
             # bubblewrap builds the file system itself; at `namespaces` the driver does (see driver.py)
             "isolate_fs": launch.level == "namespaces",
             "hidden": _hidden_dirs(),
@@ -374,6 +384,8 @@ def _run_job(launch: Launch, job: Job, slot: int, memory_mb: int, out_cap: int,
                 timed_out = time.monotonic() >= test_deadline
                 _kill_group(proc)
                 proc.wait()
+                if timed_out and test_deadline == deadline < sent + job.time_limit * 1.5 + 2.0:
+                    break  # the batch's deadline, not the program's time limit: this test was not judged
                 if timed_out:
                     results.append(RunResult("timeout", wall_s=time.monotonic() - sent))
                 else:
@@ -448,6 +460,9 @@ class Sandbox:
             if deadline is not None and time.monotonic() >= deadline:
                 return [RunResult("not_run")] * len(job.inputs)
             return _run_job(launch, job, slot, self.memory_mb, self.out_cap, deadline, self.file_size_mb, self.max_processes)
+        except Exception as exc:  # noqa: BLE001 - one broken job must not take the batch (or training) down
+            log.warning("sandbox: a job failed: %s: %s", type(exc).__name__, exc)
+            return [RunResult("sandbox_error", stderr=f"{type(exc).__name__}: {exc}")] * len(job.inputs)
         finally:
             slots.put(slot)
 
@@ -459,10 +474,8 @@ class Sandbox:
         futures = [pool.submit(self.run, job, deadline) for job in jobs]
         return [f.result() for f in futures]
 
-    def __getstate__(self):
-        state = dataclasses.asdict(self)
-        state.update(_slots=None, _pool=None)
-        return state
+    def __getstate__(self):  # a Sandbox pickles without its threads
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init} | {"_slots": None, "_pool": None}
 
     def __setstate__(self, state):
         self.__dict__.update(state)

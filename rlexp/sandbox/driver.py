@@ -50,6 +50,13 @@ sys.setrecursionlimit(50000)
 
 SOLUTION_FILE = "Solution.py"
 CHUNK = 65536
+TMPFS_LIMITS = "size=64m,nr_inodes=4096"  # each scratch directory a program can write to
+try:
+    import ctypes
+
+    LIBC = ctypes.CDLL(None, use_errno=True)
+except (ImportError, OSError):
+    LIBC = None
 
 
 def set_limit(kind, soft, hard=None):
@@ -101,6 +108,9 @@ def run_child(header, code_obj, base_namespace, test_input, info_w, source_lines
     exit_code = 0
     try:
         os.setpgid(0, 0)
+        if LIBC is not None:
+            LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the driver
+        sys.setrecursionlimit(50000)  # LiveCodeBench's; the driver itself keeps a small one
         cpu = int(header["time_limit"]) + 1
         set_limit(resource.RLIMIT_CPU, cpu, cpu + 1)  # soft: SIGXCPU; hard: SIGKILL, even if SIGXCPU is ignored
         set_limit(resource.RLIMIT_NPROC, header["max_processes"])
@@ -143,7 +153,9 @@ def run_child(header, code_obj, base_namespace, test_input, info_w, source_lines
             pass
     finally:
         try:
-            os.write(info_w, json.dumps(report).encode()[:CHUNK])
+            data = json.dumps(report).encode()
+            while data:  # the driver reads it under the output cap
+                data = data[os.write(info_w, data[:CHUNK]):]
         except BaseException:  # noqa: BLE001
             pass
         os._exit(exit_code)
@@ -191,19 +203,20 @@ def run_test(header, code_obj, base_namespace, test, source_lines):
     else:
         os.set_blocking(in_w, False)
     buffers = {out_r: bytearray(), err_r: bytearray(), info_r: bytearray()}
-    caps = {out_r: out_cap, err_r: err_cap, info_r: CHUNK}
+    caps = {out_r: out_cap, err_r: err_cap, info_r: out_cap + CHUNK}
     open_fds = set(buffers)
     # the child's exit ends the test even if a process it started still holds the pipes open
     exit_fd = os.pidfd_open(pid)
     exited = False
     deadline = start + float(header["time_limit"])
     status = None
-    while open_fds or in_w is not None:
+    while not (exited and not open_fds):
         left = deadline - time.monotonic()
         if left <= 0:
             status = "timeout"
             break
         writers = [in_w] if in_w is not None and not exited else []
+        # until the child exits, wait on its exit too: closing its pipes must not stop the clock
         readable, writable, _ = select.select(list(open_fds) + ([] if exited else [exit_fd]), writers, [], 0 if exited else left)
         if exit_fd in readable:
             exited = True
@@ -228,7 +241,7 @@ def run_test(header, code_obj, base_namespace, test, source_lines):
             buffers[fd] += data
             if len(buffers[fd]) > caps[fd]:
                 del buffers[fd][caps[fd] :]
-                if fd == out_r:
+                if fd in (out_r, info_r):
                     status = "output_limit"
                 elif fd == err_r:
                     open_fds.discard(fd)  # stop reading stderr; the program may go on
@@ -238,16 +251,12 @@ def run_test(header, code_obj, base_namespace, test, source_lines):
         kill_leftovers(header, pid)
     _, wait_status, usage = os.wait4(pid, 0)
     elapsed = time.monotonic() - start
-    if header["kill_all"]:
-        kill_leftovers(header, pid)
+    kill_leftovers(header, pid)  # whatever the test started in its group, and in a namespace everything else
     for fd in list(buffers) + [exit_fd] + ([in_w] if in_w is not None else []):
         os.close(fd)
     reap()
     exit_code = os.waitstatus_to_exitcode(wait_status)
-    try:
-        report = json.loads(bytes(buffers[info_r]) or b"{}")
-    except ValueError:
-        report = {}
+    report = checked_report(bytes(buffers[info_r]))
     cpu_seconds = usage.ru_utime + usage.ru_stime
     if status is None:
         if exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu_seconds >= int(header["time_limit"]) + 1:
@@ -265,10 +274,32 @@ def run_test(header, code_obj, base_namespace, test, source_lines):
         "stderr": bytes(buffers[err_r]).decode("utf-8", "replace"),
         "elapsed_ms": round(elapsed * 1000, 3),
     }
-    for key in ("value", "unencodable", "error"):
-        if key in report:
-            record[key] = report[key]
+    record.update(report)
     return record
+
+
+def checked_report(raw):
+    """The child's report, reduced to fields of the expected types: the child runs model code and may forge it."""
+    try:
+        report = json.loads(raw or b"{}")
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(report, dict):
+        return {}
+    checked = {}
+    for key in ("value", "unencodable"):
+        if isinstance(report.get(key), str):
+            checked[key] = report[key]
+    error = report.get("error")
+    if isinstance(error, dict):
+        checked["error"] = {
+            "type": str(error.get("type", "Error"))[:100],
+            "message": str(error.get("message", ""))[:1000],
+            "line": error.get("line") if isinstance(error.get("line"), int) else None,
+            "func": str(error.get("func") or "")[:100] or None,
+            "source": str(error.get("source", ""))[:200],
+        }
+    return checked
 
 
 def describe_exit(exit_code):
@@ -281,14 +312,13 @@ def describe_exit(exit_code):
 
 def isolate_filesystem(workdir, hidden, keep):
     """At the `namespaces` level (no bubblewrap): make every file system read-only, put fresh empty tmpfs over
-    `hidden` (the shared scratch directories and the homes), mount the work directory and `keep` (the
-    interpreter) back, then drop every capability, so that nothing a program does can undo it.
+    `hidden` (the shared scratch directories and the homes) and the work directory (size-limited, so neither
+    disk nor memory fills up), mount `keep` (the interpreter) back read-only, then drop every capability, so
+    that nothing a program does can undo it.
 
     Runs as root of the sandbox's own user namespace, whose mount namespace unshare created; nothing here
     reaches the host's mounts."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = LIBC
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 
     def mount(source, target, fstype, flags, data=None):
@@ -298,20 +328,22 @@ def isolate_filesystem(workdir, hidden, keep):
 
     ms_rdonly, ms_nosuid, ms_nodev, ms_remount, ms_bind, ms_rec, ms_private = 1, 2, 4, 32, 4096, 16384, 1 << 18
     mount(None, "/", None, ms_rec | ms_private)
-    handles = {path: os.open(path, os.O_PATH) for path in [workdir] + keep}
+    handles = {path: os.open(path, os.O_PATH) for path in keep}
     # struct mount_attr {u64 attr_set, attr_clr, propagation, userns_fd}: MOUNT_ATTR_RDONLY on every mount
     attr = (ctypes.c_uint64 * 4)(1, 0, 0, 0)
     sys_mount_setattr, at_fdcwd, at_recursive = 442, -100, 0x8000
     if libc.syscall(sys_mount_setattr, at_fdcwd, b"/", at_recursive, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
         raise OSError(ctypes.get_errno(), "mount_setattr / read-only")
     for target in hidden:
-        mount("tmpfs", target, "tmpfs", ms_nosuid | ms_nodev, "mode=1777,size=64m,nr_inodes=4096")
+        mount("tmpfs", target, "tmpfs", ms_nosuid | ms_nodev, f"mode=1777,{TMPFS_LIMITS}")
+    os.makedirs(workdir, exist_ok=True)
+    mount("tmpfs", workdir, "tmpfs", ms_nosuid | ms_nodev, f"mode=0700,{TMPFS_LIMITS}")
     for path, handle in handles.items():
-        if path == workdir or any(path.startswith(h.rstrip("/") + "/") for h in hidden):
+        if any(path.startswith(h.rstrip("/") + "/") for h in hidden):
             os.makedirs(path, exist_ok=True)
-            # a bind mount keeps its source's read-only flag: the remount sets the one we want
+            # a bind mount keeps its source's flags; the remount makes sure it is read-only
             mount(f"/proc/self/fd/{handle}", path, None, ms_bind | ms_rec)
-            mount(None, path, None, ms_bind | ms_remount | (0 if path == workdir else ms_rdonly))
+            mount(None, path, None, ms_bind | ms_remount | ms_rdonly)
         os.close(handle)
     os.chdir(workdir)
     # give up root's powers in this namespace: no capability now, none regained by exec
@@ -359,28 +391,26 @@ def main():
     set_limit(resource.RLIMIT_NOFILE, 64)
     set_limit(resource.RLIMIT_CORE, 0)
     sys.set_int_max_str_digits(50000)
-    try:
-        import ctypes
+    if LIBC is not None:
+        LIBC.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: the children cannot ptrace or read our memory
 
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: the children cannot ptrace or read our memory
-    except (OSError, AttributeError):
-        pass
-
-    base_namespace = {"__builtins__": __builtins__}
-    exec(compile(PREAMBLE, "<preamble>", "exec"), base_namespace)
-    # `from math import *` brings math.pow, which would break pow(a, b, mod): builtins win over the preamble
-    for name in dir(builtins):
-        base_namespace.pop(name, None)
     source = header["code"]
     source_lines = source.splitlines()
     linecache.cache[SOLUTION_FILE] = (len(source), None, source.splitlines(True), SOLUTION_FILE)
     compile_error = None
     try:
         code_obj = compile(source, SOLUTION_FILE, "exec")
-    except (SyntaxError, ValueError) as exc:
+    except BaseException as exc:  # noqa: BLE001 - SyntaxError, or Memory/RecursionError on degenerate code
         code_obj = None
         compile_error = error_info(exc, source_lines)
     del header["code"], source
+
+    base_namespace = {"__builtins__": __builtins__}
+    exec(compile(PREAMBLE, "<preamble>", "exec"), base_namespace)
+    sys.setrecursionlimit(1000)  # the preamble's 50000 is for the programs (each child sets it again)
+    # `from math import *` brings math.pow, which would break pow(a, b, mod): builtins win over the preamble
+    for name in dir(builtins):
+        base_namespace.pop(name, None)
 
     def answer(record):
         os.write(proto_out, (json.dumps(record) + "\n").encode())
