@@ -186,3 +186,21 @@ def test_livecode_sft_with_too_short_max_length_is_one_clear_error(tmp_path):
     done = run_cli("algo=sft", "env=livecode", *SMALL, "algo.max_steps=1", "eval.before=false", run_dir=tmp_path / "run")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("rlexp: error: algo.max_length=1024 would cut the answer off")
+
+
+@pytest.mark.parametrize("env_args", [
+    ["env=math", "env.difficulty=1", "env.train_size=32", "env.eval_size=8"],
+    ["env=synlogic", "env.difficulty=1", "env.train_size=32", "env.eval_size=8"],
+], ids=["math", "synlogic"])
+def test_grpo_and_sft_two_steps_each_and_eval_per_group(tmp_path, env_args):
+    run_dir = tmp_path / "run"
+    ok(run_cli(*env_args, *SMALL, "algo=grpo", "algo.max_steps=2", "algo.max_completion_length=32",
+               "algo.per_device_train_batch_size=4", "algo.num_generations=2", "eval.before=false", run_dir=run_dir))
+    ok(run_cli(*env_args, *SMALL, "algo=sft", "algo.max_steps=2", "algo.max_length=2048", "model.max_position_embeddings=2048",
+               "algo.per_device_train_batch_size=2", "eval.before=false", run_dir=tmp_path / "sft"))
+    results = json.loads((run_dir / "summary.json").read_text())["results"]["grpo"]["test"]
+    groups = {key.split("/")[0] for key in results if "/pass@1" in key}
+    expected = {"procedural", "Level 1", "arithmetic"} if "env=math" in env_args else {"game_of_24", "cryptarithm", "sudoku"}
+    assert expected <= groups, groups
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in steps if "reward" in r] == [1, 2]

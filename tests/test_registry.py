@@ -6,7 +6,7 @@ from rlexp.registry import Registry
 
 def test_packages_register_every_module_by_name():
     assert algos.names() == ["grpo", "sft"]
-    assert envs.names() == ["generalpoints", "livecode"]
+    assert envs.names() == ["generalpoints", "livecode", "math", "synlogic"]
     assert algos.algo_class("grpo").__module__ == "rlexp.algos.grpo"
 
 

@@ -1,0 +1,569 @@
+"""Math word problems and competition math, scored with math-verify (specs/math.md).
+
+Problems come from `dataset=`:
+- `procedural` (default, offline): arithmetic, fractions, linear equations, gcd/lcm, remainders, counting and
+  GSM-style word problems, each a pure function of (seed, difficulty) with an exact answer and a worked
+  solution (the SFT demonstration);
+- the hub: `gsm8k` (openai/gsm8k), `math` (EleutherAI/hendrycks_math, all seven subjects), `math500`
+  (HuggingFaceH4/MATH-500), `aime24` (HuggingFaceH4/aime_2024), `aime25` (math-ai/aime25), `amc`
+  (AI-MO/aimo-validation-amc);
+- a path to a `.jsonl` file of rows in MATH-500's format (`problem`, `answer`, `solution`, `level`, ...).
+
+Every gold answer is normalised to LaTeX and wrapped in `$...$` before parsing (a bare `10\\sqrt{2}` parses as
+10). The prediction is the content of the last `\\boxed{}` after the last `</think>`, checked with TRL's own
+`accuracy_reward` (math-verify with TRL's extraction settings) inside worker processes: math-verify's timeouts
+use `signal.alarm`, which only works on a main thread, and a worker that still hangs is killed at `timeout_s`.
+Answers that would make sympy work for minutes (exponent towers, huge literals, deep nesting) are compared as
+strings instead. A gold answer that does not parse gives reward `None` (TRL skips the sample), counted and logged.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures
+import json
+import logging
+import math as pymath
+import multiprocessing
+import os
+import queue
+import random
+import re
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional
+
+import datasets
+
+from rlexp.envs import register
+from rlexp.envs.base import Env, Score
+from rlexp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PROMPT = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+FORMAT_FEEDBACK = "Your answer had the wrong format. The solution must be given in the format: \\boxed{your_answer}."
+WRONG_FEEDBACK = "Your boxed final answer was parsed, but it is incorrect. Recheck the reasoning and final calculation."
+FIXTURE = Path(__file__).parent / "data" / "math500_fixture.jsonl"
+KINDS = ("arithmetic", "fractions", "linear", "gcd_lcm", "remainder", "counting", "word")
+MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                 "prealgebra", "precalculus")
+# hub id, config, split for training, split for evaluation (None: an evaluation-only set)
+HUB = {
+    "gsm8k": ("openai/gsm8k", "main", "train", "test"),
+    "math": ("EleutherAI/hendrycks_math", MATH_SUBJECTS, "train", "test"),
+    "math500": ("HuggingFaceH4/MATH-500", None, None, "test"),
+    "aime24": ("HuggingFaceH4/aime_2024", None, None, "train"),
+    "aime25": ("math-ai/aime25", None, None, "test"),
+    "amc": ("AI-MO/aimo-validation-amc", None, None, "train"),
+}
+
+# -- answer extraction (math.md section 5) ------------------------------------------------------------------------
+
+MAX_TAIL = 4000
+MAX_BOX_CHARS = 512
+MAX_DEPTH = 20
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{|\\boxed +([^\s{}$]+)")
+
+
+def extract_boxed(completion: str) -> tuple[Optional[str], str]:
+    """(content of the last \\boxed{} after thinking, "") or (None, why not)."""
+    if "</think>" in completion:
+        text = completion.rsplit("</think>", 1)[1]
+    elif "<think>" in completion:
+        return None, "unclosed_think"
+    else:
+        text = completion
+    text = text[-MAX_TAIL:]
+    matches = list(_BOX.finditer(text))
+    if not matches:
+        return None, "no_boxed"
+    last = matches[-1]
+    if last.group(1) is not None:  # \boxed 5
+        return last.group(1), ""
+    depth, start = 1, last.end()
+    for i in range(start, min(len(text), start + MAX_BOX_CHARS + 1)):
+        ch = text[i]
+        if ch == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return None, "too_deep"
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                content = text[start:i].strip()
+                return (content, "") if content else (None, "empty_boxed")
+    return None, "unbalanced_boxed"
+
+
+def last_boxed_in_solution(solution: str) -> Optional[str]:
+    """MATH's gold: the last \\boxed{} of the worked solution (brace-matched, no length cap)."""
+    at = max(solution.rfind("\\boxed{"), solution.rfind("\\fbox{"))
+    if at < 0:
+        return None
+    start = solution.index("{", at) + 1
+    depth = 1
+    for i in range(start, len(solution)):
+        depth += {"{": 1, "}": -1}.get(solution[i], 0)
+        if depth == 0:
+            return solution[start:i].strip()
+    return None
+
+
+_TOWER = re.compile(r"\^\s*\{?[^}^]*\^\s*\{?[^}^]*\^")
+_BIG_INT = re.compile(r"\d{201,}")
+
+
+def too_costly(answer: str) -> bool:
+    """Answers sympy could spend minutes on: exponent towers, 200+ digit literals, deep bracket nesting."""
+    if _TOWER.search(answer) or _BIG_INT.search(answer) or "**" in answer:
+        return True
+    depth = deepest = 0
+    for ch in answer:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest > MAX_DEPTH
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text).strip("$")
+
+
+# -- the verifier, in worker processes ------------------------------------------------------------------------------
+
+
+def check_answer(gold: str, boxed: str) -> dict:
+    """Runs in a worker's main thread: TRL's accuracy_reward on one boxed answer, with its timeouts armed."""
+    import logging as worker_logging
+
+    from trl.rewards import accuracy_reward
+
+    worker_logging.getLogger("math_verify").setLevel(worker_logging.ERROR)
+    extra: dict[str, list] = {}
+    try:
+        (reward,) = accuracy_reward([[{"role": "assistant", "content": f"\\boxed{{{boxed}}}"}]], [gold],
+                                    log_extra=extra.__setitem__)
+    except Exception as exc:  # noqa: BLE001 - a parser crash on odd LaTeX is a wrong answer, not a dead worker
+        return {"reward": 0.0, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    return {"reward": reward, "answer_parsed": extra.get("answer_parsed", [""])[0][:200]}
+
+
+def warm_checker() -> None:
+    """A worker's start: import the verifier before saying it is ready (sympy takes about a second)."""
+    import trl.rewards  # noqa: F401
+
+
+def _serve(conn, target: Callable, warm: Optional[Callable]) -> None:
+    """A worker's loop: run `target(*args)` for each request until the pipe closes."""
+    if warm is not None:
+        warm()
+    conn.send("ready")
+    while True:
+        try:
+            args = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(target(*args))
+
+
+class BoundedPool:
+    """Worker processes that run `target(*args)`; a call that takes longer than `timeout_s` gets None and its
+    worker is killed and replaced. Calls may come from any thread."""
+
+    START_TIMEOUT_S = 120.0
+
+    def __init__(self, target: Callable, workers: int, timeout_s: float, warm: Optional[Callable] = None):
+        self.target, self.warm, self.timeout_s = target, warm, timeout_s
+        self.context = multiprocessing.get_context("spawn")  # a fork of a trainer with threads is not safe
+        self.idle: queue.Queue = queue.Queue()
+        self.workers = workers
+        self.lock = threading.Lock()
+        self.started = 0
+
+    def _start(self):
+        parent, child = self.context.Pipe()
+        process = self.context.Process(target=_serve, args=(child, self.target, self.warm), daemon=True)
+        process.start()
+        child.close()
+        try:
+            ready = parent.poll(self.START_TIMEOUT_S) and parent.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:  # a broken set-up must be loud, not a stream of zero rewards
+            process.kill()
+            raise RuntimeError(f"a verifier worker did not start (exit code {process.exitcode}); see its error above")
+        return process, parent
+
+    def _take(self):
+        with self.lock:
+            if self.idle.empty() and self.started < self.workers:
+                self.started += 1
+                return self._start()
+        return self.idle.get()
+
+    def call(self, *args) -> Any:
+        """`target(*args)`, or None if it ran out of time or killed its worker."""
+        process, conn = self._take()
+        try:
+            conn.send(args)
+            if conn.poll(self.timeout_s):
+                result = conn.recv()
+                self.idle.put((process, conn))
+                return result
+        except (EOFError, OSError):
+            pass
+        process.kill()
+        process.join()
+        conn.close()
+        self.idle.put(self._start())
+        return None
+
+    def map(self, calls: list[tuple]) -> list[Any]:
+        if not calls:
+            return []
+        with concurrent.futures.ThreadPoolExecutor(min(self.workers, len(calls))) as threads:
+            return list(threads.map(lambda args: self.call(*args), calls))
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            process, conn = self.idle.get()
+            conn.close()
+            process.kill()
+            process.join()
+
+
+# -- procedural problems (math.md section 7) -----------------------------------------------------------------------
+
+
+def latex_number(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    sign = "-" if value < 0 else ""
+    return f"{sign}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+
+
+def _arithmetic(rng: random.Random, d: int) -> tuple[str, str, Fraction]:
+    hi = 10 ** min(d, 4)
+    a, b, c = (rng.randint(2, hi) for _ in range(3))
+    op1, op2 = rng.choice("+-*"), rng.choice("+-")
+    expression = f"({a} {op1} {b}) {op2} {c}" if d > 1 else f"{a} {op1} {b}"
+    inner = {"+": a + b, "-": a - b, "*": a * b}[op1]
+    value = inner if d == 1 else (inner + c if op2 == "+" else inner - c)
+    work = f"First {a} {op1} {b} = {inner}." + ("" if d == 1 else f" Then {inner} {op2} {c} = {value}.")
+    shown = expression.replace("*", "\\times")
+    return f"Compute ${shown}$.", work, Fraction(value)
+
+
+def _fractions(rng: random.Random, d: int) -> tuple[str, str, Fraction]:
+    hi = 3 + 3 * d
+    x = Fraction(rng.randint(1, hi), rng.randint(2, hi))
+    y = Fraction(rng.randint(1, hi), rng.randint(2, hi))
+    op = rng.choice("+-*" if d > 2 else "+-")
+    value = {"+": x + y, "-": x - y, "*": x * y}[op]
+    shown = {"+": "+", "-": "-", "*": "\\times"}[op]
+    problem = f"Compute ${latex_number(x)} {shown} {latex_number(y)}$ and write the result as a fraction in lowest terms."
+    return problem, f"Bring both to a common denominator and simplify: the result is ${latex_number(value)}$.", value
+
+
+def _linear(rng: random.Random, d: int) -> tuple[str, str, Fraction]:
+    hi = 5 * d
+    a = rng.choice([k for k in range(-hi, hi + 1) if k not in (0, 1)])
+    x = Fraction(rng.randint(-hi, hi), 1 if d < 3 else rng.randint(1, 3))
+    b = rng.randint(-hi * 3, hi * 3)
+    c = a * x + b
+    if c.denominator != 1:
+        x, c = Fraction(round(c) - b, a), Fraction(round(c))
+    problem = f"Solve for $x$: ${a}x {'+' if b >= 0 else '-'} {abs(b)} = {c}$."
+    return problem, f"Subtract {b} from both sides: ${a}x = {c - b}$, so $x = {latex_number(x)}$.", x
+
+
+def _gcd_lcm(rng: random.Random, d: int) -> tuple[str, str, Fraction]:
+    base = rng.randint(2, 3 + 2 * d)
+    a, b = base * rng.randint(2, 5 * d), base * rng.randint(2, 5 * d)
+    if rng.random() < 0.5:
+        g = pymath.gcd(a, b)
+        return f"What is the greatest common divisor of {a} and {b}?", f"By the Euclidean algorithm, gcd({a}, {b}) = {g}.", Fraction(g)
+    m = a * b // pymath.gcd(a, b)
+    return f"What is the least common multiple of {a} and {b}?", f"lcm = {a} * {b} / gcd = {m}.", Fraction(m)
+
+
+def _remainder(rng: random.Random, d: int) -> tuple[str, str, Fraction]:
+    base, exponent, modulus = rng.randint(2, 9), rng.randint(2, 4 + 4 * d), rng.randint(3, 7 + 3 * d)
+    value = pow(base, exponent, modulus)
+    problem = f"What is the remainder when ${base}^{{{exponent}}}$ is divided by {modulus}?"
+    return problem, f"Reducing powers of {base} modulo {modulus} step by step gives {value}.", Fraction(value)
+
+
+def _counting(rng: random.Random, d: int) -> tuple[str, str, Fraction]:
+    n = rng.randint(4, 6 + 2 * d)
+    k = rng.randint(2, min(n - 1, 2 + d))
+    if rng.random() < 0.5:
+        value = pymath.comb(n, k)
+        problem = f"In how many ways can a committee of {k} people be chosen from {n} people?"
+        return problem, f"$\\binom{{{n}}}{{{k}}} = {value}$.", Fraction(value)
+    value = pymath.perm(n, k)
+    problem = f"In how many ways can {k} different prizes be given to {k} of {n} people, at most one prize each?"
+    return problem, f"${n} \\cdot {n - 1} \\cdots {n - k + 1} = {value}$.", Fraction(value)
+
+
+_NAMES = ("Ava", "Ben", "Chloe", "Dev", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jonas")
+_ITEMS = ("notebooks", "apples", "tickets", "pencils", "stamps", "muffins")
+
+
+def _word(rng: random.Random, d: int) -> tuple[str, str, Fraction]:
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    kind = rng.randrange(4)
+    if kind == 0:
+        count, price, paid = rng.randint(2, 4 + 3 * d), rng.randint(2, 5 + 5 * d), 0
+        total = count * price
+        paid = total + rng.randint(1, 10 * d)
+        value = paid - total
+        problem = f"{name} buys {count} {item} at ${price} each and pays with ${paid}. How much change, in dollars, does {name} get?"
+        work = f"The {item} cost {count} * {price} = {total} dollars, so the change is {paid} - {total} = {value}."
+    elif kind == 1:
+        start, percent = rng.randint(2, 10 * d) * 20, rng.choice([5, 10, 15, 20, 25, 40, 50])
+        value = start * percent // 100
+        problem = f"A shop has {start} {item} and sells {percent}% of them. How many {item} did it sell?"
+        work = f"{percent}% of {start} is {start} * {percent} / 100 = {value}."
+    elif kind == 2:
+        per_box, boxes, extra = rng.randint(3, 6 + d), rng.randint(2, 3 + 2 * d), rng.randint(0, 5)
+        value = per_box * boxes + extra
+        problem = f"{name} packs {per_box} {item} in each of {boxes} boxes and has {extra} left over. How many {item} were there?"
+        work = f"{per_box} * {boxes} = {per_box * boxes}, plus {extra} left over makes {value}."
+    else:
+        rate, hours, break_hours = rng.randint(3, 5 + 4 * d), rng.randint(3, 4 + d), rng.randint(1, 2)
+        value = rate * (hours - break_hours)
+        problem = (f"{name} makes {rate} {item} per hour and works for {hours} hours, "
+                   f"but spends {break_hours} of those hours on a break. How many {item} does {name} make?")
+        work = f"{name} works {hours} - {break_hours} = {hours - break_hours} hours, making {rate} * {hours - break_hours} = {value}."
+    return problem, work, Fraction(value)
+
+
+GENERATORS: dict[str, Callable[[random.Random, int], tuple[str, str, Fraction]]] = {
+    "arithmetic": _arithmetic, "fractions": _fractions, "linear": _linear, "gcd_lcm": _gcd_lcm,
+    "remainder": _remainder, "counting": _counting, "word": _word,
+}
+
+
+def procedural_problem(seed: int, difficulty: int, kind: str) -> dict:
+    """One problem, a pure function of its arguments: {problem, answer (LaTeX), solution (worked, boxed)}."""
+    rng = random.Random(f"math|{kind}|{difficulty}|{seed}")
+    problem, work, value = GENERATORS[kind](rng, difficulty)
+    answer = latex_number(value)
+    return {"problem": problem, "answer": answer, "solution": f"{work} The answer is $\\boxed{{{answer}}}$."}
+
+
+# -- hub rows -------------------------------------------------------------------------------------------------------
+
+
+def _gsm8k_row(raw: dict) -> dict:
+    worked, _, final = raw["answer"].rpartition("####")
+    gold = final.strip().replace(",", "")
+    worked = re.sub(r"<<[^>]*>>", "", worked).strip()
+    return {"problem": raw["question"], "answer": gold, "solution": f"{worked}\nThe answer is $\\boxed{{{gold}}}$."}
+
+
+def _amc_answer(value: Any) -> str:
+    """AMC answers are floats in the hub copy: 70.0 must reach the parser as 70."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def normalise_hub_row(name: str, raw: dict) -> dict:
+    """A hub row as {problem, answer, solution, level, subject, id} (math.md section 1)."""
+    if name == "gsm8k":
+        row = _gsm8k_row(raw)
+        return {**row, "level": "", "subject": "", "id": ""}
+    problem = raw.get("problem", raw.get("question", ""))
+    if name == "math":
+        answer = last_boxed_in_solution(raw.get("solution", "")) or ""
+    else:
+        answer = _amc_answer(raw.get("answer", raw.get("Answer", "")))
+    level = raw.get("level", "")
+    level = f"Level {level}" if isinstance(level, int) else str(level or "")
+    return {"problem": problem, "answer": answer, "solution": raw.get("solution", "") or "", "level": level,
+            "subject": str(raw.get("type", raw.get("subject", "")) or ""),
+            "id": str(raw.get("unique_id", raw.get("id", "")) or "")}
+
+
+def load_hub(name: str, split: str) -> list[dict]:
+    repo, config, train_split, eval_split = HUB[name]
+    hub_split = train_split if split == "train" else eval_split
+    if hub_split is None:
+        raise ConfigError(f"env.dataset={name} is for evaluation only; train on gsm8k, math or procedural")
+    try:
+        configs = config if isinstance(config, tuple) else (config,)
+        raws = []
+        for cfg in configs:
+            raws += list(datasets.load_dataset(repo, cfg, split=hub_split))
+    except Exception as exc:  # noqa: BLE001 - any hub failure becomes one clear line
+        raise ConfigError(
+            f"env.dataset={name}: could not load {repo} ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+            "offline, use env.dataset=procedural or a local .jsonl in MATH-500's format"
+        ) from None
+    return [normalise_hub_row(name, raw) for raw in raws]
+
+
+# -- the environment ------------------------------------------------------------------------------------------------
+
+
+@register("math")
+@dataclass
+class Math(Env):
+    """Math problems with a boxed final answer, checked by math-verify (specs/math.md)."""
+
+    group_columns: ClassVar[tuple[str, ...]] = ("source", "level", "subject")
+
+    # procedural | gsm8k | math | math500 | aime24 | aime25 | amc | path/to/rows.jsonl. The knob shares its name
+    # with the Env method dataset(split), which is set on the class below; __post_init__ moves the value to
+    # `self.source` so that the instance does not hide the method
+    dataset: str = field(default_factory=lambda: "procedural")
+    kinds: list = field(default_factory=list)  # procedural kinds (empty = all): arithmetic fractions linear ...
+    difficulty: int = 2  # procedural: 1 (one-step, small numbers) ... 5
+    train_size: int = 2000
+    eval_size: int = 200
+    seed: int = 0
+    eval_seed: int = 1_000_000  # procedural eval problems come from seeds far from the training ones
+    timeout_s: float = 20.0  # a verify call that takes longer is killed and scored 0 (math-verify's own: 10 s + 5 s)
+    workers: int = 0  # verifier processes; 0 = one per core
+
+    def __post_init__(self) -> None:
+        self.source = self.__dict__.pop("dataset")
+        if self.source not in ("procedural", *HUB) and not str(self.source).endswith((".jsonl", ".json")):
+            raise ValueError(f"dataset must be procedural, {', '.join(HUB)}, or a path to a .jsonl file; got {self.source!r}")
+        bad = [k for k in self.kinds if k not in KINDS]
+        if bad:
+            raise ValueError(f"kinds must be among {', '.join(KINDS)}; got {bad}")
+        if not isinstance(self.difficulty, int) or not 1 <= self.difficulty <= 5:
+            raise ValueError(f"difficulty must be an integer from 1 to 5; got {self.difficulty!r}")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        self.kinds = list(self.kinds)
+        self._rows: dict[str, list[dict]] = {}
+        self._pool: Optional[BoundedPool] = None
+        self._bad_golds: set[str] = set()
+
+    def knobs(self) -> dict[str, Any]:
+        return {**{k: v for k, v in super().knobs().items() if k != "dataset"}, "dataset": self.source}
+
+    def __repr__(self) -> str:
+        return f"Math({', '.join(f'{k}={v!r}' for k, v in self.knobs().items())})"
+
+    def eval_splits(self) -> list[str]:
+        return ["test"]
+
+    # -- rows ----------------------------------------------------------------------------------------------------
+
+    def _problems(self, split: str) -> list[dict]:
+        if self.source == "procedural":
+            kinds = self.kinds or list(KINDS)
+            size, base = (self.train_size, self.seed) if split == "train" else (self.eval_size, self.eval_seed)
+            out = []
+            for i in range(size):
+                kind = kinds[i % len(kinds)]
+                p = procedural_problem(base + i, self.difficulty, kind)
+                out.append({**p, "level": f"Level {self.difficulty}", "subject": kind, "id": f"{kind}-{base + i}"})
+            return out
+        if self.source in HUB:
+            return load_hub(self.source, split)
+        path = Path(self.source).expanduser()
+        if not path.exists():
+            raise ConfigError(f"env.dataset: no such file {path}")
+        with path.open() as f:
+            return [normalise_hub_row("file", json.loads(line)) for line in f if line.strip()]
+
+    def _split_rows(self, split: str) -> list[dict]:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+        if split not in self._rows:
+            source = self.source if self.source in ("procedural", *HUB) else Path(self.source).stem
+            rows = []
+            for p in self._problems(split):
+                rows.append({
+                    "prompt": [{"role": "user", "content": PROMPT.format(problem=p["problem"])}],
+                    # TRL's accuracy_reward reads the gold from `solution`: the normalised answer, wrapped
+                    "solution": f"${p['answer']}$",
+                    "gold_raw": p["answer"],
+                    "reference_solution": p["solution"],
+                    "source": source,
+                    "level": p["level"],
+                    "subject": p["subject"],
+                    "id": p["id"],
+                })
+            if not rows:
+                raise ConfigError(f"env=math: {self.source} has no {split} problems")
+            self._rows[split] = rows
+        return self._rows[split]
+
+    def demonstrations(self, split: str) -> datasets.Dataset:
+        rows = [r for r in self._split_rows(split) if "\\boxed" in r["reference_solution"]]
+        if not rows:
+            raise ConfigError(f"env=math: {self.source} has no worked solutions to imitate; use env.dataset=procedural, gsm8k or math")
+        return datasets.Dataset.from_list([
+            {"messages": r["prompt"] + [{"role": "assistant", "content": r["reference_solution"]}]} for r in rows
+        ])
+
+    # -- scoring -------------------------------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> BoundedPool:
+        if self._pool is None:
+            self._pool = BoundedPool(check_answer, self.workers or os.cpu_count() or 1, self.timeout_s, warm=warm_checker)
+        return self._pool
+
+    def score(self, completion: str, row: dict) -> Score:
+        return self.score_batch([completion], [row])[0]
+
+    def score_batch(self, completions: list[str], rows: list[dict]) -> list[Score]:
+        scores: list[Optional[Score]] = [None] * len(completions)
+        calls, owners = [], []
+        for i, (completion, row) in enumerate(zip(completions, rows)):
+            text = completion if isinstance(completion, str) else ""
+            boxed, why = extract_boxed(text)
+            if boxed is None:
+                scores[i] = Score(0.0, False, FORMAT_FEEDBACK, {"category": "format", "reason": why, "parsed": None})
+            elif too_costly(boxed) or too_costly(row["gold_raw"]):
+                correct = _squash(boxed) == _squash(row["gold_raw"])
+                scores[i] = self._result(1.0 if correct else 0.0, boxed, "string_match")
+            else:
+                calls.append((row["solution"], boxed))
+                owners.append(i)
+        for i, (gold, boxed), outcome in zip(owners, calls, self.pool.map(calls)):
+            if outcome is None:
+                scores[i] = Score(0.0, False, WRONG_FEEDBACK, {"category": "verify_timeout", "reason": "verify_timeout", "parsed": boxed[:200]})
+            elif outcome["reward"] is None:
+                if gold not in self._bad_golds:
+                    self._bad_golds.add(gold)
+                    log.warning("math: gold answer %r does not parse (%d so far); its samples get reward None", gold, len(self._bad_golds))
+                scores[i] = Score(None, False, "", {"category": "gold_unparseable", "reason": "gold_unparseable", "parsed": boxed[:200]})
+            else:
+                scores[i] = self._result(outcome["reward"], boxed, outcome.get("error", "verified"))
+        return scores  # type: ignore[return-value]
+
+    @staticmethod
+    def _result(reward: float, boxed: str, reason: str) -> Score:
+        correct = reward >= 1.0
+        return Score(reward, correct, "" if correct else WRONG_FEEDBACK,
+                     {"category": "correct" if correct else "wrong", "reason": reason, "parsed": boxed[:200]})
+
+    @property
+    def unparseable_golds(self) -> int:
+        return len(self._bad_golds)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_pool": None}
+
+
+def _dataset(self: Math, split: str) -> datasets.Dataset:
+    return datasets.Dataset.from_list(self._split_rows(split))
+
+
+# set after the class body, where a method named like the knob would have replaced the knob's default
+Math.dataset = _dataset  # type: ignore[assignment, method-assign]
+abc.update_abstractmethods(Math)

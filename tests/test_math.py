@@ -1,0 +1,243 @@
+"""env=math (specs/math.md): generators, gold normalisation, extraction, bounded verification, hostile input."""
+
+import json
+import pickle
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from rlexp import envs, evaluate
+from rlexp.envs import math as math_env
+from rlexp.envs.math import FORMAT_FEEDBACK, WRONG_FEEDBACK, BoundedPool, extract_boxed, normalise_hub_row, too_costly
+from rlexp.errors import ConfigError
+from rlexp.rewards import EnvReward
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = envs.make("math", train_size=70, eval_size=35, timeout_s=8.0)
+    yield e
+    e.pool.close()
+
+
+@pytest.fixture(scope="module")
+def fixture_env():
+    e = envs.make("math", dataset=str(math_env.FIXTURE), timeout_s=8.0)
+    yield e
+    e.pool.close()
+
+
+# -- data ------------------------------------------------------------------------------------------------------------
+
+
+def test_procedural_problems_are_pure_functions_of_seed_difficulty_kind():
+    for kind in math_env.KINDS:
+        for difficulty in (1, 3, 5):
+            a = math_env.procedural_problem(7, difficulty, kind)
+            assert a == math_env.procedural_problem(7, difficulty, kind)
+            assert a["solution"].endswith(f"\\boxed{{{a['answer']}}}$.")
+    assert math_env.procedural_problem(1, 2, "arithmetic") != math_env.procedural_problem(2, 2, "arithmetic")
+
+
+def test_rows_wrap_the_gold_and_cover_every_kind(env):
+    rows = list(env.dataset("train"))
+    assert len(rows) == 70 and {r["subject"] for r in rows} == set(math_env.KINDS)
+    for r in rows:
+        assert r["solution"] == f"${r['gold_raw']}$"
+        assert r["prompt"][0]["content"].endswith("Please reason step by step, and put your final answer within \\boxed{}.")
+    train_ids = {r["id"] for r in rows}
+    assert not train_ids & {r["id"] for r in env.dataset("test")}
+
+
+def test_knobs_select_kinds_and_difficulty():
+    e = envs.make("math", kinds=["linear"], difficulty=5, train_size=5)
+    rows = list(e.dataset("train"))
+    assert {r["subject"] for r in rows} == {"linear"} and {r["level"] for r in rows} == {"Level 5"}
+    assert e.knobs()["dataset"] == "procedural" and e.dataset("train")[0]["source"] == "procedural"
+
+
+@pytest.mark.parametrize("knobs, message", [
+    ({"dataset": "mmlu"}, "dataset must be"),
+    ({"kinds": ["calculus"]}, "kinds must be"),
+    ({"difficulty": 9}, "difficulty"),
+    ({"timeout_s": 0}, "timeout_s"),
+])
+def test_bad_knobs_are_one_clear_error(knobs, message):
+    with pytest.raises(ValueError, match=message):
+        envs.make("math", **knobs)
+
+
+def test_hub_rows_are_normalised_per_dataset():
+    gsm = normalise_hub_row("gsm8k", {"question": "Q?", "answer": "3 * 4 = <<3*4=12>>12 apples\n#### 1,012"})
+    assert gsm["answer"] == "1012" and "<<" not in gsm["solution"] and gsm["solution"].endswith("\\boxed{1012}$.")
+    math_row = normalise_hub_row("math", {"problem": "P", "solution": "So $\\boxed{\\frac{1}{2}}$ and \\boxed{\\left\\{1,2\\right\\}}.",
+                                          "level": "Level 5", "type": "Algebra"})
+    assert math_row["answer"] == "\\left\\{1,2\\right\\}" and math_row["level"] == "Level 5" and math_row["subject"] == "Algebra"
+    assert normalise_hub_row("amc", {"problem": "P", "answer": 70.0})["answer"] == "70"
+    assert normalise_hub_row("amc", {"problem": "P", "answer": 2.5})["answer"] == "2.5"
+    assert normalise_hub_row("aime25", {"question": "P", "answer": "204"})["problem"] == "P"
+    assert normalise_hub_row("math500", {"problem": "P", "answer": "3", "level": 4})["level"] == "Level 4"
+
+
+def test_hub_failure_is_one_clear_line(monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline mode is enabled\nmore detail")
+
+    monkeypatch.setattr(math_env.datasets, "load_dataset", offline)
+    with pytest.raises(ConfigError, match="env.dataset=gsm8k: could not load openai/gsm8k .* use env.dataset=procedural") as info:
+        envs.make("math", dataset="gsm8k").dataset("test")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="evaluation only"):
+        envs.make("math", dataset="aime24").dataset("train")
+
+
+def test_hub_loader_asks_for_every_math_subject(monkeypatch):
+    asked = []
+
+    def fake_load(repo, config, split):
+        asked.append((repo, config, split))
+        return [{"problem": f"{config} problem", "solution": "$\\boxed{1}$", "level": "Level 1", "type": config}]
+
+    monkeypatch.setattr(math_env.datasets, "load_dataset", fake_load)
+    rows = list(envs.make("math", dataset="math").dataset("train"))
+    assert [c for _, c, _ in asked] == list(math_env.MATH_SUBJECTS) and {s for _, _, s in asked} == {"train"}
+    assert len(rows) == 7 and all(r["solution"] == "$1$" for r in rows)
+
+
+# -- extraction ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, boxed, why", [
+    ("The answer is \\boxed{72}.", "72", ""),
+    ("\\boxed{7}. Check: \\boxed{5}", "5", ""),
+    ("<think>\\boxed{5}</think> so \\boxed{7}", "7", ""),
+    ("<think>it is \\boxed{5}</think> I am done.", None, "no_boxed"),
+    ("<think>never closed \\boxed{5}", None, "unclosed_think"),
+    ("\\boxed{}", None, "empty_boxed"),
+    ("\\boxed{\\frac{1}{2}", None, "unbalanced_boxed"),
+    ("\\boxed{" + "{" * 100, None, "too_deep"),
+    ("\\boxed{1}" + "{" * 10000, None, "no_boxed"),  # only the last 4000 characters are read
+    ("\\boxed 5", "5", ""),
+    ("\\fbox{\\frac{1}{2}} done", "\\frac{1}{2}", ""),
+    ("", None, "no_boxed"),
+    ("   \n\t ", None, "no_boxed"),
+])
+def test_extract_boxed(text, boxed, why):
+    assert extract_boxed(text) == (boxed, why)
+
+
+def test_costly_answers_are_recognised():
+    assert too_costly("9^{9^{9^{9}}}") and too_costly("10**10**10") and too_costly("1" * 300)
+    assert too_costly("(" * 30 + "1" + ")" * 30)
+    assert not too_costly("\\frac{\\sqrt{2}}{2}") and not too_costly("2^{10}")
+
+
+# -- scoring ---------------------------------------------------------------------------------------------------------
+
+
+def test_reference_solutions_score_one(env, fixture_env):
+    for e in (env, fixture_env):
+        rows = list(e.dataset("test"))
+        scores = e.score_batch([r["reference_solution"] for r in rows], rows)
+        assert [s.reward for s in scores] == [1.0] * len(rows)
+        assert all(s.success and s.feedback == "" for s in scores)
+        assert e.unparseable_golds == 0
+
+
+def test_fixture_golds_need_the_dollar_wrapping_and_accept_equivalent_forms(fixture_env):
+    rows = list(fixture_env.dataset("test"))
+    answers = ["\\boxed{(2,1)}", "\\boxed{(3, \\pi/2)}", "\\boxed{\\{2,-1\\}}", "\\boxed{\\sqrt{200}}", "\\boxed{0.75}",
+               "\\boxed{C}", "\\boxed{120}", "\\boxed{-7.0}", "\\boxed{\\sqrt{2}/2}", "\\boxed{216}"]
+    rewards = [s.reward for s in fixture_env.score_batch(answers, rows)]
+    assert rewards == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_feedback_strings(env):
+    row = env.dataset("test")[0]
+    assert env.score("no box here", row).feedback == FORMAT_FEEDBACK
+    wrong = env.score("\\boxed{123456789}", row)
+    assert (wrong.reward, wrong.feedback, wrong.info["category"]) == (0.0, WRONG_FEEDBACK, "wrong")
+    assert row["gold_raw"] not in wrong.feedback
+
+
+def test_unparseable_gold_gives_none_and_is_counted(caplog):
+    e = envs.make("math", train_size=1, eval_size=1)
+    row = dict(e.dataset("test")[0], solution="$\\$", gold_raw="\\")
+    with caplog.at_level("WARNING"):
+        score = e.score("\\boxed{3}", row)
+    assert score.reward is None and score.info["category"] == "gold_unparseable" and e.unparseable_golds == 1
+    assert "does not parse" in caplog.text
+    e.pool.close()
+
+
+HOSTILE = [
+    "", "   ", "\\boxed{}", "\\boxed{\\frac{1}{2}", "\\boxed{7}. Check: \\boxed{5}", "<think>\\boxed{5}",
+    "\\boxed{9^{9^{9^{9}}}}", "\\boxed{10^{10^{10}}}", "\\boxed{10**10**10}", "\\boxed{" + "(" * 500 + "1" + ")" * 500 + "}",
+    "\\boxed{" + "{" * 10000, "\\boxed{" + "7" * 100000 + "}", "\\boxed{\\infty}", "\\boxed{NaN}", "\\boxed{\\text{}}",
+    "\\boxed{\\text{(C)}}", "\\boxed{\\$1,000}", "\\boxed{50\\%}", "\\boxed{3} and then a long explanation " * 50,
+    "\\boxed{\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}}", "\\boxed{\\dfrac{1}{2}}", "\\boxed{\\tfrac{1}{2}}",
+    "\\boxed{\\left. x \\right|}", "\\boxed{\\mathrm{m}}", "x" * 1_000_000 + "\\boxed{1}", "\\boxed{1\x00}",
+    "\\boxed{\ud800}", "\\boxed{" + "\\frac{1}{" * 1000 + "2" + "}" * 1000 + "}", "\\boxed{１２}", "\\boxed{x=2}",
+    "<think>\\boxed{1}</think>\\boxed{2}", "\\boxed{2^{2^{2}}}",
+]
+
+
+def test_hostile_completions_each_return_a_score_quickly(env):
+    row = env.dataset("test")[0]
+    for text in HOSTILE:
+        start = time.monotonic()
+        score = env.score(text, row)
+        assert time.monotonic() - start < env.timeout_s + 2, text[:60]
+        assert score.reward in (0.0, 1.0) and isinstance(score.feedback, str), text[:60]
+
+
+def slow_echo(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+def test_a_hung_check_is_killed_and_its_worker_replaced():
+    pool = BoundedPool(slow_echo, workers=1, timeout_s=0.5)
+    assert pool.call(0, "first") == "first"
+    start = time.monotonic()
+    assert pool.call(30, "hung") is None and time.monotonic() - start < 5
+    assert pool.call(0, "after") == "after"  # a fresh worker took the hung one's place
+    pool.close()
+
+
+def test_scoring_off_the_main_thread_keeps_its_bound(env):
+    row = env.dataset("test")[0]
+    out = []
+    thread = threading.Thread(target=lambda: out.append(env.score(row["reference_solution"], row)))
+    thread.start()
+    thread.join(30)
+    assert out and out[0].reward == 1.0
+
+
+def test_env_reward_and_pickling(env):
+    reward = pickle.loads(pickle.dumps(EnvReward("math", train_size=3, eval_size=3)))
+    e = envs.make("math", train_size=3, eval_size=3)
+    rows = list(e.dataset("train"))
+    columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
+    texts = [rows[0]["reference_solution"], "no box", "\\boxed{123456789}"]
+    for completions in (texts, [[{"role": "assistant", "content": t}] for t in texts]):
+        assert reward(prompts=[r["prompt"] for r in rows], completions=completions, **columns) == [1.0, 0.0, 0.0]
+    assert pickle.loads(pickle.dumps(env)).knobs() == env.knobs()
+    e.pool.close()
+
+
+def test_evaluation_reports_per_source_level_and_kind(env, monkeypatch):
+    rows = env.dataset("test")
+
+    def fake_generate(model, tokenizer, prompts, num_samples, *args):
+        return [[r["reference_solution"] if r["subject"] == "linear" else "no box"] * num_samples for r in rows.select(range(len(prompts)))]
+
+    monkeypatch.setattr(evaluate, "generate", fake_generate)
+    cfg = SimpleNamespace(splits=[], num_prompts=1000, num_samples=2, k=[1, 2], temperature=1.0, max_new_tokens=8, batch_size=8)
+    metrics = evaluate.evaluate(None, None, env, cfg)["test"]
+    assert metrics["linear/pass@1"] == 1.0 and metrics["word/pass@2"] == 0.0
+    assert metrics["procedural/n_prompts"] == len(rows) and "Level 2/success" in metrics
+    assert metrics["category/format"] == pytest.approx(1 - metrics["success"])
+    assert json.dumps(metrics)
