@@ -162,6 +162,12 @@ def test_feedback_strings(env):
     assert row["gold_raw"] not in wrong.feedback
 
 
+def test_an_answer_that_does_not_parse_gets_its_own_feedback(env):
+    row = env.dataset("test")[0]
+    score = env.score("\\boxed{\\text{}}", row)
+    assert score.info["category"] == "unparsable" and score.feedback == math_env.UNPARSABLE_FEEDBACK and score.reward == 0.0
+
+
 def test_unparseable_gold_gives_none_and_is_counted(caplog):
     e = envs.make("math", train_size=1, eval_size=1)
     row = dict(e.dataset("test")[0], solution="$\\$", gold_raw="\\")

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 PROMPT = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 FORMAT_FEEDBACK = "Your answer had the wrong format. The solution must be given in the format: \\boxed{your_answer}."
 WRONG_FEEDBACK = "Your boxed final answer was parsed, but it is incorrect. Recheck the reasoning and final calculation."
+UNPARSABLE_FEEDBACK = ("Your boxed final answer could not be read as a mathematical expression. Put only the final "
+                       "number or expression inside \\boxed{}, in plain LaTeX.")
 FIXTURE = Path(__file__).parent / "data" / "math500_fixture.jsonl"
 KINDS = ("arithmetic", "fractions", "linear", "gcd_lcm", "remainder", "counting", "word")
 MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
@@ -542,8 +544,10 @@ class Math(Env):
                     self._bad_golds.add(gold)
                     log.warning("math: gold answer %r does not parse (%d so far); its samples get reward None", gold, len(self._bad_golds))
                 scores[i] = Score(None, False, "", {"category": "gold_unparseable", "reason": "gold_unparseable", "parsed": boxed[:200]})
+            elif outcome.get("answer_parsed") == "[unparseable]" or "error" in outcome:
+                scores[i] = Score(0.0, False, UNPARSABLE_FEEDBACK, {"category": "unparsable", "reason": outcome.get("error", "unparsable"), "parsed": boxed[:200]})
             else:
-                scores[i] = self._result(outcome["reward"], boxed, outcome.get("error", "verified"))
+                scores[i] = self._result(outcome["reward"], boxed, "verified")
         return scores  # type: ignore[return-value]
 
     @staticmethod
