@@ -44,6 +44,9 @@ def generate(model, tokenizer, prompts: list, num_samples: int, temperature: flo
 def _summary(per_row: list[list[Score]], cfg, categories: bool = True) -> dict[str, float]:
     """Success with its standard error over prompts, mean reward, pass@k and category rates."""
     n = cfg.num_samples
+    # a prompt none of whose samples could be scored (a broken row: reward None) says nothing about the model
+    unscored = sum(all(s.reward is None for s in scores) for scores in per_row)
+    per_row = [scores for scores in per_row if not all(s.reward is None for s in scores)] or per_row
     successes = [sum(s.success for s in scores) for scores in per_row]
     rewards = [s.reward for scores in per_row for s in scores if s.reward is not None]
     per_prompt = np.array(successes) / n
@@ -57,6 +60,8 @@ def _summary(per_row: list[list[Score]], cfg, categories: bool = True) -> dict[s
     }
     for k in cfg.k:
         metrics[f"pass@{k}"] = float(np.mean([pass_at_k(n, c, k) for c in successes]))
+    if unscored:
+        metrics["n_unscored"] = unscored
     if categories:
         counts = Counter(s.info.get("category", "") for scores in per_row for s in scores)
         for category, count in sorted(counts.items()):

@@ -28,7 +28,8 @@ HOSTILE = [
     "", "   \n\t", "x" * 1_000_000, "\\boxed{9^{9^{9^{9}}}}", "\\boxed{10**10**10}", "<answer>" + "[" * 1000 + "</answer>",
     "<answer>10**10**10</answer>", "<answer>２４</answer>", "<think><answer>1</answer>", "\\boxed{" + "{" * 5000,
     "<answer>[[1,2],[3]]</answer>", "<answer>\x00\ud800</answer>", "\\boxed{\\frac{1}{" * 300,
-    "<answer>1</answer><answer>2</answer>" * 100,
+    "<answer>1</answer><answer>2</answer>" * 100, "\\boxed{10^{10^{10}}}", "\\boxed{99999999999^99999999999}",
+    "\\boxed{(10^{100})!}", "\\boxed{2^{100}}",
 ]
 
 
@@ -93,8 +94,8 @@ def measure(env_name: str, knobs: dict, env_args: list[str], size: int = 240) ->
 
 
 def main() -> None:
-    print(f"{len(HOSTILE)} hostile texts in the mix; 2 CPU cores on CI")
-    measure("math", {"eval_size": 240}, ["env.difficulty=2"])
+    print(f"{len(HOSTILE)} hostile texts in the mix; {os.cpu_count()} CPU cores here (CI has 2)")
+    measure("math", {"eval_size": 240, "workers": 2}, ["env.difficulty=2", "env.workers=2"])
     measure("synlogic", {"eval_size": 240, "difficulty": 3}, ["env.difficulty=3"])
 
 

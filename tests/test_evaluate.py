@@ -25,3 +25,16 @@ def test_pass_at_k_is_monotone_in_k_and_c():
 def test_pass_at_k_refuses_k_above_n():
     with pytest.raises(ValueError):
         pass_at_k(4, 1, 5)
+
+
+def test_prompts_that_could_not_be_scored_are_left_out_and_counted():
+    from types import SimpleNamespace
+
+    from rlexp.envs.base import Score
+    from rlexp.evaluate import _summary
+
+    good, bad, broken = Score(1.0, True, ""), Score(0.0, False, "x"), Score(None, False, "")
+    cfg = SimpleNamespace(num_samples=2, k=[1])
+    metrics = _summary([[good, bad], [broken, broken], [bad, bad]], cfg)
+    assert metrics["n_prompts"] == 2 and metrics["n_unscored"] == 1
+    assert metrics["success"] == 0.25 and metrics["pass@1"] == 0.25 and metrics["mean_reward"] == 0.25

@@ -1,6 +1,7 @@
 """env=math (specs/math.md): generators, gold normalisation, extraction, bounded verification, hostile input."""
 
 import json
+import os
 import pickle
 import threading
 import time
@@ -128,10 +129,21 @@ def test_extract_boxed(text, boxed, why):
     assert extract_boxed(text) == (boxed, why)
 
 
-def test_costly_answers_are_recognised():
-    assert too_costly("9^{9^{9^{9}}}") and too_costly("10**10**10") and too_costly("1" * 300)
-    assert too_costly("(" * 30 + "1" + ")" * 30)
-    assert not too_costly("\\frac{\\sqrt{2}}{2}") and not too_costly("2^{10}")
+@pytest.mark.parametrize("answer", ["9^{9^{9^{9}}}", "10^{10^{10}}", "9^9^9", "10**10**10", "1" * 300,
+                                    "(" * 30 + "1" + ")" * 30, "99999999999^99999999999", "(10^{100})!"])
+def test_costly_answers_are_compared_as_strings(answer):
+    assert too_costly(answer)
+
+
+@pytest.mark.parametrize("answer", ["\\frac{\\sqrt{2}}{2}", "2^{10}", "2^2\\cdot 3^2\\cdot 5^2", "x^{4}-2x^{3}+x^{2}",
+                                    "e^{i\\pi}", "5!", "2^{100}"])
+def test_ordinary_powers_still_get_the_symbolic_check(answer):
+    assert not too_costly(answer)
+
+
+def test_equivalent_forms_with_powers_are_correct(env):
+    row = dict(env.dataset("test")[0], solution="$900$", gold_raw="900")
+    assert env.score("\\boxed{2^2\\cdot 3^2\\cdot 5^2}", row).reward == 1.0
 
 
 # -- scoring ---------------------------------------------------------------------------------------------------------
@@ -144,6 +156,14 @@ def test_reference_solutions_score_one(env, fixture_env):
         assert [s.reward for s in scores] == [1.0] * len(rows)
         assert all(s.success and s.feedback == "" for s in scores)
         assert e.unparseable_golds == 0
+
+
+def test_a_bare_gold_would_be_misread_which_is_why_golds_are_wrapped():
+    # run in this (main) thread: math-verify's alarms work here
+    assert math_env.check_answer("10\\sqrt{2}", "10")["reward"] == 1.0  # parsed as 10: the pitfall
+    assert math_env.check_answer("$10\\sqrt{2}$", "10")["reward"] == 0.0
+    assert math_env.check_answer("(1,2)", "(1,2)")["reward"] is None  # a bare tuple gold does not parse at all
+    assert math_env.check_answer("$(1,2)$", "(1,2)")["reward"] == 1.0
 
 
 def test_fixture_golds_need_the_dollar_wrapping_and_accept_equivalent_forms(fixture_env):
@@ -204,12 +224,22 @@ def slow_echo(seconds, value):
     return value
 
 
+def crash(now):
+    if now:
+        os._exit(3)
+    return "fine"
+
+
+def crash_on_start():
+    raise SystemExit(4)
+
+
 def test_a_hung_check_is_killed_and_its_worker_replaced():
     pool = BoundedPool(slow_echo, workers=1, timeout_s=0.5)
-    assert pool.call(0, "first") == "first"
+    assert pool.call(0, "first") == ("ok", "first")
     start = time.monotonic()
-    assert pool.call(30, "hung") is None and time.monotonic() - start < 5
-    assert pool.call(0, "after") == "after"  # a fresh worker took the hung one's place
+    assert pool.call(30, "hung") == ("timeout", None) and time.monotonic() - start < 5
+    assert pool.call(0, "after") == ("ok", "after")  # a fresh worker took the hung one's place
     pool.close()
 
 
@@ -220,6 +250,30 @@ def test_scoring_off_the_main_thread_keeps_its_bound(env):
     thread.start()
     thread.join(30)
     assert out and out[0].reward == 1.0
+    pool = BoundedPool(slow_echo, workers=1, timeout_s=0.5)
+    results = []
+    start = time.monotonic()
+    thread = threading.Thread(target=lambda: results.append(pool.call(30, "hung")))
+    thread.start()
+    thread.join(10)
+    assert results == [("timeout", None)] and time.monotonic() - start < 5
+    pool.close()
+
+
+def test_a_crashed_worker_is_replaced_and_a_broken_setup_is_loud():
+    pool = BoundedPool(crash, workers=1, timeout_s=5)
+    assert pool.call(True) == ("crashed", None)
+    assert pool.call(False) == ("ok", "fine") and pool.started == 1
+    pool.close()
+    broken = BoundedPool(slow_echo, workers=1, timeout_s=5, warm=crash_on_start)
+    assert broken.call(0, "x")[0] == "unavailable" and broken.started == 0 and not broken.ever_ready
+
+
+def test_many_threads_at_once_share_the_workers():
+    pool = BoundedPool(slow_echo, workers=2, timeout_s=5)
+    assert pool.map([(0.01, i) for i in range(40)]) == [("ok", i) for i in range(40)]
+    assert pool.started == 2
+    pool.close()
 
 
 def test_env_reward_and_pickling(env):

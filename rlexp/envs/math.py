@@ -114,13 +114,51 @@ def last_boxed_in_solution(solution: str) -> Optional[str]:
     return None
 
 
-_TOWER = re.compile(r"\^\s*\{?[^}^]*\^\s*\{?[^}^]*\^")
 _BIG_INT = re.compile(r"\d{201,}")
+_BIG_EXPONENT = re.compile(r"\^\s*\{?\s*\d{4,}")
+_NUMBER = re.compile(r"\d{4,}")
+
+
+def _nested_exponent(answer: str) -> bool:
+    """Whether an exponent holds another exponent: 10^{10^{10}}, 9^9^9 (the spec's towers)."""
+    inside: list[bool] = []  # for each open brace: is it an exponent's?
+    i, n = 0, len(answer)
+    while i < n:
+        ch = answer[i]
+        if ch == "^":
+            if any(inside):
+                return True
+            j = i + 1
+            while j < n and answer[j].isspace():
+                j += 1
+            if j < n and answer[j] == "{":
+                inside.append(True)
+                i = j + 1
+                continue
+            k = j + 1  # a bare exponent is one token: a character or a \command
+            if j < n and answer[j] == "\\":
+                while k < n and answer[k].isalpha():
+                    k += 1
+            while k < n and answer[k].isspace():
+                k += 1
+            if k < n and answer[k] == "^":
+                return True
+            i = k
+            continue
+        if ch == "{":
+            inside.append(False)
+        elif ch == "}" and inside:
+            inside.pop()
+        i += 1
+    return False
 
 
 def too_costly(answer: str) -> bool:
-    """Answers sympy could spend minutes on: exponent towers, 200+ digit literals, deep bracket nesting."""
-    if _TOWER.search(answer) or _BIG_INT.search(answer) or "**" in answer:
+    """Answers sympy could spend minutes on: exponent towers, huge powers and factorials, 200+ digit literals,
+    deep bracket nesting. They are compared as strings instead."""
+    if "**" in answer or _BIG_INT.search(answer) or _BIG_EXPONENT.search(answer) or _nested_exponent(answer):
+        return True
+    if "!" in answer and ("^" in answer or _NUMBER.search(answer)):
         return True
     depth = deepest = 0
     for ch in answer:
@@ -174,8 +212,8 @@ def _serve(conn, target: Callable, warm: Optional[Callable]) -> None:
 
 
 class BoundedPool:
-    """Worker processes that run `target(*args)`; a call that takes longer than `timeout_s` gets None and its
-    worker is killed and replaced. Calls may come from any thread."""
+    """Worker processes that run `target(*args)`, with a hard time bound per call: a worker still busy after
+    `timeout_s` is killed, and a new one is started when next needed. Calls may come from any thread."""
 
     START_TIMEOUT_S = 120.0
 
@@ -185,7 +223,8 @@ class BoundedPool:
         self.idle: queue.Queue = queue.Queue()
         self.workers = workers
         self.lock = threading.Lock()
-        self.started = 0
+        self.started = 0  # workers alive or starting
+        self.ever_ready = False
 
     def _start(self):
         parent, child = self.context.Pipe()
@@ -196,36 +235,62 @@ class BoundedPool:
             ready = parent.poll(self.START_TIMEOUT_S) and parent.recv() == "ready"
         except (EOFError, OSError):
             ready = False
-        if not ready:  # a broken set-up must be loud, not a stream of zero rewards
+        if not ready:
             process.kill()
+            process.join()
+            parent.close()
             raise RuntimeError(f"a verifier worker did not start (exit code {process.exitcode}); see its error above")
+        self.ever_ready = True
         return process, parent
 
     def _take(self):
-        with self.lock:
-            if self.idle.empty() and self.started < self.workers:
-                self.started += 1
-                return self._start()
-        return self.idle.get()
+        while True:
+            with self.lock:
+                try:
+                    return self.idle.get_nowait()
+                except queue.Empty:
+                    start_new = self.started < self.workers
+                    if start_new:
+                        self.started += 1
+            if start_new:
+                try:
+                    return self._start()
+                except BaseException:
+                    with self.lock:
+                        self.started -= 1
+                    raise
+            try:
+                return self.idle.get(timeout=0.1)
+            except queue.Empty:
+                continue  # a worker may have been retired meanwhile: this thread may start one
 
-    def call(self, *args) -> Any:
-        """`target(*args)`, or None if it ran out of time or killed its worker."""
-        process, conn = self._take()
+    def _retire(self, process, conn) -> None:
+        process.kill()
+        process.join()
+        conn.close()
+        with self.lock:
+            self.started -= 1
+
+    def call(self, *args) -> tuple[str, Any]:
+        """("ok", result); ("timeout", None): killed at `timeout_s`; ("crashed", None): the worker died;
+        ("unavailable", message): no worker could be started."""
+        try:
+            process, conn = self._take()
+        except RuntimeError as exc:
+            return "unavailable", str(exc)
         try:
             conn.send(args)
             if conn.poll(self.timeout_s):
                 result = conn.recv()
                 self.idle.put((process, conn))
-                return result
+                return "ok", result
+            status = "timeout"
         except (EOFError, OSError):
-            pass
-        process.kill()
-        process.join()
-        conn.close()
-        self.idle.put(self._start())
-        return None
+            status = "crashed"
+        self._retire(process, conn)
+        return status, None
 
-    def map(self, calls: list[tuple]) -> list[Any]:
+    def map(self, calls: list[tuple]) -> list[tuple[str, Any]]:
         if not calls:
             return []
         with concurrent.futures.ThreadPoolExecutor(min(self.workers, len(calls))) as threads:
@@ -233,10 +298,7 @@ class BoundedPool:
 
     def close(self) -> None:
         while not self.idle.empty():
-            process, conn = self.idle.get()
-            conn.close()
-            process.kill()
-            process.join()
+            self._retire(*self.idle.get())
 
 
 # -- procedural problems (math.md section 7) -----------------------------------------------------------------------
@@ -432,7 +494,9 @@ class Math(Env):
     eval_size: int = 200
     seed: int = 0
     eval_seed: int = 1_000_000  # procedural eval problems come from seeds far from the training ones
-    timeout_s: float = 20.0  # a verify call that takes longer is killed and scored 0 (math-verify's own: 10 s + 5 s)
+    # a check that takes longer is killed and scored 0; TRL's own bounds add up to 25 s (parse the gold 10 s,
+    # the answer 10 s, verify 5 s), which only pathological answers reach
+    timeout_s: float = 30.0
     workers: int = 0  # verifier processes; 0 = one per core
 
     def __post_init__(self) -> None:
@@ -536,9 +600,16 @@ class Math(Env):
             else:
                 calls.append((row["solution"], boxed))
                 owners.append(i)
-        for i, (gold, boxed), outcome in zip(owners, calls, self.pool.map(calls)):
-            if outcome is None:
+        for i, (gold, boxed), (status, outcome) in zip(owners, calls, self.pool.map(calls)):
+            if status == "crashed":  # a worker can die for reasons of its own: one more try
+                status, outcome = self.pool.call(gold, boxed)
+            if status == "unavailable" and not self.pool.ever_ready:
+                raise ConfigError(f"env=math: the math-verify worker processes do not start: {outcome}")
+            if status == "timeout":  # the answer kept math-verify busy past every bound (math.md section 2)
                 scores[i] = Score(0.0, False, WRONG_FEEDBACK, {"category": "verify_timeout", "reason": "verify_timeout", "parsed": boxed[:200]})
+            elif status != "ok":  # not the answer's fault: TRL leaves the sample out
+                log.warning("math: could not check an answer (%s)", status)
+                scores[i] = Score(None, False, "", {"category": "verifier_" + status, "reason": status, "parsed": boxed[:200]})
             elif outcome["reward"] is None:
                 if gold not in self._bad_golds:
                     self._bad_golds.add(gold)
