@@ -130,7 +130,7 @@ def decode_tests(blob: str) -> list[dict]:
         except (pickle.UnpicklingError, zlib.error, EOFError, TypeError, ValueError, IndexError, KeyError) as exc:
             raise ValueError(f"undecodable test cases ({type(exc).__name__}: {exc})") from None
         if not isinstance(payload, str):
-            raise ValueError(f"unexpected payload {type(payload).__name__}")
+            raise ValueError(f"unexpected payload {type(payload).__name__}") from None
         tests = json.loads(payload)
     if not isinstance(tests, list) or not all(
         isinstance(t, dict) and isinstance(t.get("input"), str) and isinstance(t.get("output"), str)

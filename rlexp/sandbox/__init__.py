@@ -467,8 +467,8 @@ class Sandbox:
             slots.put(slot)
 
     def run_many(self, jobs: list[Job], timeout_s: Optional[float] = None) -> list[list[RunResult]]:
-        """Run jobs in parallel; nothing runs past `timeout_s` from now (unfinished tests: timeout / not_run)."""
-        self.launch  # probe (and refuse) before starting threads
+        """Run jobs in parallel; nothing runs past `timeout_s` from now (tests it cuts off come back `not_run`)."""
+        _ = self.launch  # probe, and refuse rlimit-only when isolation is required, before starting threads
         pool, _ = self._pool_and_slots()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         futures = [pool.submit(self.run, job, deadline) for job in jobs]
