@@ -204,3 +204,24 @@ def test_grpo_and_sft_two_steps_each_and_eval_per_group(tmp_path, env_args):
     assert expected <= groups, groups
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in steps if "reward" in r] == [1, 2]
+
+
+@pytest.mark.parametrize("env_args, keep", [
+    (EASY_GAME, "correct"),  # the SFT model solves ~40% of deals: rejection sampling keeps those
+    (["env=math", "env.difficulty=1", "env.train_size=8", "env.eval_size=4"], "all"),
+], ids=["generalpoints", "math"])
+def test_pear_samples_behaviour_data_then_trains_two_steps(tmp_path, sft_checkpoint, env_args, keep):
+    run_dir = tmp_path / "run"
+    behaviour = [f"algo.behaviour_model={sft_checkpoint}", f"algo.behaviour_keep={keep}", "algo.behaviour_prompts=8",
+                 "algo.behaviour_samples=4", "algo.behaviour_max_new_tokens=96"]
+    ok(run_cli("algo=pear", *behaviour, *env_args, *SMALL, "algo.max_steps=2", "algo.per_device_train_batch_size=4",
+               "algo.max_length=2048", "model.max_position_embeddings=2048", "eval.before=false", run_dir=run_dir))
+    cached = run_dir / "pear" / "behaviour"
+    assert (cached / "dataset_info.json").is_file()
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in steps if "pear/weight_mean" in r]
+    assert [r["step"] for r in trained] == [1, 2] and all(0 < r["pear/ess"] <= 1 for r in trained)
+    # the cached samples are reusable by path
+    ok(run_cli("algo=pear", f"algo.behaviour_data={cached}", *env_args, *SMALL, "algo.max_steps=1",
+               "algo.per_device_train_batch_size=4", "algo.max_length=2048", "model.max_position_embeddings=2048",
+               "eval.before=false", run_dir=tmp_path / "again"))

@@ -42,6 +42,10 @@ def test_every_yaml_composes_and_opens_with_a_command(group, option, monkeypatch
     if group == "model" and option in HUB_MODELS:
         with pytest.raises(ConfigError, match="model=tiny"):
             validate(cfg)
+    elif (group, option) == ("algo", "pear"):  # its behaviour data has no default: it names one
+        with pytest.raises(ConfigError, match="needs behaviour log-probs"):
+            validate(cfg)
+        validate(composed("algo=pear", "algo.behaviour_model=some/checkpoint"))
     else:
         validate(cfg)
 
@@ -135,5 +139,5 @@ def test_cli_error_is_one_line_before_anything_loads(cli, tmp_path):
 def test_cli_help_lists_groups_and_options(cli):
     done = cli("--help")
     assert done.returncode == 0
-    for line in ("algo: grpo, sft", "launcher: ddp, local, zero2, zero3", "logger: none, wandb"):
+    for line in ("algo: grpo, pear, sft", "launcher: ddp, local, zero2, zero3", "logger: none, wandb"):
         assert line in done.stdout.splitlines()

@@ -1,0 +1,216 @@
+"""PEAR: SFT reweighted by importance ratios, so that it prepares for the RL that follows (specs/pear.md).
+
+"Good SFT Optimizes for SFT, Better SFT Prepares for Reinforcement Learning" (arXiv 2602.01058). The data were
+written by a behaviour policy pi_beta; the policy pi_theta will next learn from its own rollouts. Each trained
+token's NLL is multiplied by a stop-gradient weight, the off-policy correction of how likely pi_theta is to
+reach what follows it. Over the T trained tokens t of one example:
+
+    delta_t = clip(log pi_theta(y_t | s_t) - log pi_beta(y_t | s_t), lo_delta, hi_delta)     (pi_theta detached)
+
+    token (default):  log G_t = (T - t) log gamma + sum_{j > t} delta_j      (its own ratio excluded: y_t is given)
+    block of size B:  log G_t = (T - e_k) log gamma + sum_{blocks m > k} sum_{j in m} delta_j   (t in block k,
+                      e_k its last token; B = 1 is the token level)
+    sequence:         log G_t = sum_j delta_j                                (the same for every token)
+
+    G_t = exp(clip(log G_t, lo_G, hi_G))
+    loss = sum_t sg[G_t] * (-log pi_theta(y_t | s_t)) / (number of trained tokens)      (G = 1: plain SFT)
+
+T - t counts trained tokens, not positions, so padding and prompt length never change a weight. Defaults
+(gamma 0.999, B 4, delta in [-0.08, 0.3], log G in [-10, 5]) follow the spec. The behaviour log-probs come
+from `rlexp.behaviour`: sampled by `algo.behaviour_model` and cached in the stage's directory, or read from
+`algo.behaviour_data`. The override is one forward hook that reweights TRL's per-token log-probs before its own
+NLL sums them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from trl import SFTTrainer
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+from rlexp import behaviour
+from rlexp.algos import register
+from rlexp.algos.sft import SFT
+from rlexp.errors import ConfigError
+
+LEVELS = ("token", "block", "sequence")
+
+
+def reverse_cumsum(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1).cumsum(-1).flip(-1)
+
+
+def pear_log_weights(logp_theta: torch.Tensor, logp_beta: torch.Tensor, mask: torch.Tensor, *, level: str = "token",
+                     gamma: float = 0.999, block_size: int = 4, delta_clip=(-0.08, 0.3),
+                     log_weight_clip=(-10.0, 5.0)) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clipped log G, unclipped delta), both [batch, length] and 0 where `mask` is 0. Inputs are aligned
+    per token: log-probs of the same token under pi_theta and pi_beta, and 1 where the token is trained."""
+    mask = mask.to(torch.float32)
+    raw_delta = (logp_theta.detach().float() - logp_beta.float()) * mask
+    delta = raw_delta.clamp(*delta_clip) * mask
+    log_gamma = math.log(gamma)
+    if level == "sequence":
+        log_g = delta.sum(-1, keepdim=True).expand_as(delta)
+    else:
+        size = 1 if level == "token" else block_size
+        rank = (mask.cumsum(-1) - 1).clamp(min=0)  # position among the example's trained tokens, from 0
+        total = mask.sum(-1, keepdim=True)  # T
+        block = torch.div(rank, size, rounding_mode="floor").long()
+        n_blocks = int(block.max().item()) + 1 if block.numel() else 1
+        rho = torch.zeros(delta.shape[0], n_blocks, dtype=delta.dtype, device=delta.device).scatter_add(-1, block, delta)
+        later = (reverse_cumsum(rho) - rho).gather(-1, block)  # sum over the blocks after this token's
+        last_in_block = torch.minimum((block + 1) * size, total.long()) - 1  # e_k, from 0
+        log_g = (total - 1 - last_in_block) * log_gamma + later
+    log_g = log_g.clamp(*log_weight_clip) * mask
+    return log_g, raw_delta
+
+
+class PEARCollator(DataCollatorForLanguageModeling):
+    """TRL's collator, plus `behavior_logps` right-padded with 0 like the input ids."""
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        logps = [torch.tensor(e.pop("behavior_logps"), dtype=torch.float32) for e in examples]
+        batch = super().torch_call(examples)
+        padded = torch.zeros(batch["input_ids"].shape, dtype=torch.float32)
+        for i, row in enumerate(logps):
+            padded[i, : len(row)] = row
+        batch["behavior_logps"] = padded
+        return batch
+
+
+class PEARTrainer(SFTTrainer):
+    """`SFTTrainer` whose per-token log-probs are multiplied by the PEAR weight before TRL's NLL sums them."""
+
+    def __init__(self, *args, pear: "PEAR", **kwargs):
+        self.pear = pear
+        super().__init__(*args, **kwargs)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if "behavior_logps" not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, "behavior_logps"]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        behaviour_logps = inputs.pop("behavior_logps")[:, 1:]  # aligned with the fused head's log-probs of ids[1:]
+        mode = "train" if self.model.training else "eval"
+
+        def reweight(module, args, kwargs, outputs):
+            if not kwargs.get("fused_lm_head"):
+                return outputs
+            log_g, raw_delta = pear_log_weights(
+                outputs.log_probs, behaviour_logps, outputs.label_mask, level=self.pear.level, gamma=self.pear.gamma,
+                block_size=self.pear.block_size, delta_clip=tuple(self.pear.delta_clip),
+                log_weight_clip=tuple(self.pear.log_weight_clip),
+            )
+            weights = log_g.exp() * outputs.label_mask
+            self._log_weights(mode, log_g, raw_delta, weights, outputs.label_mask)
+            outputs.log_probs = outputs.log_probs * weights.detach()
+            return outputs
+
+        handle = model.register_forward_hook(reweight, with_kwargs=True)
+        try:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        finally:
+            handle.remove()
+
+    @torch.no_grad()
+    def _log_weights(self, mode, log_g, raw_delta, weights, mask) -> None:
+        mask = mask.bool()
+        if not mask.any():
+            return
+        w, lg, d = weights[mask], log_g[mask], raw_delta[mask]
+        lo_d, hi_d = self.pear.delta_clip
+        lo_g, hi_g = self.pear.log_weight_clip
+        metrics = {
+            "pear/weight_mean": w.mean(), "pear/weight_min": w.min(), "pear/weight_max": w.max(),
+            "pear/frac_at_floor": (lg <= lo_g).float().mean(), "pear/frac_at_ceiling": (lg >= hi_g).float().mean(),
+            "pear/delta_mean": d.mean(), "pear/frac_delta_clipped": ((d < lo_d) | (d > hi_d)).float().mean(),
+            # Kish's effective sample size as a share of the tokens: 1 when all weights are equal
+            "pear/ess": w.sum() ** 2 / (w.pow(2).sum() * w.numel()),
+        }
+        for name, value in metrics.items():
+            self._metrics[mode][name].append(value.item())
+
+
+@dataclass
+class PEAR(SFT):
+    learning_rate: float = 1e-5
+    # > PEAR (specs/pear.md section 3)
+    # token (suffix weights, the paper's recommendation) | block | sequence
+    level: str = "token"
+    gamma: float = 0.999
+    block_size: int = 4
+    delta_clip: list = field(default_factory=lambda: [-0.08, 0.3])
+    log_weight_clip: list = field(default_factory=lambda: [-10.0, 5.0])
+    # > where the behaviour log-probs come from
+    # a saved dataset with input_ids, completion_mask, behavior_logps (e.g. an earlier run's <stage>/behaviour)
+    behaviour_data: str = ""
+    # else: the model that samples the demonstrations (a checkpoint dir or a hub id; same tokenizer as the policy)
+    behaviour_model: str = ""
+    behaviour_samples: int = 4  # per prompt
+    behaviour_temperature: float = 1.0
+    behaviour_max_new_tokens: int = 256
+    behaviour_prompts: int = 0  # prompts of the env's data_split to sample for; 0 = all
+    # correct (rejection sampling by env.score) | all
+    behaviour_keep: str = "correct"
+
+    def check(self, world_size: int) -> None:
+        super().check(world_size)
+        if self.loss_type != "nll":
+            raise ConfigError("algo=pear reweights the NLL: algo.loss_type must be nll")
+        if self.level not in LEVELS:
+            raise ConfigError(f"algo.level must be one of {', '.join(LEVELS)}; got {self.level!r}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"algo.gamma must be in (0, 1]; got {self.gamma}")
+        if self.block_size < 1:
+            raise ConfigError(f"algo.block_size must be at least 1; got {self.block_size}")
+        for name in ("delta_clip", "log_weight_clip"):
+            low_high = getattr(self, name)
+            if len(low_high) != 2 or not low_high[0] <= 0 <= low_high[1]:
+                raise ConfigError(f"algo.{name} must be [low, high] with low <= 0 <= high; got {list(low_high)}")
+        if self.behaviour_keep not in ("correct", "all"):
+            raise ConfigError(f"algo.behaviour_keep must be correct or all; got {self.behaviour_keep!r}")
+        if not self.behaviour_data and not self.behaviour_model:
+            raise ConfigError("algo=pear needs behaviour log-probs: set algo.behaviour_model (a checkpoint or hub id "
+                              "that samples the demonstrations) or algo.behaviour_data (a saved behaviour dataset)")
+        for name in ("packing", "padding_free", "use_liger_kernel"):
+            if self.trl.get(name):
+                raise ConfigError(f"algo=pear does not support algo.trl.{name}: the weights need whole, unpacked examples")
+
+    def demonstrations(self, tokenizer, env, out_dir: Path):
+        if self.behaviour_data:
+            return behaviour.load_demonstrations(self.behaviour_data)
+        cache = out_dir / "behaviour"
+        if cache.exists():
+            return behaviour.load_demonstrations(str(cache))
+        from transformers import AutoModelForCausalLM
+
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.behaviour_model)
+        except OSError as exc:
+            raise ConfigError(f"algo.behaviour_model={self.behaviour_model}: {str(exc).splitlines()[0]}") from None
+        data = behaviour.sample_demonstrations(
+            model, tokenizer, env, self.data_split, self.behaviour_samples, self.behaviour_temperature,
+            self.behaviour_max_new_tokens, keep=self.behaviour_keep, limit=self.behaviour_prompts,
+        )
+        data.save_to_disk(str(cache))
+        return data
+
+    def build_trainer(self, model, tokenizer, env, args):
+        data = self.demonstrations(tokenizer, env, Path(args.output_dir))
+        longest = max(len(ids) for ids in data["input_ids"])
+        if longest > self.max_length:  # TRL would cut input_ids but not behavior_logps: refuse instead
+            raise ConfigError(f"algo.max_length={self.max_length} is shorter than the longest behaviour sample "
+                              f"({longest} tokens); raise it (with model=tiny, also model.max_position_embeddings)")
+        args.completion_only_loss = True  # train the answer only: the behaviour log-probs cover nothing else
+        collator = PEARCollator(pad_token_id=tokenizer.pad_token_id)
+        return PEARTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                           data_collator=collator, pear=self)
+
+
+register("pear")(PEAR)
