@@ -81,24 +81,49 @@ def sample_demonstrations(model, tokenizer, env, split: str, num_samples: int, t
     return datasets.Dataset.from_dict(out)
 
 
-def load_demonstrations(path: str) -> datasets.Dataset:
+def tokenize_demonstrations(tokenizer, demos: datasets.Dataset) -> datasets.Dataset:
+    """`messages` rows as the ids the student trains on: the chat prompt, then the last (assistant) turn."""
+    out = {"input_ids": [], "completion_mask": []}
+    for messages in demos["messages"]:
+        prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True,
+                                               return_dict=True)["input_ids"]
+        full = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+        if full[: len(prompt)] != prompt:
+            raise ConfigError("the chat template renders the prompt differently once the answer follows it, so the "
+                              "answer's tokens cannot be told apart; use a model whose template keeps the prefix")
+        out["input_ids"].append(full)
+        out["completion_mask"].append([0] * len(prompt) + [1] * (len(full) - len(prompt)))
+    return datasets.Dataset.from_dict(out)
+
+
+def with_logps(model, data: datasets.Dataset, column: str, temperature: float = 1.0) -> datasets.Dataset:
+    """`data` plus `column`: `model`'s log-prob of each trained token (0 elsewhere)."""
+    model.eval()
+    values = [[lp if m else 0.0 for lp, m in zip(token_logps(model, ids, temperature), mask)]
+              for ids, mask in tqdm(zip(data["input_ids"], data["completion_mask"]), total=len(data),
+                                    desc=f"{column}", leave=False)]
+    return data.add_column(column, values)
+
+
+def load_demonstrations(path: str, column: str = "behavior_logps") -> datasets.Dataset:
     """A saved behaviour dataset (or any dataset with the same columns), checked for alignment."""
     if not Path(path).exists():
         raise ConfigError(f"algo.behaviour_data: no dataset at {path}")
     data = datasets.load_from_disk(path)
-    check(data, path)
+    check(data, path, column)
     return data
 
 
-def check(data: datasets.Dataset, where: str) -> None:
+def check(data: datasets.Dataset, where: str, column: str = "behavior_logps") -> None:
     """One clear line when a column is missing or does not line up with `input_ids`."""
-    missing = [c for c in COLUMNS if c not in data.column_names]
+    needed = ("input_ids", "completion_mask", column)
+    missing = [c for c in needed if c not in data.column_names]
     if missing:
-        raise ConfigError(f"{where} has no {', '.join(missing)} column(s); PEAR needs {', '.join(COLUMNS)}")
+        raise ConfigError(f"{where} has no {', '.join(missing)} column(s); it needs {', '.join(needed)}")
     for i, row in enumerate(data):
         n = len(row["input_ids"])
-        if len(row["completion_mask"]) != n or len(row["behavior_logps"]) != n:
+        if len(row["completion_mask"]) != n or len(row[column]) != n:
             raise ConfigError(f"{where}: row {i} has {n} input_ids but {len(row['completion_mask'])} completion_mask and "
-                              f"{len(row['behavior_logps'])} behavior_logps entries; they must line up token by token")
-        if any(lp > 1e-6 for lp in row["behavior_logps"]):
-            raise ConfigError(f"{where}: row {i} has a positive log-prob; behavior_logps must be log-probabilities")
+                              f"{len(row[column])} {column} entries; they must line up token by token")
+        if any(lp > 1e-6 for lp in row[column]):
+            raise ConfigError(f"{where}: row {i} has a positive log-prob; {column} must be log-probabilities")

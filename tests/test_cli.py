@@ -225,3 +225,50 @@ def test_pear_samples_behaviour_data_then_trains_two_steps(tmp_path, sft_checkpo
     ok(run_cli("algo=pear", f"algo.behaviour_data={cached}", *env_args, *SMALL, "algo.max_steps=1",
                "algo.per_device_train_batch_size=4", "algo.max_length=2048", "model.max_position_embeddings=2048",
                "eval.before=false", run_dir=tmp_path / "again"))
+
+
+@pytest.mark.parametrize("env_args, start", [
+    (EASY_GAME, "checkpoint"),  # the reference is the SFT checkpoint the stage starts from
+    (["env=synlogic", "env.difficulty=1", "env.train_size=8", "env.eval_size=4"], "scratch"),
+], ids=["generalpoints", "synlogic"])
+def test_iwsft_runs_two_steps(tmp_path, sft_checkpoint, env_args, start):
+    run_dir = tmp_path / "run"
+    begin = [f"checkpoint={sft_checkpoint}"] if start == "checkpoint" else []
+    ok(run_cli("algo=iwsft", *begin, *env_args, *SMALL, "algo.max_steps=2", "algo.per_device_train_batch_size=4",
+               "algo.max_length=2048", "model.max_position_embeddings=2048", "eval.before=false", run_dir=run_dir))
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in steps if "iwsft/w_mean" in r]
+    assert [r["step"] for r in trained] == [1, 2] and trained[0]["iwsft/w_mean"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_sweep_over_pipelines_ends_with_one_table_comparing_the_arms(tmp_path):
+    sweep = tmp_path / "sweep"
+    # one override applies to every job, so each arm's stage keeps its defaults (100 steps; quick on this model)
+    done = ok(run_cli(
+        "-m", "experiment=sft_then_grpo,iwsft_then_grpo", "seed=0,1", *EASY_GAME, *SMALL, "algo.max_steps=1",
+        "algo.per_device_train_batch_size=4", "algo.num_generations=2", "algo.max_completion_length=16",
+        "eval.before=false", f"hydra.sweep.dir={sweep}",
+    ))  # fmt: skip
+    for job in range(4):
+        summary = json.loads((sweep / str(job) / "summary.json").read_text())
+        assert summary["stages"][-1] == "grpo" and len(summary["stages"]) == 2
+    table = (sweep / "comparison.md").read_text().splitlines()
+    assert table[0].startswith("| arm | seeds | id success | id pass@1")
+    rows = sorted(line.split(" | ")[:2] for line in table[2:])
+    assert rows == [["| experiment=iwsft_then_grpo", "2"], ["| experiment=sft_then_grpo", "2"]]
+    assert "comparison.md" in done.stdout
+
+
+@pytest.mark.parametrize("env_args", [
+    EASY_GAME,
+    ["env=math", "env.difficulty=1", "env.train_size=8", "env.eval_size=4"],
+], ids=["generalpoints", "math"])
+def test_luffy_puts_one_demonstration_in_each_group(tmp_path, env_args):
+    run_dir = tmp_path / "run"
+    ok(run_cli("algo=luffy", *env_args, *SMALL, "algo.max_steps=2", "algo.per_device_train_batch_size=8",
+               "algo.num_generations=4", "algo.max_completion_length=64", "eval.before=false", run_dir=run_dir))
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in steps if "luffy/demo_fraction" in r]
+    assert [r["step"] for r in trained] == [1, 2]
+    assert all(r["luffy/demo_fraction"] == pytest.approx(1 / 4) for r in trained)  # G - 1 rollouts + 1 demonstration
+    assert all(r["luffy/demo_advantage"] > 0 for r in trained)  # the demonstration is right, the rollouts mostly not

@@ -46,6 +46,10 @@ def test_every_yaml_composes_and_opens_with_a_command(group, option, monkeypatch
         with pytest.raises(ConfigError, match="needs behaviour log-probs"):
             validate(cfg)
         validate(composed("algo=pear", "algo.behaviour_model=some/checkpoint"))
+    elif (group, option) == ("experiment", "pear_then_grpo"):
+        with pytest.raises(ConfigError, match="needs behaviour log-probs"):
+            validate(cfg)
+        validate(composed("experiment=pear_then_grpo", "prepare.pear.behaviour_model=some/checkpoint"))
     else:
         validate(cfg)
 
@@ -124,8 +128,12 @@ def test_preflight_checks_every_sweep_value(capsys):
 
 
 def test_preflight_expands_glob_sweeps(capsys):
-    preflight(["-m", "experiment=glob(*)"])  # returns: every experiment composes and validates
+    # returns: every experiment composes and validates (pear_then_grpo needs its behaviour model named)
+    preflight(["-m", "experiment=glob(*,exclude=pear_then_grpo)"])
     assert capsys.readouterr().err == ""
+    with pytest.raises(SystemExit):
+        preflight(["-m", "experiment=glob(*)"])
+    assert "needs behaviour log-probs" in capsys.readouterr().err
 
 
 def test_cli_error_is_one_line_before_anything_loads(cli, tmp_path):
@@ -139,5 +147,29 @@ def test_cli_error_is_one_line_before_anything_loads(cli, tmp_path):
 def test_cli_help_lists_groups_and_options(cli):
     done = cli("--help")
     assert done.returncode == 0
-    for line in ("algo: grpo, pear, sft", "launcher: ddp, local, zero2, zero3", "logger: none, wandb"):
+    for line in ("algo: grpo, iwsft, luffy, pear, sft", "launcher: ddp, local, zero2, zero3", "logger: none, wandb"):
         assert line in done.stdout.splitlines()
+
+
+def test_comparison_table_groups_arms_over_seeds(tmp_path):
+    import json
+
+    from rlexp.compare import arms, comparison_table
+
+    def job(num, overrides, success, status="done"):
+        d = tmp_path / str(num)
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "overrides.yaml").write_text("\n".join(f"- {o}" for o in overrides) + "\n")
+        results = {"init": {"id": {"success": 0.0, "pass@1": 0.0}}, "grpo": {"id": {"success": success, "pass@1": success}}}
+        (d / "summary.json").write_text(json.dumps({"status": status, "results": results, "algo": "grpo"}))
+
+    job(0, ["experiment=a", "seed=0", "env=x"], 0.5)
+    job(1, ["experiment=a", "seed=1", "env=x"], 0.7)
+    job(2, ["experiment=b", "seed=0", "env=x"], 0.2)
+    job(3, ["experiment=b", "seed=1", "env=x"], 0.9, status="failed")  # left out
+    grouped = arms(tmp_path)
+    assert sorted(grouped) == ["experiment=a", "experiment=b"] and len(grouped["experiment=a"]) == 2
+    table = comparison_table(grouped).splitlines()
+    assert table[0] == "| arm | seeds | id success | id pass@1 |"
+    assert table[2] == "| experiment=a | 2 | 0.600 ± 0.141 | 0.600 ± 0.141 |"
+    assert table[3] == "| experiment=b | 1 | 0.200 | 0.200 |"

@@ -8,7 +8,8 @@ import torch
 from trl import SFTConfig, SFTTrainer
 
 from rlexp import behaviour, envs
-from rlexp.algos.pear import PEAR, PEARCollator, PEARTrainer, pear_log_weights
+from rlexp.algos.pear import PEAR, PEARTrainer, pear_log_weights
+from rlexp.algos.sft import LogpsCollator
 from rlexp.errors import ConfigError
 from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
 
@@ -162,7 +163,7 @@ def test_with_behaviour_equal_to_policy_the_loss_is_plain_sft(level):
     })
     pear = PEAR(name="pear", level=level, gamma=1.0, behaviour_data="x")
     pear_loss, pear_grads, trainer = loss_of(PEARTrainer, ones, model, tokenizer, pear=pear,
-                                             data_collator=PEARCollator(pad_token_id=tokenizer.pad_token_id))
+                                             data_collator=LogpsCollator(pad_token_id=tokenizer.pad_token_id))
     sft_loss, sft_grads, _ = loss_of(SFTTrainer, ones.remove_columns("behavior_logps"), model, tokenizer)
     assert torch.allclose(pear_loss, sft_loss, atol=1e-6)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(pear_grads, sft_grads))
@@ -177,7 +178,7 @@ def test_a_different_behaviour_changes_the_loss_and_logs_the_weights():
     lowered = data.map(lambda r: {"behavior_logps": [lp - 0.05 if m else 0.0 for lp, m in
                                                      zip(r["behavior_logps"], r["completion_mask"])]})
     loss, _, trainer = loss_of(PEARTrainer, lowered, model, tokenizer, pear=pear,
-                               data_collator=PEARCollator(pad_token_id=tokenizer.pad_token_id))
+                               data_collator=LogpsCollator(pad_token_id=tokenizer.pad_token_id))
     logged = trainer._metrics["eval"]
     assert logged["pear/weight_max"][0] > 1.0 and 0 < logged["pear/ess"][0] <= 1.0
     assert set(logged) >= {"pear/weight_min", "pear/frac_at_floor", "pear/frac_at_ceiling", "pear/delta_mean",
@@ -187,7 +188,7 @@ def test_a_different_behaviour_changes_the_loss_and_logs_the_weights():
 def test_missing_or_misaligned_behaviour_data_is_one_clear_error(tmp_path):
     path = str(tmp_path / "data")
     datasets.Dataset.from_dict({"input_ids": [[1, 2, 3]], "completion_mask": [[0, 1, 1]]}).save_to_disk(path)
-    with pytest.raises(ConfigError, match="no behavior_logps column"):
+    with pytest.raises(ConfigError, match="has no behavior_logps column"):
         behaviour.load_demonstrations(path)
     bad = str(tmp_path / "bad")
     datasets.Dataset.from_dict({"input_ids": [[1, 2, 3]], "completion_mask": [[0, 1, 1]],

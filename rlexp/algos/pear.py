@@ -27,15 +27,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
-from trl import SFTTrainer
-from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from rlexp import behaviour
 from rlexp.algos import register
-from rlexp.algos.sft import SFT
+from rlexp.algos.sft import SFT, LogpsCollator, WeightedSFTTrainer
 from rlexp.errors import ConfigError
 
 LEVELS = ("token", "block", "sequence")
@@ -70,53 +67,24 @@ def pear_log_weights(logp_theta: torch.Tensor, logp_beta: torch.Tensor, mask: to
     return log_g, raw_delta
 
 
-class PEARCollator(DataCollatorForLanguageModeling):
-    """TRL's collator, plus `behavior_logps` right-padded with 0 like the input ids."""
-
-    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        logps = [torch.tensor(e.pop("behavior_logps"), dtype=torch.float32) for e in examples]
-        batch = super().torch_call(examples)
-        padded = torch.zeros(batch["input_ids"].shape, dtype=torch.float32)
-        for i, row in enumerate(logps):
-            padded[i, : len(row)] = row
-        batch["behavior_logps"] = padded
-        return batch
-
-
-class PEARTrainer(SFTTrainer):
+class PEARTrainer(WeightedSFTTrainer):
     """`SFTTrainer` whose per-token log-probs are multiplied by the PEAR weight before TRL's NLL sums them."""
+
+    column = "behavior_logps"
 
     def __init__(self, *args, pear: "PEAR", **kwargs):
         self.pear = pear
         super().__init__(*args, **kwargs)
 
-    def _set_signature_columns_if_needed(self):
-        super()._set_signature_columns_if_needed()
-        if "behavior_logps" not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, "behavior_logps"]
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        behaviour_logps = inputs.pop("behavior_logps")[:, 1:]  # aligned with the fused head's log-probs of ids[1:]
-        mode = "train" if self.model.training else "eval"
-
-        def reweight(module, args, kwargs, outputs):
-            if not kwargs.get("fused_lm_head"):
-                return outputs
-            log_g, raw_delta = pear_log_weights(
-                outputs.log_probs, behaviour_logps, outputs.label_mask, level=self.pear.level, gamma=self.pear.gamma,
-                block_size=self.pear.block_size, delta_clip=tuple(self.pear.delta_clip),
-                log_weight_clip=tuple(self.pear.log_weight_clip),
-            )
-            weights = log_g.exp() * outputs.label_mask
-            self._log_weights(mode, log_g, raw_delta, weights, outputs.label_mask)
-            outputs.log_probs = outputs.log_probs * weights.detach()
-            return outputs
-
-        handle = model.register_forward_hook(reweight, with_kwargs=True)
-        try:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        finally:
-            handle.remove()
+    def token_weights(self, log_probs, behaviour_logps, label_mask, mode):
+        log_g, raw_delta = pear_log_weights(
+            log_probs, behaviour_logps, label_mask, level=self.pear.level, gamma=self.pear.gamma,
+            block_size=self.pear.block_size, delta_clip=tuple(self.pear.delta_clip),
+            log_weight_clip=tuple(self.pear.log_weight_clip),
+        )
+        weights = log_g.exp() * label_mask
+        self._log_weights(mode, log_g, raw_delta, weights, label_mask)
+        return weights
 
     @torch.no_grad()
     def _log_weights(self, mode, log_g, raw_delta, weights, mask) -> None:
@@ -208,7 +176,7 @@ class PEAR(SFT):
             raise ConfigError(f"algo.max_length={self.max_length} is shorter than the longest behaviour sample "
                               f"({longest} tokens); raise it (with model=tiny, also model.max_position_embeddings)")
         args.completion_only_loss = True  # train the answer only: the behaviour log-probs cover nothing else
-        collator = PEARCollator(pad_token_id=tokenizer.pad_token_id)
+        collator = LogpsCollator(pad_token_id=tokenizer.pad_token_id)
         return PEARTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                            data_collator=collator, pear=self)
 

@@ -9,9 +9,12 @@ probability).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import datasets
+import torch
 from trl import SFTConfig, SFTTrainer
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from rlexp.algos import register
 from rlexp.algos.base import Algo
@@ -61,6 +64,54 @@ def check_fits(demos: datasets.Dataset, tokenizer, max_length: int) -> None:
             f"(the longest has {max(too_long)} tokens); raise algo.max_length (with model=tiny, also "
             f"model.max_position_embeddings)"
         )
+
+
+@dataclass
+class LogpsCollator(DataCollatorForLanguageModeling):
+    """TRL's collator, plus a per-token log-prob column right-padded with 0 like the input ids."""
+
+    column: str = "behavior_logps"
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        logps = [torch.tensor(e.pop(self.column), dtype=torch.float32) for e in examples]
+        batch = super().torch_call(examples)
+        padded = torch.zeros(batch["input_ids"].shape, dtype=torch.float32)
+        for i, row in enumerate(logps):
+            padded[i, : len(row)] = row
+        batch[self.column] = padded
+        return batch
+
+
+class WeightedSFTTrainer(SFTTrainer):
+    """`SFTTrainer` whose per-token log-probs are multiplied by a stop-gradient weight before TRL's own NLL sums
+    them. Subclasses name the log-prob column their weights need and compute the weights from it."""
+
+    column: str = ""
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if self.column not in self._signature_columns:  # else remove_unused_columns drops it
+            self._signature_columns = [*self._signature_columns, self.column]
+
+    def token_weights(self, log_probs: torch.Tensor, column: torch.Tensor, label_mask: torch.Tensor, mode: str) -> torch.Tensor:
+        """Weights [batch, length - 1], aligned with the fused head's log-probs of input_ids[:, 1:]."""
+        raise NotImplementedError
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        column = inputs.pop(self.column)[:, 1:]  # aligned with the fused head's log-probs of ids[1:]
+        mode = "train" if self.model.training else "eval"
+
+        def reweight(module, args, kwargs, outputs):
+            if kwargs.get("fused_lm_head"):
+                weights = self.token_weights(outputs.log_probs.detach(), column, outputs.label_mask, mode)
+                outputs.log_probs = outputs.log_probs * weights.detach()
+            return outputs
+
+        handle = model.register_forward_hook(reweight, with_kwargs=True)
+        try:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        finally:
+            handle.remove()
 
 
 register("sft")(SFT)
