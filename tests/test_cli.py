@@ -272,3 +272,5 @@ def test_luffy_puts_one_demonstration_in_each_group(tmp_path, env_args):
     assert [r["step"] for r in trained] == [1, 2]
     assert all(r["luffy/demo_fraction"] == pytest.approx(1 / 4) for r in trained)  # G - 1 rollouts + 1 demonstration
     assert all(r["luffy/demo_advantage"] > 0 for r in trained)  # the demonstration is right, the rollouts mostly not
+    if "env=math" in env_args:  # the untrained model never boxes an answer: A_demo = 1 - 1/G, no std scaling
+        assert all(r["luffy/demo_advantage"] == pytest.approx(0.75) for r in trained)
