@@ -84,7 +84,9 @@ class LogpsCollator(DataCollatorForLanguageModeling):
 
 class WeightedSFTTrainer(SFTTrainer):
     """`SFTTrainer` whose per-token log-probs are multiplied by a stop-gradient weight before TRL's own NLL sums
-    them. Subclasses name the log-prob column their weights need and compute the weights from it."""
+    them. A subclass sets `column`, the per-token log-prob column its weights need, and defines
+    `token_weights(log_probs, column_values, label_mask, mode)`, which returns weights aligned with the fused
+    head's log-probs of input_ids[:, 1:] (PEAR and iw-SFT)."""
 
     column: str = ""
 
@@ -92,10 +94,6 @@ class WeightedSFTTrainer(SFTTrainer):
         super()._set_signature_columns_if_needed()
         if self.column not in self._signature_columns:  # else remove_unused_columns drops it
             self._signature_columns = [*self._signature_columns, self.column]
-
-    def token_weights(self, log_probs: torch.Tensor, column: torch.Tensor, label_mask: torch.Tensor, mode: str) -> torch.Tensor:
-        """Weights [batch, length - 1], aligned with the fused head's log-probs of input_ids[:, 1:]."""
-        raise NotImplementedError
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         column = inputs.pop(self.column)[:, 1:]  # aligned with the fused head's log-probs of ids[1:]
