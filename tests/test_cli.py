@@ -42,7 +42,7 @@ def sft_checkpoint(tmp_path_factory):
     ok(run_cli(
         "algo=sft", *EASY_GAME, "logger=none", "algo.learning_rate=1e-3", "algo.warmup_steps=20", "algo.max_steps=700",
         "algo.per_device_train_batch_size=16", "eval.before=false", "eval.num_prompts=4", "eval.num_samples=2", "eval.k=[1]",
-        run_dir=run_dir,
+        run_dir=run_dir, timeout=1800,  # a bound on a hang, not a speed test: a loaded machine takes far longer
     ))  # fmt: skip
     return run_dir / "sft" / "checkpoint"
 
