@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from rlexp import algos, envs
+from rlexp.discover import DiscoverConfig, check as check_discover
 from rlexp.errors import ConfigError
 from rlexp.models import ModelConfig, check_available
 
@@ -75,9 +76,11 @@ class RunConfig:
     # stages that run before `algo`, in order, each starting from the previous one's checkpoint
     prepare: Dict[str, Any] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    # train: run the stages, then evaluate; eval: evaluate `checkpoint` only
+    # test-time self-distillation against best-of-k and multi-turn retry (mode=discover)
+    discover: DiscoverConfig = field(default_factory=DiscoverConfig)
+    # train: run the stages, then evaluate; eval: evaluate `checkpoint` only; discover: discovery@k (algo=sdpo)
     mode: str = "train"
-    # a checkpoint directory to start from (train) or to evaluate (eval)
+    # a checkpoint directory to start from (train), to evaluate (eval) or to discover with (discover)
     checkpoint: Optional[str] = None
     seed: int = 0
     # auto: bf16 on a GPU that supports it, else fp32
@@ -157,8 +160,8 @@ def world_size(launcher: LauncherConfig) -> int:
 
 def validate(cfg: DictConfig) -> None:
     """Every check that can fail before a model loads. Raises ConfigError with what to change."""
-    if cfg.mode not in ("train", "eval"):
-        raise ConfigError(f"mode={cfg.mode} is not one of train, eval")
+    if cfg.mode not in ("train", "eval", "discover"):
+        raise ConfigError(f"mode={cfg.mode} is not one of train, eval, discover")
     if cfg.mode == "eval" and not cfg.checkpoint:
         raise ConfigError("mode=eval needs checkpoint=<a run's checkpoint directory>")
     if cfg.checkpoint and not Path(cfg.checkpoint, "config.json").is_file():
@@ -179,6 +182,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"logger.name={cfg.logger.name} is not one of wandb, none")
     for name, algo in stages(cfg):
         algo.check(world_size(launcher))
+    if cfg.mode == "discover":
+        check_discover(structured(DiscoverConfig, cfg.discover), algo_from(cfg.algo), launcher.name)
     env_from(cfg.env)
     bad_k = [k for k in cfg.eval.k if not 1 <= k <= cfg.eval.num_samples]
     if bad_k:

@@ -19,11 +19,20 @@ def completion_text(completion) -> str:
 
 
 class EnvReward:
-    """A picklable reward function: it holds the env's name and knobs, not the env itself."""
+    """A picklable reward function: it holds the env's name and knobs, not the env itself.
+
+    After each call, `last_feedback` and `last_success` hold every completion's `Score.feedback` and `Score.success`
+    ("" feedback when solved), for trainers whose teacher reads them (algo=sdpo)."""
 
     def __init__(self, env_name: str, **knobs):
         self.env_name, self.knobs = env_name, knobs
         self.__name__ = f"{env_name}_reward"
+        self.last_feedback: Optional[list[str]] = None
+        self.last_success: Optional[list[bool]] = None
+
+    @classmethod
+    def for_env(cls, env: envs.Env) -> "EnvReward":
+        return cls(env.name, **{k: v for k, v in env.knobs().items() if k != "name"})
 
     @property
     def env(self) -> envs.Env:
@@ -38,6 +47,8 @@ class EnvReward:
         columns = {k: v for k, v in columns.items() if isinstance(v, list) and len(v) == n}
         rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
         scores = self.env.score_batch([completion_text(c) for c in completions], rows)
+        self.last_feedback = ["" if s.success else s.feedback for s in scores]
+        self.last_success = [bool(s.success) for s in scores]
         if log_extra:
             log_extra("category", [s.info.get("category", "") for s in scores])
             log_extra("feedback", [s.feedback for s in scores])

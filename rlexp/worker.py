@@ -20,7 +20,8 @@ from transformers import set_seed
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
 from rlexp import models
-from rlexp.config import env_from, stages, structured
+from rlexp.config import algo_from, env_from, stages, structured
+from rlexp.discover import DiscoverConfig, discover
 from rlexp.evaluate import evaluate
 from rlexp.plots import plot_learning_curve
 from rlexp.tracking import Tracker
@@ -70,10 +71,13 @@ def run(cfg: DictConfig) -> dict:
     results: dict[str, dict] = {}
     checkpoint = cfg.checkpoint
     plan: list = []
+    discovery = None
     failed = True
     try:  # everything after the tracker starts, so W&B is finished whatever fails
-        plan = [] if cfg.mode == "eval" else stages(cfg)
-        if state.is_main_process and (cfg.mode == "eval" or cfg.eval.before):
+        if cfg.mode == "discover":
+            discovery = run_discover(cfg, model_cfg, env, run_dir)
+        plan = [] if cfg.mode in ("eval", "discover") else stages(cfg)
+        if state.is_main_process and (cfg.mode == "eval" or (cfg.mode == "train" and cfg.eval.before)):
             label = "init" if cfg.mode == "train" else "checkpoint"
             results[label] = evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker, label)
         state.wait_for_everyone()
@@ -111,14 +115,24 @@ def run(cfg: DictConfig) -> dict:
             "seed": cfg.seed,
             "final_checkpoint": checkpoint,
             "results": results,
+            **({"discovery": discovery} if discovery is not None else {}),
             "wall_time_s": round(time.time() - started, 1),
         }
         if state.is_main_process:
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-            if not failed:
+            if not failed and cfg.mode != "discover":  # discover prints its own table
                 plot_learning_curve(run_dir, run_dir / "learning_curve.png")
                 print(results_table(results), flush=True)
     return summary
+
+
+def run_discover(cfg: DictConfig, model_cfg, env, run_dir: Path) -> dict:
+    model, tokenizer = models.load(model_cfg, cfg.checkpoint)
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    split = cfg.discover.split or (list(cfg.eval.splits) or env.eval_splits())[0]
+    report = discover(model.to(device), tokenizer, env, algo_from(cfg.algo), structured(DiscoverConfig, cfg.discover),
+                      run_dir, cfg.seed, split)
+    return report["discovery"]
 
 
 def results_table(results: dict[str, dict]) -> str:

@@ -274,3 +274,56 @@ def test_luffy_puts_one_demonstration_in_each_group(tmp_path, env_args):
     assert all(r["luffy/demo_advantage"] > 0 for r in trained)  # the demonstration is right, the rollouts mostly not
     if "env=math" in env_args:  # the untrained model never boxes an answer: A_demo = 1 - 1/G, no std scaling
         assert all(r["luffy/demo_advantage"] == pytest.approx(0.75) for r in trained)
+
+
+SDPO_ENVS = {
+    "generalpoints": [*EASY_GAME, "env.reveal_solution=true"],
+    "livecode": LIVECODE,
+    "math": ["env=math", "env.difficulty=1", "env.train_size=8", "env.eval_size=4", "env.reveal_answer=true"],
+    "synlogic": ["env=synlogic", "env.difficulty=1", "env.train_size=8", "env.eval_size=4"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SDPO_ENVS))
+def test_sdpo_two_steps_on_every_environment_with_its_feedback_in_the_teacher(tmp_path, sft_checkpoint, name):
+    run_dir = tmp_path / "run"
+    start = [f"checkpoint={sft_checkpoint}"] if name == "generalpoints" else []
+    ok(run_cli("algo=sdpo", *SDPO_ENVS[name], *SMALL, *start, "algo.max_steps=2", "algo.learning_rate=1e-4",
+               "algo.per_device_train_batch_size=8", "algo.num_generations=4", "algo.max_completion_length=48",
+               "eval.before=false", run_dir=run_dir))
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in steps if "sdpo/context_fraction" in r]
+    assert [r["step"] for r in trained] == [1, 2]
+    for r in trained:
+        assert {"reward", "success", "completions/mean_length", "sdpo/teacher_minus_student_logp",
+                "sdpo/context_with_solution", "sdpo/context_feedback_only", "sdpo/distillation_loss"} <= set(r)
+        # every failed completion has feedback (the env's, or being cut off), so distillation is active
+        assert r["sdpo/context_fraction"] >= 1 - r["success"] > 0
+    before = weights(sft_checkpoint) if start else initial_weights(run_dir)
+    assert changed(before, weights(run_dir / "sdpo" / "checkpoint")), "SDPO changed no parameter"
+
+
+def test_discover_mode_prints_discovery_at_k_for_three_methods(tmp_path, sft_checkpoint):
+    run_dir = tmp_path / "run"
+    done = ok(run_cli(
+        "mode=discover", "algo=sdpo", f"checkpoint={sft_checkpoint}", *EASY_GAME, "env.reveal_solution=true", *SMALL,
+        "algo.max_completion_length=48", "algo.learning_rate=1e-4", "discover.num_questions=2", "discover.probe_samples=4",
+        "discover.max_pass_rate=1.0", "discover.budget=8", "discover.attempts_per_step=4", "discover.runs=2",
+        "discover.k=[1,4,8]", run_dir=run_dir,
+    ))  # fmt: skip
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("method") and "discovery@8" in line)
+    assert [line.split()[0] for line in lines[header + 2 : header + 5]] == ["sdpo", "best-of-k", "multi-turn"]
+    report = json.loads((run_dir / "discovery.json").read_text())
+    assert len(report["questions"]) == 2 and all(len(runs) == 2 for runs in report["times"]["sdpo"])
+    for method, per_k in report["discovery"].items():
+        estimates = [per_k[k][0] for k in ("1", "4", "8")]
+        assert estimates == sorted(estimates), method  # discovery@k never falls as k grows
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "done" and summary["mode"] == "discover"
+
+
+def test_discover_mode_needs_algo_sdpo(tmp_path):
+    done = run_cli("mode=discover", "algo=grpo", *SMALL, run_dir=tmp_path / "run")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == "rlexp: error: mode=discover runs test-time SDPO: use algo=sdpo (got algo=grpo)"

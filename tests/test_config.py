@@ -119,6 +119,14 @@ def test_eval_mode_needs_a_checkpoint():
     assert "checkpoint" in error_of("mode=eval")
 
 
+def test_discover_mode_checks_its_budget_and_k():
+    assert "use algo=sdpo" in error_of("mode=discover")
+    assert "multiple of discover.attempts_per_step" in error_of("mode=discover", "algo=sdpo", "discover.budget=10")
+    assert "discover.k" in error_of("mode=discover", "algo=sdpo", "discover.k=[1,128]")
+    assert "launcher=local" in error_of("mode=discover", "algo=sdpo", "launcher=ddp")
+    validate(composed("mode=discover", "algo=sdpo"))
+
+
 def test_preflight_checks_every_sweep_value(capsys):
     with pytest.raises(SystemExit) as exit_info:
         preflight(["-m", "algo=grpo,nope"])
@@ -147,7 +155,7 @@ def test_cli_error_is_one_line_before_anything_loads(cli, tmp_path):
 def test_cli_help_lists_groups_and_options(cli):
     done = cli("--help")
     assert done.returncode == 0
-    for line in ("algo: grpo, iwsft, luffy, pear, sft", "launcher: ddp, local, zero2, zero3", "logger: none, wandb"):
+    for line in ("algo: grpo, iwsft, luffy, pear, sdpo, sft", "launcher: ddp, local, zero2, zero3", "logger: none, wandb"):
         assert line in done.stdout.splitlines()
 
 

@@ -73,7 +73,7 @@ class GRPO(Algo):
     def build_trainer(self, model, tokenizer, env, args):
         return GRPOTrainer(
             model=model,
-            reward_funcs=[EnvReward(env.name, **{k: v for k, v in env.knobs().items() if k != "name"})],
+            reward_funcs=[EnvReward.for_env(env)],
             args=args,
             train_dataset=env.dataset(self.data_split),
             processing_class=tokenizer,

@@ -127,7 +127,7 @@ class LUFFY(GRPO):
         table = {_key(m[:-1]): m[-1]["content"] for m in demos["messages"]}
         return LuffyTrainer(
             model=model,
-            reward_funcs=[EnvReward(env.name, **{k: v for k, v in env.knobs().items() if k != "name"})],
+            reward_funcs=[EnvReward.for_env(env)],
             args=args,
             train_dataset=env.dataset(self.data_split),
             processing_class=tokenizer,

@@ -769,6 +769,7 @@ class GeneralPoints(Env):
     reward_mode: str = "paper"  # "paper" (+5/+1/-1/-2/-3, accumulating) | "binary" (1/0)
     strict_original: bool = False  # reproduce the original parser and verifier quirks (spec 10)
     feedback_detail: bool = False  # also say what the formula evaluates to
+    reveal_solution: bool = False  # a failed trial's feedback also shows one solution (for a self-teacher: algo=sdpo)
     prompt_style: str = "paper"  # "paper" (the paper's template, byte-exact) | "short" (same facts, ~60 chars)
     train_size: int = 2000
     eval_size: int = 234
@@ -782,7 +783,7 @@ class GeneralPoints(Env):
         _check_choice("split", self.split, SPLIT_MODES)
         _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
         _check_choice("prompt_style", self.prompt_style, ("paper", "short"))
-        for knob in ("strict_original", "feedback_detail"):
+        for knob in ("strict_original", "feedback_detail", "reveal_solution"):
             if not isinstance(getattr(self, knob), bool):
                 raise ValueError(f"{knob} must be true or false; got {getattr(self, knob)!r}.")
         _check_int("train_size", self.train_size, low=0)
@@ -891,10 +892,14 @@ class GeneralPoints(Env):
             reward = verdict.reward
         else:
             reward = 1.0 if success else 0.0
+        feedback = "" if success else "You failed this trial because " + verdict.verify_info
+        if self.reveal_solution and not success:
+            solutions = solve(values, target)
+            feedback += f" One solution is {solutions[0]}." if solutions else " These cards have no solution."
         return Score(
             reward=reward,
             success=success,
-            feedback="" if success else "You failed this trial because " + verdict.verify_info,
+            feedback=feedback,
             info={
                 "category": verdict.category,
                 "verify_info": verdict.verify_info,

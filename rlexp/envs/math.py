@@ -498,6 +498,8 @@ class Math(Env):
     # the answer 10 s, verify 5 s), which only pathological answers reach
     timeout_s: float = 30.0
     workers: int = 0  # verifier processes; 0 = one per core
+    # a wrong answer's feedback also gives the correct one (only a self-teacher such as algo=sdpo reads it)
+    reveal_answer: bool = False
 
     def __post_init__(self) -> None:
         self.source = self.__dict__.pop("dataset")
@@ -510,6 +512,8 @@ class Math(Env):
             raise ValueError(f"difficulty must be an integer from 1 to 5; got {self.difficulty!r}")
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        if not isinstance(self.reveal_answer, bool):
+            raise ValueError(f"reveal_answer must be true or false; got {self.reveal_answer!r}")
         self.kinds = list(self.kinds)
         self._rows: dict[str, list[dict]] = {}
         self._pool: Optional[BoundedPool] = None
@@ -619,6 +623,10 @@ class Math(Env):
                 scores[i] = Score(0.0, False, UNPARSABLE_FEEDBACK, {"category": "unparsable", "reason": outcome.get("error", "unparsable"), "parsed": boxed[:200]})
             else:
                 scores[i] = self._result(outcome["reward"], boxed, "verified")
+        if self.reveal_answer:
+            for score, row in zip(scores, rows):
+                if score is not None and score.reward is not None and not score.success:
+                    score.feedback = f"{score.feedback} The correct answer is {row['gold_raw']}."
         return scores  # type: ignore[return-value]
 
     @staticmethod
