@@ -155,7 +155,7 @@ def test_cli_error_is_one_line_before_anything_loads(cli, tmp_path):
 def test_cli_help_lists_groups_and_options(cli):
     done = cli("--help")
     assert done.returncode == 0
-    for line in ("algo: grpo, iwsft, luffy, pear, sdpo, sft", "launcher: ddp, local, zero2, zero3", "logger: none, wandb"):
+    for line in ("algo: grpo, iwsft, jackpot, luffy, pear, sdpo, sft", "launcher: ddp, local, zero2, zero3", "logger: none, wandb"):
         assert line in done.stdout.splitlines()
 
 

@@ -5,7 +5,7 @@ from rlexp.registry import Registry
 
 
 def test_packages_register_every_module_by_name():
-    assert algos.names() == ["grpo", "iwsft", "luffy", "pear", "sdpo", "sft"]
+    assert algos.names() == ["grpo", "iwsft", "jackpot", "luffy", "pear", "sdpo", "sft"]
     assert envs.names() == ["generalpoints", "livecode", "math", "synlogic"]
     assert algos.algo_class("grpo").__module__ == "rlexp.algos.grpo"
 
@@ -18,7 +18,7 @@ def test_a_name_registered_twice_is_refused():
 
 
 def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(KeyError, match="valid: grpo, iwsft, luffy, pear, sdpo, sft"):
+    with pytest.raises(KeyError, match="valid: grpo, iwsft, jackpot, luffy, pear, sdpo, sft"):
         algos.algo_class("nope")
 
 
