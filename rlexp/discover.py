@@ -170,7 +170,8 @@ class StopWhenFound(TrainerCallback):
             control.should_training_stop = True
 
 
-def sdpo_run(model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, algo, seed: int, workdir: Path) -> float:
+def sdpo_run(model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, algo, seed: int, workdir: Path,
+             precision: str = "fp32") -> float:
     """Test-time SDPO on one question from a fresh copy of `model`: the discovery time."""
     from rlexp.algos.sdpo import FeedbackSDPOTrainer
 
@@ -183,7 +184,7 @@ def sdpo_run(model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, algo, s
     )
     args = test_time.config_class(
         **test_time.trl_kwargs(), output_dir=str(workdir), seed=seed, use_cpu=not torch.cuda.is_available(),
-        report_to="none", save_strategy="no", disable_tqdm=True,
+        bf16=precision == "bf16", fp16=precision == "fp16", report_to="none", save_strategy="no", disable_tqdm=True,
     )
     args.teacher_sync_steps = 1  # one generation batch per step: the EMA follows every step
     reward = DiscoveryReward.for_env(env)
@@ -256,7 +257,8 @@ def hard_questions(model, tokenizer, env: Env, rows: datasets.Dataset, cfg: Disc
     return hard
 
 
-def discover(model, tokenizer, env: Env, algo, cfg: DiscoverConfig, run_dir: Path, seed: int, split: str) -> dict:
+def discover(model, tokenizer, env: Env, algo, cfg: DiscoverConfig, run_dir: Path, seed: int, split: str,
+             precision: str = "fp32") -> dict:
     """Run the three methods on the hard questions; print and write (`discovery.json`, `discovery.md`) the table."""
     sampling = {"temperature": algo.temperature, "max_new_tokens": algo.max_completion_length,
                 "batch_size": cfg.attempts_per_step}
@@ -279,7 +281,7 @@ def discover(model, tokenizer, env: Env, algo, cfg: DiscoverConfig, run_dir: Pat
                 runs["best-of-k"].append(best_of_k(model, tokenizer, env, row, cfg, sampling))
                 torch.manual_seed(run_seed)
                 runs["multi-turn"].append(multi_turn(model, tokenizer, env, row, cfg, sampling))
-                runs["sdpo"].append(sdpo_run(model, tokenizer, env, row, cfg, algo, run_seed, workdir))
+                runs["sdpo"].append(sdpo_run(model, tokenizer, env, row, cfg, algo, run_seed, workdir, precision))
                 progress.update()
             for method in METHODS:
                 results[method].append(runs[method])

@@ -131,7 +131,7 @@ def run_discover(cfg: DictConfig, model_cfg, env, run_dir: Path) -> dict:
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     split = cfg.discover.split or (list(cfg.eval.splits) or env.eval_splits())[0]
     report = discover(model.to(device), tokenizer, env, algo_from(cfg.algo), structured(DiscoverConfig, cfg.discover),
-                      run_dir, cfg.seed, split)
+                      run_dir, cfg.seed, split, cfg.precision)
     return report["discovery"]
 
 

@@ -118,7 +118,7 @@ def test_advantage_clip_bounds_the_per_token_advantage():
 def make_trainer(tmp_path, reward=None, **overrides):
     model, tokenizer = tiny()
     env = envs.make("generalpoints", **GAME)
-    kwargs = dict(output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=G,
+    kwargs = dict(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=G,
                   num_generations=G, max_completion_length=MAX_LEN, distillation_mode="full_logits",
                   include_environment_feedback=True, environment_feedback_only_without_solution=True,
                   remove_thinking_from_demonstration=True, teacher_model_kind="base", max_prompt_length=None)
@@ -217,6 +217,19 @@ def test_reprompt_never_exceeds_max_reprompt_len_and_keeps_the_generation_prompt
     width = context["teacher_input_ids"].size(1) - completion_tensors(trainer.processing_class, ["answer 0"])["completion_ids"].size(1)
     assert width <= 40
     assert all(p.endswith("<|im_start|>assistant\n") for p in prompts)
+
+
+def test_teacher_logits_on_a_padded_batch_equal_a_forward_of_each_row_alone(tmp_path):
+    trainer, _ = make_trainer(tmp_path)
+    context, _ = build(trainer, [0] * G, ["short", "a much longer piece of feedback " * 3, None, "mid-sized note"])
+    ids, mask = context["teacher_input_ids"], context["teacher_attention_mask"]
+    width = 9  # "answer i" + eos
+    with torch.no_grad():
+        batch = trainer._forward_logits(trainer.teacher_model, ids, mask, width)
+        for i in range(G):
+            alone = ids[i][mask[i].bool()][None]
+            single = trainer._forward_logits(trainer.teacher_model, alone, torch.ones_like(alone), width)
+            assert torch.allclose(batch[i], single[0], atol=1e-4)
 
 
 def test_builder_state_resets_and_a_length_mismatch_raises(tmp_path):
