@@ -71,13 +71,12 @@ class GRPO(Algo):
             )
 
     def build_trainer(self, model, tokenizer, env, args):
-        return GRPOTrainer(
-            model=model,
-            reward_funcs=[EnvReward.for_env(env)],
-            args=args,
-            train_dataset=env.dataset(self.data_split),
-            processing_class=tokenizer,
-        )
+        return self.env_trainer(GRPOTrainer, model, tokenizer, env, args)
+
+    def env_trainer(self, trainer_class, model, tokenizer, env, args, **extra):
+        """`trainer_class` (GRPOTrainer or a relative) on `data_split`'s prompts, rewarded by `env`."""
+        return trainer_class(model=model, reward_funcs=[EnvReward.for_env(env)], args=args,
+                             train_dataset=env.dataset(self.data_split), processing_class=tokenizer, **extra)
 
 
 register("grpo")(GRPO)

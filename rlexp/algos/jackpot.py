@@ -1,7 +1,7 @@
 """Jackpot: GRPO on rollouts from a different actor, corrected by optimal budgeted rejection sampling (OBRS).
 
 "Jackpot: Optimal Budgeted Rejection Sampling for Extreme Actor-Policy Mismatch Reinforcement Learning"
-(arXiv 2602.06107; /work/shared/specs/jackpot.md). A cheap actor (a smaller model, a stale copy of the policy,
+(arXiv 2602.06107; specs/jackpot.md). A cheap actor (a smaller model, a stale copy of the policy,
 or the vLLM engine's numerics) writes the rollouts; the policy trains on them. Notation, per completion token t
 at decoding state s_t: q = p_actor(.|s_t) the distribution the token y_t was sampled from (at the sampling
 temperature), p = p_target(.|s_t) the distribution OBRS aligns q to (the old policy p_ref by default).
@@ -74,7 +74,6 @@ from rlexp.algos import register
 from rlexp.algos.grpo import GRPO
 from rlexp.errors import ConfigError
 from rlexp.models import ModelConfig, check_available
-from rlexp.rewards import EnvReward
 
 LOSS_TYPES = ("grpo", "dapo", "bnpo", "dr_grpo")
 # logits rows projected at once in the scoring pass: about 64 MB of fp32 logits whatever the vocabulary
@@ -765,17 +764,8 @@ class Jackpot(GRPO, JackpotOptions):
                 actor, actor_tokenizer = models.load(actor_cfg)
             check_same_vocabulary(tokenizer, actor_tokenizer, actor_cfg.name)
         options = JackpotOptions(**{f.name: getattr(self, f.name) for f in fields(JackpotOptions)})
-        return JackpotGRPOTrainer(
-            model=model,
-            reward_funcs=[EnvReward.for_env(env)],
-            args=args,
-            train_dataset=env.dataset(self.data_split),
-            processing_class=tokenizer,
-            actor=actor,
-            actor_lag=self.actor_lag,
-            vllm_serves_actor=actor_cfg is not None and self._use_vllm(),
-            options=options,
-        )
+        return self.env_trainer(JackpotGRPOTrainer, model, tokenizer, env, args, actor=actor, actor_lag=self.actor_lag,
+                                vllm_serves_actor=actor_cfg is not None and self._use_vllm(), options=options)
 
 
 def check_same_vocabulary(policy_tokenizer, actor_tokenizer, actor_name: str) -> None:

@@ -25,7 +25,6 @@ from trl import GRPOTrainer
 from rlexp.algos import register
 from rlexp.algos.grpo import GRPO
 from rlexp.errors import ConfigError
-from rlexp.rewards import EnvReward
 
 
 def _key(prompt) -> str:
@@ -125,15 +124,8 @@ class LUFFY(GRPO):
     def build_trainer(self, model, tokenizer, env, args):
         demos = env.demonstrations(self.data_split)
         table = {_key(m[:-1]): m[-1]["content"] for m in demos["messages"]}
-        return LuffyTrainer(
-            model=model,
-            reward_funcs=[EnvReward.for_env(env)],
-            args=args,
-            train_dataset=env.dataset(self.data_split),
-            processing_class=tokenizer,
-            demonstrations=table,
-            shaping_gamma=self.shaping_gamma,
-        )
+        return self.env_trainer(LuffyTrainer, model, tokenizer, env, args, demonstrations=table,
+                                shaping_gamma=self.shaping_gamma)
 
 
 register("luffy")(LUFFY)

@@ -53,7 +53,6 @@ from trl.trainer.utils import selective_log_softmax
 from rlexp.algos import register
 from rlexp.algos.grpo import GRPO
 from rlexp.errors import ConfigError
-from rlexp.rewards import EnvReward
 
 MODES = ("topk_logits", "full_logits", "sampled_token")
 TEACHERS = ("ema", "base", "live", "trust_region")
@@ -346,13 +345,7 @@ class SDPO(GRPO):
     def build_trainer(self, model, tokenizer, env, args):
         # the EMA teacher follows the student once per generation batch, as the paper (TRL: every optimiser step)
         args.teacher_sync_steps = args.steps_per_generation * args.num_iterations
-        return FeedbackSDPOTrainer(
-            model=model,
-            reward_funcs=[EnvReward.for_env(env)],
-            args=args,
-            train_dataset=env.dataset(self.data_split),
-            processing_class=tokenizer,
-        )
+        return self.env_trainer(FeedbackSDPOTrainer, model, tokenizer, env, args)
 
 
 register("sdpo")(SDPO)
