@@ -3,8 +3,11 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +17,10 @@ from rlexp.envs import math as math_env
 from rlexp.envs.math import FORMAT_FEEDBACK, WRONG_FEEDBACK, BoundedPool, extract_boxed, normalise_hub_row, too_costly
 from rlexp.errors import ConfigError
 from rlexp.rewards import EnvReward
+
+from math_pool_targets import crash, crash_on_start, describe_worker, slow_echo  # isort: skip - tests/ is on the path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -219,21 +226,6 @@ def test_hostile_completions_each_return_a_score_quickly(env):
         assert score.reward in (0.0, 1.0) and isinstance(score.feedback, str), text[:60]
 
 
-def slow_echo(seconds, value):
-    time.sleep(seconds)
-    return value
-
-
-def crash(now):
-    if now:
-        os._exit(3)
-    return "fine"
-
-
-def crash_on_start():
-    raise SystemExit(4)
-
-
 def test_a_hung_check_is_killed_and_its_worker_replaced():
     pool = BoundedPool(slow_echo, workers=1, timeout_s=0.5)
     assert pool.call(0, "first") == ("ok", "first")
@@ -260,13 +252,107 @@ def test_scoring_off_the_main_thread_keeps_its_bound(env):
     pool.close()
 
 
-def test_a_crashed_worker_is_replaced_and_a_broken_setup_is_loud():
+def test_a_crashed_worker_is_replaced_and_a_broken_setup_says_why():
     pool = BoundedPool(crash, workers=1, timeout_s=5)
     assert pool.call(True) == ("crashed", None)
     assert pool.call(False) == ("ok", "fine") and pool.started == 1
     pool.close()
     broken = BoundedPool(slow_echo, workers=1, timeout_s=5, warm=crash_on_start)
-    assert broken.call(0, "x")[0] == "unavailable" and broken.started == 0 and not broken.ever_ready
+    status, why = broken.call(0, "x")
+    assert status == "unavailable" and "SystemExit: 4" in why and broken.started == 0 and not broken.alive
+    failure = broken.start_failure
+    assert broken.call(0, "x") == ("unavailable", why) and broken.start_failure is failure  # no new start for a while
+    missing = BoundedPool(slow_echo, workers=1, timeout_s=5)
+    missing.command[0] = "/nonexistent/python"
+    status, why = missing.call(0, "x")
+    assert status == "unavailable" and "could not be run (FileNotFoundError" in why
+
+
+def test_workers_run_our_module_with_one_thread_each():
+    pool = BoundedPool(describe_worker, workers=1, timeout_s=30)
+    status, worker = pool.call()
+    assert status == "ok" and worker["main"] == "rlexp.envs.math_worker"  # not the caller's __main__
+    assert worker["threads"] == dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1")
+    pool.close()
+    with pytest.raises(ValueError, match="__main__"):
+        BoundedPool(SimpleNamespace(__module__="__main__", __qualname__="f"), workers=1, timeout_s=1)
+
+
+def test_workers_that_cannot_start_give_reward_none_and_one_log_line(caplog):
+    e = envs.make("math", train_size=1, eval_size=1)
+    e._pool = BoundedPool(math_env.check_answer, workers=1, timeout_s=5, warm=crash_on_start)
+    row = e.dataset("test")[0]
+    with caplog.at_level("WARNING"):
+        scores = [e.score(row["reference_solution"], row), *e.score_batch(["\\boxed{1}", "no box"], [row, row])]
+    assert [s.reward for s in scores] == [None, None, 0.0]
+    assert scores[0].info["category"] == "verifier_unavailable" and "SystemExit: 4" in scores[0].info["reason"]
+    assert scores[0].feedback == "" and not scores[0].success
+    assert [r.levelname for r in caplog.records] == ["ERROR"]  # once, not once per answer
+    assert "SystemExit: 4; answers get reward None until a worker starts" in caplog.text
+
+
+# -- callers: each runs in a subprocess of its own, as a user would run it ------------------------------------------
+
+# top-level code with no `if __name__ == "__main__":` guard; MARKER gets one line each time it runs
+CALLER_SETUP = """
+import json, os, sys, threading
+open(MARKER, "a").write(f"{os.getpid()}\\n")
+from rlexp import envs
+env = envs.make("math", train_size=1, eval_size=3, workers=1, timeout_s=60)
+rows = list(env.dataset("test"))
+texts = [r["reference_solution"] for r in rows] + ["\\\\boxed{123456789}"]
+score_all = lambda: [env.score(t, rows[min(i, len(rows) - 1)]).reward for i, t in enumerate(texts)]
+"""
+CALLERS = {
+    "script": "print('RESULT', json.dumps(score_all()))",
+    "interactive": "print('RESULT', json.dumps(score_all()))",
+    "stdin": "print('RESULT', json.dumps(score_all()))",
+    "thread": ("out = []\n"
+               "worker = threading.Thread(target=lambda: out.append(score_all())); worker.start(); worker.join()\n"
+               "print('RESULT', json.dumps(out[0]))"),
+    # the parent's pool has a worker when it forks; the child must start its own, and the parent keep its own
+    "fork": ("before = score_all()\n"
+             "reader, writer = os.pipe(); child = os.fork()\n"
+             "if child == 0: os.write(writer, json.dumps(score_all() if env.pool.started == 0 else 'inherited').encode()); os._exit(0)\n"
+             "os.close(writer); in_child = json.loads(os.read(reader, 1000)); os.waitpid(child, 0)\n"
+             "print('RESULT', json.dumps(before)); print('RESULT', json.dumps(in_child)); print('RESULT', json.dumps(score_all()))"),
+}
+
+
+@pytest.mark.parametrize("caller", sorted(CALLERS))
+def test_every_kind_of_caller_gets_scores(caller, tmp_path):
+    marker = tmp_path / "marker"
+    code = f"MARKER = {str(marker)!r}\n{CALLER_SETUP}\n{CALLERS[caller]}\n"
+    if caller in ("interactive", "stdin"):  # typed at the prompt, or piped to `python -`: no script file
+        argv, stdin = [sys.executable, "-i" if caller == "interactive" else "-"], code
+    else:
+        (tmp_path / "caller.py").write_text(code)
+        argv, stdin = [sys.executable, str(tmp_path / "caller.py")], None
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    # the bound is for a hang only: a check takes a second
+    done = subprocess.run(argv, input=stdin, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    results = [json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and results, done.stdout + done.stderr
+    assert all(result == [1.0, 1.0, 1.0, 0.0] for result in results), done.stdout + done.stderr
+    assert len(results) == (3 if caller == "fork" else 1)
+    assert len(marker.read_text().split()) == 1  # the workers never ran the caller's code
+
+
+def test_a_busy_worker_exits_when_its_caller_is_killed(tmp_path):
+    caller = (f"import os, sys, threading, time\nsys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+              "from math_pool_targets import slow_echo\nfrom rlexp.envs.math import BoundedPool\n"
+              "pool = BoundedPool(slow_echo, workers=1, timeout_s=600)\n"
+              "assert pool.call(0, 'started') == ('ok', 'started')\n"
+              "threading.Thread(target=pool.call, args=(600, 'busy'), daemon=True).start(); time.sleep(1)\n"
+              "print(next(iter(pool.alive)).process.pid, flush=True); os._exit(0)\n")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", caller], env=environment, capture_output=True, text=True, timeout=600)
+    worker = int(done.stdout.split()[0])
+    status = Path(f"/proc/{worker}/status")
+    deadline = time.monotonic() + 120  # it checks once a second; the bound is for a worker that never exits
+    while status.exists() and "zombie" not in status.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not status.exists() or "zombie" in status.read_text()
 
 
 def test_many_threads_at_once_share_the_workers():

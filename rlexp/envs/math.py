@@ -13,6 +13,8 @@ Every gold answer is normalised to LaTeX and wrapped in `$...$` before parsing (
 10). The prediction is the content of the last `\\boxed{}` after the last `</think>`, checked with TRL's own
 `accuracy_reward` (math-verify with TRL's extraction settings) inside worker processes: math-verify's timeouts
 use `signal.alarm`, which only works on a main thread, and a worker that still hangs is killed at `timeout_s`.
+The workers are plain processes (`rlexp/envs/math_worker.py`) that never import the caller's `__main__`, so any
+caller can score; when they cannot start, answers get reward `None`, never an exception.
 Answers that would make sympy work for minutes (exponent towers, huge literals, deep nesting) are compared as
 strings instead. A gold answer that does not parse gives reward `None` (TRL skips the sample), counted and logged.
 """
@@ -24,14 +26,18 @@ import concurrent.futures
 import json
 import logging
 import math as pymath
-import multiprocessing
 import os
 import queue
 import random
 import re
+import subprocess
+import sys
 import threading
+import time
+import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
 
@@ -194,56 +200,120 @@ def check_answer(gold: str, boxed: str) -> dict:
 
 
 def warm_checker() -> None:
-    """A worker's start: import the verifier before saying it is ready (sympy takes about a second)."""
-    import trl.rewards  # noqa: F401
+    """A worker's start: one real check before it says it is ready, so that sympy's imports (about a second) are
+    paid here, and a verifier that cannot check 1 = 1 shows as a worker that does not start."""
+    result = check_answer("$1$", "1")
+    if result["reward"] != 1.0:
+        raise RuntimeError(f"math-verify does not check 1 = 1: {result}")
 
 
-def _serve(conn, target: Callable, warm: Optional[Callable]) -> None:
-    """A worker's loop: run `target(*args)` for each request until the pipe closes."""
-    if warm is not None:
-        warm()
-    conn.send("ready")
-    while True:
+# Each worker is one single-threaded check: numeric libraries must not start a thread per core in each of them
+WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def _importable_name(function: Callable) -> str:
+    """MODULE:QUALNAME, by which a worker imports `function` (never from the caller's __main__)."""
+    if function.__module__ == "__main__":
+        raise ValueError(f"{function.__qualname__} is defined in __main__; worker functions must live in a module")
+    return f"{function.__module__}:{function.__qualname__}"
+
+
+class Worker:
+    """One `rlexp.envs.math_worker` process and the two pipes to it."""
+
+    def __init__(self, command: list[str], environment: dict[str, str]):
+        worker_stdin, requests = os.pipe()
+        replies, worker_stdout = os.pipe()
         try:
-            args = conn.recv()
-        except (EOFError, OSError):
-            return
-        conn.send(target(*args))
+            self.process = subprocess.Popen(command, stdin=worker_stdin, stdout=worker_stdout, env=environment)
+        except BaseException:
+            os.close(requests)
+            os.close(replies)
+            raise
+        finally:
+            os.close(worker_stdin)
+            os.close(worker_stdout)
+        self.requests = Connection(requests, readable=False)
+        self.replies = Connection(replies, writable=False)
+
+    def close_pipes(self) -> None:
+        self.requests.close()
+        self.replies.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.close_pipes()
 
 
 class BoundedPool:
     """Worker processes that run `target(*args)`, with a hard time bound per call: a worker still busy after
-    `timeout_s` is killed, and a new one is started when next needed. Calls may come from any thread."""
+    `timeout_s` is killed, and a new one is started when next needed. Calls may come from any thread, and from a
+    forked child, which starts workers of its own.
+
+    A worker is a plain `python -m rlexp.envs.math_worker` process, not a multiprocessing child: it never runs
+    the caller's __main__, so scripts without a main guard and interactive sessions can score. `target` and
+    `warm` must therefore be importable functions of a module."""
 
     START_TIMEOUT_S = 120.0
+    RETRY_START_AFTER_S = 30.0  # after a failed start, calls answer "unavailable" at once for this long
 
     def __init__(self, target: Callable, workers: int, timeout_s: float, warm: Optional[Callable] = None):
-        self.target, self.warm, self.timeout_s = target, warm, timeout_s
-        self.context = multiprocessing.get_context("spawn")  # a fork of a trainer with threads is not safe
-        self.idle: queue.Queue = queue.Queue()
+        self.timeout_s = timeout_s
+        self.command = [sys.executable, "-P", "-m", "rlexp.envs.math_worker", _importable_name(target)]
+        if warm is not None:
+            self.command.append(_importable_name(warm))
         self.workers = workers
+        self.start_failure: Optional[tuple[float, str]] = None  # (when, why) of the last failed start
+        self._reset()
+        _POOLS.add(self)
+
+    def _reset(self) -> None:
         self.lock = threading.Lock()
+        self.idle: queue.Queue = queue.Queue()
+        self.alive: set[Worker] = set()  # idle or busy
         self.started = 0  # workers alive or starting
-        self.ever_ready = False
 
-    def _start(self):
-        parent, child = self.context.Pipe()
-        process = self.context.Process(target=_serve, args=(child, self.target, self.warm), daemon=True)
-        process.start()
-        child.close()
+    def forget_inherited_workers(self) -> None:
+        """In a forked child: the workers belong to the parent. Close this copy of their pipes (so that they
+        still see the parent close its own) and start afresh; a lock held at the fork is dropped too."""
+        inherited = list(self.alive)
+        self._reset()
+        for worker in inherited:
+            worker.close_pipes()
+
+    def _environment(self) -> dict[str, str]:
+        # the caller's import path, so that the worker finds rlexp and `target` wherever the caller found them
+        path = [entry or os.getcwd() for entry in sys.path if isinstance(entry, str)]
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(path), **WORKER_ENVIRONMENT}
+
+    def _start(self) -> Worker:
+        if self.start_failure and time.monotonic() - self.start_failure[0] < self.RETRY_START_AFTER_S:
+            raise RuntimeError(self.start_failure[1])
         try:
-            ready = parent.poll(self.START_TIMEOUT_S) and parent.recv() == "ready"
+            worker = Worker(self.command, self._environment())
+        except Exception as exc:  # noqa: BLE001 - no Python to run (OSError), an empty sys.executable, ...
+            why = f"a verifier worker could not be run ({type(exc).__name__}: {exc})"
+            self.start_failure = (time.monotonic(), why)
+            raise RuntimeError(why) from None
+        with self.lock:
+            self.alive.add(worker)
+        try:
+            hello = worker.replies.recv() if worker.replies.poll(self.START_TIMEOUT_S) else "no answer"
         except (EOFError, OSError):
-            ready = False
-        if not ready:
-            process.kill()
-            process.join()
-            parent.close()
-            raise RuntimeError(f"a verifier worker did not start (exit code {process.exitcode}); see its error above")
-        self.ever_ready = True
-        return process, parent
+            hello = "no answer"
+        if hello != "ready":
+            worker.kill()
+            with self.lock:
+                self.alive.discard(worker)
+            reason = hello[1] if isinstance(hello, tuple) else f"{hello} in {self.START_TIMEOUT_S:.0f} s"
+            why = f"a verifier worker did not start (exit code {worker.process.returncode}): {reason}"
+            self.start_failure = (time.monotonic(), why)
+            raise RuntimeError(why)
+        self.start_failure = None
+        return worker
 
-    def _take(self):
+    def _take(self) -> Worker:
         while True:
             with self.lock:
                 try:
@@ -264,41 +334,54 @@ class BoundedPool:
             except queue.Empty:
                 continue  # a worker may have been retired meanwhile: this thread may start one
 
-    def _retire(self, process, conn) -> None:
-        process.kill()
-        process.join()
-        conn.close()
+    def _retire(self, worker: Worker) -> None:
+        worker.kill()
         with self.lock:
+            self.alive.discard(worker)
             self.started -= 1
 
     def call(self, *args) -> tuple[str, Any]:
         """("ok", result); ("timeout", None): killed at `timeout_s`; ("crashed", None): the worker died;
-        ("unavailable", message): no worker could be started."""
+        ("unavailable", why): no worker could be started."""
         try:
-            process, conn = self._take()
+            worker = self._take()
         except RuntimeError as exc:
             return "unavailable", str(exc)
         try:
-            conn.send(args)
-            if conn.poll(self.timeout_s):
-                result = conn.recv()
-                self.idle.put((process, conn))
+            worker.requests.send(args)
+            if worker.replies.poll(self.timeout_s):
+                result = worker.replies.recv()
+                self.idle.put(worker)
                 return "ok", result
             status = "timeout"
         except (EOFError, OSError):
             status = "crashed"
-        self._retire(process, conn)
+        self._retire(worker)
         return status, None
 
     def map(self, calls: list[tuple]) -> list[tuple[str, Any]]:
-        if not calls:
-            return []
-        with concurrent.futures.ThreadPoolExecutor(min(self.workers, len(calls))) as threads:
-            return list(threads.map(lambda args: self.call(*args), calls))
+        if len(calls) <= 1 or self.workers == 1:
+            return [self.call(*args) for args in calls]
+        try:
+            with concurrent.futures.ThreadPoolExecutor(min(self.workers, len(calls))) as threads:
+                return list(threads.map(lambda args: self.call(*args), calls))
+        except RuntimeError:  # no new threads (out of them, or the interpreter is exiting): one at a time
+            return [self.call(*args) for args in calls]
 
     def close(self) -> None:
         while not self.idle.empty():
-            self._retire(*self.idle.get())
+            self._retire(self.idle.get())
+
+
+_POOLS: "weakref.WeakSet[BoundedPool]" = weakref.WeakSet()
+
+
+def _forget_inherited_workers() -> None:
+    for pool in list(_POOLS):
+        pool.forget_inherited_workers()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_workers)
 
 
 # -- procedural problems (math.md section 7) -----------------------------------------------------------------------
@@ -518,6 +601,7 @@ class Math(Env):
         self._rows: dict[str, list[dict]] = {}
         self._pool: Optional[BoundedPool] = None
         self._bad_golds: set[str] = set()
+        self._said_unavailable = False
 
     def knobs(self) -> dict[str, Any]:
         return {**{k: v for k, v in super().knobs().items() if k != "dataset"}, "dataset": self.source}
@@ -607,13 +691,16 @@ class Math(Env):
         for i, (gold, boxed), (status, outcome) in zip(owners, calls, self.pool.map(calls)):
             if status == "crashed":  # a worker can die for reasons of its own: one more try
                 status, outcome = self.pool.call(gold, boxed)
-            if status == "unavailable" and not self.pool.ever_ready:
-                raise ConfigError(f"env=math: the math-verify worker processes do not start: {outcome}")
             if status == "timeout":  # the answer kept math-verify busy past every bound (math.md section 2)
                 scores[i] = Score(0.0, False, WRONG_FEEDBACK, {"category": "verify_timeout", "reason": "verify_timeout", "parsed": boxed[:200]})
             elif status != "ok":  # not the answer's fault: TRL leaves the sample out
-                log.warning("math: could not check an answer (%s)", status)
-                scores[i] = Score(None, False, "", {"category": "verifier_" + status, "reason": status, "parsed": boxed[:200]})
+                if status != "unavailable":
+                    log.warning("math: could not check an answer (%s)", status)
+                elif not self._said_unavailable:  # once: it would repeat for every answer
+                    self._said_unavailable = True
+                    log.error("math: %s; answers get reward None until a worker starts", outcome)
+                reason = outcome if status == "unavailable" else status
+                scores[i] = Score(None, False, "", {"category": "verifier_" + status, "reason": reason, "parsed": boxed[:200]})
             elif outcome["reward"] is None:
                 if gold not in self._bad_golds:
                     self._bad_golds.add(gold)
