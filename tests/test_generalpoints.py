@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import random
+import sys
 import time
 from fractions import Fraction
 
@@ -266,6 +267,13 @@ COMPAT_TABLE = [
     ("8/(3-8/3)", EIGHTS, 0, "."),
     ("(8/(3-8/3))", EIGHTS, -1, "your formula does not match any solution."),
     ("8/(3-3)+8", EIGHTS, -1, "8/(3- is partially correct but the full formula does not match any solution."),
+    # a bracket reported as an invalid sequence neither opens nor closes (spec 6.2)
+    ("4*3+2(10)", CARDS, -6, "invalid sequence before '(', unmatched closing parenthesis."),
+    ("(4*)3+2+10)", CARDS, -6, "invalid sequence after ')', invalid sequence after number."),
+    ("(4)(3)+2+10", CARDS, -6, "invalid sequence before '(', unmatched closing parenthesis."),
+    ("4*(3+2(+10))", CARDS, -9,
+     "invalid sequence before '(', invalid sequence after operator, unmatched closing parenthesis."),
+    ("4(3+2+10", CARDS, -3, "invalid sequence before '('."),
 ]
 
 
@@ -288,6 +296,51 @@ def test_compat_quirks(compat):
     # leading zeros pass the number check, then Python's eval refuses them
     assert compat.score(answer("04*3+2+10"), CARDS).reward == -1
     assert compat.score(answer("4×3+2+10"), CARDS).reward == -3
+
+
+def test_compat_numbers_up_to_pythons_digit_limit(compat):
+    """Number tokens are read as the original's int() reads them, up to Python's integer-string limit."""
+    limit = sys.get_int_max_str_digits()
+    # a card value padded with leading zeros to the limit passes the number check; eval then refuses it
+    padded = "0" * (limit - 1) + "4"
+    score = compat.score(answer(padded + "*3+2+10"), CARDS)
+    assert (score.reward, score.info["verify_info"]) == (-1, "your formula does not match any solution.")
+    big = "9" * limit
+    score = compat.score(answer(big + "*3+2+10"), CARDS)
+    assert score.reward == -4
+    assert score.info["verify_info"] == f"you used invalid numbers: [{big}], you didn't use numbers: [4]."
+    # one digit more made the original raise; here it is an invalid number like any other
+    score = compat.score(answer("9" + big + "*3+2+10"), CARDS)
+    assert score.reward == -4 and score.info["category"] == "INCORRECT_NUMBER"
+
+
+def test_compat_nesting_follows_pythons_parser(compat):
+    # Python's parser takes 200 nested parentheses and refuses 201: "eval raised", then the prefix walk
+    assert compat.score(answer("(" * 200 + "4*3+2+10" + ")" * 200), CARDS).reward == 5
+    score = compat.score(answer("(" * 201 + "4*3+2+10" + ")" * 201), CARDS)
+    assert score.reward == -1
+    assert score.info["verify_info"] == "( is partially correct but the full formula does not match any solution."
+
+
+# robust mode keeps its own checks but counts brackets by the same rule as the original
+ROBUST_BRACKETS = [
+    ("4*3+2(10)", -6, "invalid sequence before '(', unmatched closing parenthesis."),
+    ("(4*)3+2+10)", -6, "invalid sequence after ')', invalid sequence after number."),
+    ("4*(3+2(+10))", -9,
+     "invalid sequence before '(', invalid sequence after operator, unmatched closing parenthesis."),
+    # the rejected "(" opens nothing, so nothing is left unclosed
+    ("4(3+2+10", -3, "invalid sequence before '('."),
+    ("(4*3+2+10", -3, "unmatched opening parenthesis."),
+    ("((4*3)+2+10", -3, "unmatched opening parenthesis."),
+    ("4*3+2+10)", -3, "unmatched closing parenthesis."),
+    ("(4*3)+2+10", 5, "Correct solution."),
+]
+
+
+@pytest.mark.parametrize("formula,reward,info", ROBUST_BRACKETS)
+def test_robust_bracket_stack(robust, formula, reward, info):
+    score = robust.score(answer(formula), CARDS)
+    assert (score.reward, score.info["verify_info"]) == (reward, info)
 
 
 def test_categories(compat):
@@ -332,7 +385,8 @@ HOSTILE = [
     (answer("4**3+2+10"), CARDS, -3, "invalid sequence after operator"),
     (answer("4//3+2+10"), CARDS, -3, "invalid sequence after operator"),
     (answer("-4+3*2*10"), CARDS, -3, "invalid sequence after operator"),
-    (answer("4*3+2+10+()"), CARDS, -3, "invalid sequence after ')'"),
+    # the ")" is rejected, so it does not close the "(" (spec 6.2): two violations
+    (answer("4*3+2+10+()"), CARDS, -6, "invalid sequence after ')', unmatched opening parenthesis."),
     (answer("4*3+2+10+"), CARDS, -3, "incomplete formula"),
     (answer("4%3+2+10"), CARDS, -3, "illegal characters"),
     (answer("4^3+2+10"), CARDS, -3, "illegal characters"),

@@ -589,8 +589,13 @@ def _fmt_value(value: Any) -> str:
 
 
 def _safe_int(tok: str) -> int | str:
-    # int() refuses more than 4300 digits; such a token is no card value anyway
-    return int(tok) if len(tok) <= 4000 else tok
+    """The token's integer value, as the original's int() reads it (leading zeros, any Unicode digits), up to
+    Python's integer-string limit (sys.get_int_max_str_digits(), 4300 digits by default). A longer token made
+    the original raise; here it stays a string, which no card value equals."""
+    try:
+        return int(tok)
+    except ValueError:
+        return tok
 
 
 def _unique(items) -> list:
@@ -637,7 +642,8 @@ def verify(formula: Optional[str], values: list[int], target: int, *, strict_ori
     if robust and len(tokens) > _MAX_TOKENS:
         return fail("ILLEGAL_FORMULA", "formula too long")
 
-    # grammar: -3 per violation, accumulated
+    # grammar: -3 per violation, accumulated. As in the authors' check order, only a valid "(" opens a bracket and
+    # only a valid ")" closes one: a bracket reported as an invalid sequence leaves the depth unchanged (spec 6.2).
     prev = None  # None (start), "num", "op", "(", ")"
     depth = 0
     for tok in tokens:
@@ -646,16 +652,18 @@ def verify(formula: Optional[str], values: list[int], target: int, *, strict_ori
                 messages.append(("ILLEGAL_FORMULA", "invalid sequence after operator"))
             prev = "op"
         elif tok == "(":
-            if prev not in (None, "op", "("):
+            if prev in (None, "op", "("):
+                depth += 1
+            else:
                 messages.append(("ILLEGAL_FORMULA", "invalid sequence before '('"))
-            depth += 1
             prev = "("
         elif tok == ")":
             if prev not in ("num", ")"):
                 messages.append(("ILLEGAL_FORMULA", "invalid sequence after ')'"))
             elif depth == 0:
                 messages.append(("ILLEGAL_FORMULA", "unmatched closing parenthesis"))
-            depth = max(depth - 1, 0)
+            else:
+                depth -= 1
             prev = ")"
         else:
             if prev not in (None, "op", "("):
