@@ -610,17 +610,19 @@ def _hub_rows():
 
 def test_hub_rows_map_onto_our_verifiers(env):
     rows, skipped = synlogic.map_hub_rows(_hub_rows())
-    assert [r["task"] for r in rows] == list(FAMILIES)
-    assert skipped["other family"] == 3 and sum(skipped.values()) == 10  # web_of_lies, zebra_puzzle, None
-    assert sum(k for why, k in skipped.items() if why.startswith("unmappable")) == 7
-    assert skipped["unmappable (JSONDecodeError)"] == 1 and skipped["unmappable (the stored answer fails our verifier)"] == 1
+    # the futoshiki row whose stored answer breaks its sign is kept: the puzzle has other solutions
+    assert [r["task"] for r in rows] == list(FAMILIES) + ["futoshiki"]
+    assert skipped["task not implemented"] == 2 and skipped["unknown task"] == 1  # web_of_lies, zebra_puzzle; None
+    assert sum(k for why, k in skipped.items() if why.startswith("unmappable")) == 5
+    assert skipped["unmappable (JSONDecodeError)"] == 1 and skipped["unsolvable (our solver finds no solution)"] == 1
+    assert sum(skipped.values()) == 9
     assert rows[0]["seed"] == 7 and rows[0]["difficulty"] == 2 and rows[1]["difficulty"] == 0
     for mapped in rows:
         row = {"task": mapped["task"], "difficulty": 0, "puzzle": json.dumps(mapped["puzzle"])}
         assert env.score(wrap(mapped["reference"]), row).reward == 1.0, mapped["task"]
         assert env.score(wrap("[[0]]"), row).reward == 0.0
     only, skipped = synlogic.map_hub_rows(_hub_rows(), families=["sudoku"])
-    assert [r["task"] for r in only] == ["sudoku"] and skipped["family not selected"] == 7
+    assert [r["task"] for r in only] == ["sudoku"] and skipped["family not selected"] == 8
 
 
 def test_hub_source_builds_rows_from_the_mapper(monkeypatch):
@@ -649,3 +651,235 @@ def test_hub_offline_is_one_config_error(monkeypatch):
     with pytest.raises(ConfigError) as exc:
         envs.make("synlogic", source="hub").dataset("test")
     assert "\n" not in str(exc.value) and "env.source=procedural" in str(exc.value)
+
+
+# -- rows as SynLogic writes them (issue 12): task names, stored answers that break their puzzle, its own prompts ------
+
+FUTO_STORED = [[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]]
+
+
+def futoshiki_row(prefilled, constraints, *, source="futoshiki", index=0):
+    return hub_row(source, {"question": "Current puzzle:\n1 X X X\n...", "answer": FUTO_STORED, "metadata": {
+        "grid_size": 4, "num_inequality_signs": len(constraints), "num_prefilled_coords": len(prefilled),
+        "prefilled_coords": prefilled, "constraints": constraints}}, index=index)
+
+
+def as_row(mapped: dict) -> dict:
+    return {"task": mapped["task"], "difficulty": 0, "puzzle": json.dumps(mapped["puzzle"]),
+            "prompt": [{"role": "user", "content": mapped["prompt"]}]}
+
+
+def test_every_name_of_synlogics_task_table_is_accepted():
+    names = synlogic.SYNLOGIC_TASKS
+    assert "mathador" in names and "game_of_24" not in names  # SynLogic's table has no game_of_24 key
+    assert len(names) == len(set(names)) and {"bbh_web_of_lies", "bbeh_zebra_puzzles", "arc_agi_2"} <= set(names)
+    assert {synlogic.task_family(n) for n in names} - {None} == set(FAMILIES)
+    data = {"question": "q", "answer": "", "metadata": {"numbers": [1, 2, 3, 4], "result": 24, "operators": ["+", "*"]}}
+    rows = [hub_row(name, data) for name in names] + [hub_row(f"val/{name}", data) for name in names]
+    rows += [hub_row("game_of_24", data), hub_row("chess", data), hub_row("", data)]
+    mapped, skipped = synlogic.map_hub_rows(rows)
+    implemented = [n for n in names if synlogic.task_family(n)]
+    assert skipped["task not implemented"] == 2 * (len(names) - len(implemented)) and skipped["unknown task"] == 2
+    # the mathador rows (and our own name) map onto game_of_24; the other families' rows here lack their data
+    assert [r["task"] for r in mapped] == ["game_of_24"] * 3
+    assert sum(k for why, k in skipped.items() if why.startswith("unmappable")) == 2 * (len(implemented) - 1)
+    for r in mapped:
+        assert T.verify("game_of_24", r["puzzle"], r["reference"]).ok and r["from_solver"]
+    assert envs.make("synlogic", tasks=["mathador", "sudoku"]).tasks == ["game_of_24", "sudoku"]
+    with pytest.raises(ValueError, match="twice"):
+        envs.make("synlogic", tasks=["mathador", "game_of_24"])
+
+
+def test_a_futoshiki_row_whose_stored_answer_breaks_a_sign_is_kept_and_any_valid_grid_passes(env):
+    # SynLogic's generator draws signs without looking at the stored grid: (1,2) > (1,3) reads 2 > 3 in it
+    broken = futoshiki_row([[0, 0]], [[[0, 1], [0, 2], ">"]])
+    impossible = futoshiki_row([[0, 0]], [[[0, 0], [0, 1], ">"]])  # the given 1 would have to be larger
+    givens_clash = futoshiki_row([[0, 0], [0, 1]], [[[0, 0], [0, 1], ">"]])  # both cells given: 1 > 2
+    rows, skipped = synlogic.map_hub_rows([broken, impossible, givens_clash])
+    assert len(rows) == 1 and skipped == {"unsolvable (our solver finds no solution)": 2}
+    mapped = rows[0]
+    assert mapped["from_solver"] and mapped["reference"] != json.dumps(FUTO_STORED)
+    row = as_row(mapped)
+    stored = env.score(wrap("[[1 2 3 4,3 4 1 2,2 1 4 3,4 3 2 1]]"), row)
+    assert stored.reward == 0.0 and stored.feedback == "constraint (1,2) > (1,3) violated"
+    # every solution passes, in our format and in SynLogic's [[a b c d,...]]
+    solutions = T.latin_search([1] + [0] * 15, 4, constraints=((2, 1),), limit=50)
+    assert len(solutions) > 2
+    for flat in solutions:
+        grid = [flat[i * 4:(i + 1) * 4] for i in range(4)]
+        spaced = "[[" + ",".join(" ".join(map(str, r)) for r in grid) + "]]"
+        assert env.score(wrap(json.dumps(grid)), row).reward == 1.0
+        assert env.score(wrap(spaced), row).reward == 1.0
+
+
+def test_latin_search_refuses_given_cells_that_break_a_sign():
+    assert T.latin_search([1, 2, 0, 0], 2, constraints=((1, 0),)) == []
+    assert T.latin_search([1, 2, 0, 0], 2, constraints=((0, 1),)) == [[1, 2, 2, 1]]
+
+
+def test_rows_without_a_usable_stored_answer_are_solved_or_dropped(env):
+    sudoku = T.generate("sudoku", 5, 7)
+    kuku = T.generate("kukurasu", 5, 6)
+    survo = T.generate("survo", 5, 6)
+    wrong_fill = [row[:] for row in json.loads(survo.reference)]
+    wrong_fill[0][0] += 1
+    rows = [
+        hub_row("sudoku", {"question": "q", "answer": "", "metadata": {"original_sudoku": sudoku.puzzle["grid"]}}),
+        hub_row("kukurasu", {"question": "q", "answer": "", "metadata": {
+            "row_sums": kuku.puzzle["row_sums"], "col_sums": kuku.puzzle["col_sums"]}}),
+        hub_row("survo", {"question": "q", "answer": "", "metadata": {
+            "original_matrix": survo.puzzle["grid"], "candidate_numbers": survo.puzzle["candidates"],
+            "filled_matrix": wrong_fill}}),
+        hub_row("dyck_language", {"question": "q", "answer": "", "metadata": {"question_sequence": "<[({"}}),
+        # no grid has these sums, no filling uses these candidates, no completion fixes a wrong closer
+        hub_row("kukurasu", {"question": "q", "answer": "", "metadata": {"row_sums": [3, 3], "col_sums": [1, 1]}}),
+        hub_row("survo", {"question": "q", "answer": "", "metadata": {
+            "original_matrix": [[0, 1, 3], [2, 0, 4], [3, 2, 5]], "candidate_numbers": [7, 7]}}),
+        hub_row("dyck_language", {"question": "q", "answer": "", "metadata": {"question_sequence": "(]"}}),
+    ]
+    mapped, skipped = synlogic.map_hub_rows(rows)
+    assert [r["task"] for r in mapped] == ["sudoku", "kukurasu", "survo", "dyck_language"]
+    assert skipped == {"unsolvable (our solver finds no solution)": 3}
+    assert mapped[3]["reference"] == "<[({})]>"
+    for r in mapped:
+        assert r["from_solver"] and env.score(wrap(r["reference"]), as_row(r)).reward == 1.0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_solve_finds_an_answer_our_verifier_accepts(generated, family):
+    for d, s in itertools.product(DIFFICULTIES[:3], SEEDS):
+        puzzle = generated[family, d, s].puzzle
+        answer = T.solve(family, puzzle)
+        if family == "boolean_expressions":
+            assert answer is None  # its truth comes with the row, nothing to search
+        else:
+            assert answer is not None and T.verify(family, puzzle, answer).ok, (family, d, s)
+
+
+# SynLogic-style boolean options (written here): numbers as truth values, worded and Chinese comparisons, true
+# division. A: not (-1 < 2.5) = False; B: True and 0 = 0 (false); C: 9.5 >= 9 = True; D: (-1 != -1) or False = False;
+# E: 4 > 3 = True
+BOOL_QUESTION = (
+    "Evaluate the following boolean expressions and select the ones that are true:\n\n"
+    "A. not ((4 * 2 - 3 * 3) is less than (7 - (9 / 2)))\n"
+    "B. (The capital of France is Paris.) and ((2 - 5) plus (3))\n"
+    "C. (12 - (5 / 2)) is greater than or equal to (9)\n"
+    "D. ((1 * 2 + 3 * -1) is not (-1)) or (False)\n"
+    "E. (6 减 2) 大于 (3)\n\n"
+    "Which options are true? List all option labels that are true, separated by commas.Please put your final "
+    "answer inside \\boxed{}."
+)
+
+
+def test_hub_boolean_rows_are_shown_with_synlogics_own_question():
+    hub = hub_row("val/boolean_expressions", {"question": BOOL_QUESTION, "answer": "C,E", "difficulty": 1, "metadata": None})
+    mapped, skipped = synlogic.map_hub_rows([hub])
+    assert not skipped and mapped[0]["puzzle"]["labels"] == list("ABCDE")
+    prompt = mapped[0]["prompt"]
+    assert prompt.startswith(BOOL_QUESTION) and "is greater than or equal to" in prompt and "大于" in prompt
+    assert "usual meaning" not in prompt  # our own rules text describes other options
+    assert "<think>" in prompt and "<answer>" in prompt.split(BOOL_QUESTION)[1]
+    syn = envs.make("synlogic")
+    row = as_row(mapped[0])
+    for answer, reward in [("C,E", 1), ("\\boxed{C,E}", 1), ("$\\boxed{E, C}$", 1), ("\\boxed{C}", 0), ("B,C,E", 0)]:
+        assert syn.score(wrap(answer), row).reward == reward, answer
+
+
+def test_hub_rows_accept_the_answer_format_synlogics_prompt_asks_for(env):
+    """The stored answers of these rows, written the way SynLogic's own prompts ask for them, score 1."""
+    crypt = {"question": "q", "answer": "9567 + 1085 = 10652", "metadata": {
+        "numbers": [9567, 1085, 10652], "letter_words": ["SEND", "MORE", "MONEY"], "operators": ["+"]}}
+    sudoku = T.generate("sudoku", 4, 8)
+    sudoku_grid = json.loads(sudoku.reference)
+    kuku = T.generate("kukurasu", 4, 5)
+    kuku_grid = [["1" if v else "X" for v in row] for row in json.loads(kuku.reference)]
+    survo = T.generate("survo", 4, 5)
+    raws = [
+        hub_row("mathador", {"question": "q", "answer": "", "metadata": {"numbers": [3, 3, 8, 8], "result": 24,
+                                                                          "operators": ["+", "-", "*", "/"]}}),
+        hub_row("cryptarithm", crypt), hub_row("cryptarithm", crypt),
+        hub_row("sudoku", {"question": "q", "answer": "", "metadata": {"original_sudoku": sudoku.puzzle["grid"],
+                                                                        "complete_sudoku": sudoku_grid}}),
+        futoshiki_row([[0, 0]], []),
+        hub_row("kukurasu", {"question": "q", "answer": "", "metadata": {
+            "row_sums": kuku.puzzle["row_sums"], "col_sums": kuku.puzzle["col_sums"], "solution": kuku_grid}}),
+        hub_row("survo", {"question": "q", "answer": survo.reference, "metadata": {
+            "original_matrix": survo.puzzle["grid"], "candidate_numbers": survo.puzzle["candidates"],
+            "filled_matrix": json.loads(survo.reference)}}),
+        hub_row("dyck_language", {"question": "q", "answer": "([{}])", "metadata": {"question_sequence": "([{"}}),
+        hub_row("boolean_expressions", {"question": BOOL_QUESTION, "answer": "C,E"}),
+    ]
+    mapped, skipped = synlogic.map_hub_rows(raws)
+    assert not skipped and len(mapped) == len(raws)
+    synlogic_answers = [
+        "```python\n8 / (3 - 8 / 3)\n```", "The answer is 9567 + 1085 = 10652.", "答案是 9567 + 1085 = 10652。",
+        "```python\n" + str(tuple(tuple(r) for r in sudoku_grid)) + "\n```", "[[1 2 3 4,3 4 1 2,2 1 4 3,4 3 2 1]]",
+        json.dumps(kuku_grid), f"```python\n{survo.reference}\n```", "([{}])", "\\boxed{C,E}",
+    ]
+    for mapped_row, answer in zip(mapped, synlogic_answers):
+        row = as_row(mapped_row)
+        assert env.score(wrap(answer), row).reward == 1.0, (mapped_row["task"], answer)
+        assert env.score(wrap(mapped_row["reference"]), row).reward == 1.0
+    wrong = ["```python\n8 * 3 - 8 + 3\n```", "The answer is 9567 + 1085 = 10653.", "答案是 9566 + 1085 = 10652。",
+             "```python\n" + str(tuple(tuple(r) for r in sudoku_grid[::-1])) + "\n```", "[[1 2 3 4,1 2 3 4,2 1 4 3,4 3 2 1]]",
+             json.dumps([["X"] * len(kuku_grid[0])] * len(kuku_grid)), "```python\n[[0]]\n```", "([{)]}", "\\boxed{C}"]
+    for mapped_row, answer in zip(mapped, wrong):
+        assert env.score(wrap(answer), as_row(mapped_row)).reward == 0.0, (mapped_row["task"], answer)
+
+
+def _write_rows(path, rows):
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + "{not json\n")
+
+
+def _file_rows():
+    dyck = {"question": "Complete: ([{", "answer": "([{}])", "metadata": {"question_sequence": "([{"}}
+    rows = [hub_row("dyck_language", dyck, index=i) for i in range(3)] + [hub_row("val/dyck_language", dyck, index=9)]
+    rows.append(futoshiki_row([[0, 0]], [[[0, 1], [0, 2], ">"]], source="val/futoshiki", index=10))
+    rows.append(hub_row("val/mathador", {"question": "Make 24", "answer": "", "metadata": {"numbers": [4, 6, 1, 1],
+                                                                                          "result": 24}}, index=11))
+    rows.append(hub_row("web_of_lies", {"question": "q", "answer": "yes"}, index=12))
+    return rows
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_source_reads_hub_rows_from_a_local_file(tmp_path, suffix):
+    path = tmp_path / f"rows{suffix}"
+    _write_rows(path, _file_rows())
+    local = envs.make("synlogic", source=str(path))
+    train, test = local.dataset("train"), local.dataset("test")
+    assert train["seed"] == [0, 1, 2] and test["seed"] == [9, 10, 11]  # val/ rows are the test split
+    assert test["task"] == ["dyck_language", "futoshiki", "game_of_24"] and set(train["source"]) == {"synlogic_hub"}
+    assert train[0]["prompt"][0]["content"].startswith("Complete: ([{\n\n")
+    for row in list(train) + list(test):
+        assert local.score(wrap(row["reference"]), row).reward == 1.0
+    assert local.score(wrap("([{}])"), test[0]).reward == 1.0
+    assert local.score(wrap("([{)]}"), test[0]).reward == 0.0
+    only = envs.make("synlogic", source=str(path), tasks=["mathador"], eval_size=5)
+    assert only.dataset("test")["task"] == ["game_of_24"]
+
+
+def test_source_reads_a_mirror_folder_and_refuses_what_it_cannot_use(tmp_path):
+    rows = _file_rows()
+    _write_rows(tmp_path / "train.parquet", rows[:3])
+    _write_rows(tmp_path / "validation.jsonl", rows[3:])
+    mirror = envs.make("synlogic", source=str(tmp_path))
+    assert mirror.dataset("train")["seed"] == [0, 1, 2] and mirror.dataset("test")["seed"] == [9, 10, 11]
+    only_train = tmp_path / "only_train.jsonl"
+    _write_rows(only_train, rows[:3])
+    with pytest.raises(ConfigError, match="no validation rows"):
+        envs.make("synlogic", source=str(only_train)).dataset("test")
+    with pytest.raises(ConfigError, match="no such file"):
+        envs.make("synlogic", source=str(tmp_path / "missing.jsonl")).dataset("train")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no train.jsonl or train.parquet"):
+        envs.make("synlogic", source=str(tmp_path / "empty")).dataset("train")
+    (tmp_path / "broken.parquet").write_text("not parquet")
+    with pytest.raises(ConfigError, match="cannot read it as parquet"):
+        envs.make("synlogic", source=str(tmp_path / "broken.parquet")).dataset("train")
+    with pytest.raises(ValueError, match="a path to a .jsonl or .parquet file"):
+        envs.make("synlogic", source=str(tmp_path / "rows.csv"))

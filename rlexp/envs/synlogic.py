@@ -4,9 +4,14 @@ Eight task families (spec 5.1; generators, prompts and verifiers in `rlexp/envs/
 cryptarithm, sudoku, futoshiki, kukurasu, survo, dyck_language, boolean_expressions. Puzzles come from
 - `source=procedural` (default, offline): our seeded generators at one `difficulty` (1..10), the families taken in
   turn; training rows never repeat a test puzzle;
-- `source=hub`: `MiniMaxAI/SynLogic` (`subset` easy | hard; train -> its train split, test -> validation). Each row's
-  `extra_info.game_data_str` is mapped onto our puzzle format and scored by our verifier; rows of other families, or
-  whose data we cannot map or whose stored answer fails our verifier, are skipped and counted in the log.
+- `source=hub`: `MiniMaxAI/SynLogic` (`subset` easy | hard; train -> its train split, test -> validation);
+- `source=<path>`: rows in the hub's layout, offline: a `.jsonl` or `.parquet` file (rows whose `data_source` starts
+  with `val/` are the test split, the others the train split), or a folder holding `train` and `validation` files.
+Hub rows (spec 2, 3): `data_source` may be any name of SynLogic's task-to-verifier table (Game of 24 is `mathador`
+there); rows of the families we implement are mapped from `extra_info.game_data_str` onto our puzzle format, shown
+with SynLogic's own question text plus our answer line, and scored by our verifier. The others are skipped and counted
+in the log. A stored answer is only a hint: a row is kept when its puzzle has a solution (the stored answer passes
+our verifier, or our solver finds one), so that a futoshiki row whose stored grid breaks its own signs is kept.
 
 Scoring (spec 4.2): the answer is the content of the last `<answer>...</answer>` after the last `</think>`;
 `format_ok` is the spec's layout `^\\s*(<think>.*?</think>)?\\s*<answer>.*?</answer>\\s*$` (think block required
@@ -24,15 +29,17 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 import datasets
+import pyarrow.parquet as pq
 
 from rlexp.envs import register
 from rlexp.envs.base import Env, Score
 from rlexp.envs.synlogic_tasks import (
-    FAMILIES, LABELS, MAX_ANSWER_CHARS, MAX_DIFFICULTY, THINK, Verdict, find_expression, generate, latin_search,
-    render_prompt, verify,
+    FAMILIES, LABELS, MAX_ANSWER_CHARS, MAX_DIFFICULTY, THINK, Verdict, generate, render_hub_prompt, render_prompt,
+    solve, verify,
 )
 from rlexp.errors import ConfigError
 
@@ -43,6 +50,31 @@ SUBSETS = ("easy", "hard")
 SOURCES = ("procedural", "hub")
 REWARD_MODES = ("synlogic", "accuracy")
 HUB_SPLITS = {"train": "train", "test": "validation"}
+FILE_SUFFIXES = (".jsonl", ".parquet")
+# every task name of SynLogic's task-to-verifier table (task2verifier.py): the names a hub row's data_source carries
+SYNLOGIC_TASKS = (
+    "arrow_maze", "boolean_expressions", "buggy_tables", "calcudoko", "campsite", "cipher", "cryptarithm",
+    "dyck_language", "dyck_language_errors", "dyck_language_reasoning_errors", "futoshiki", "goods_exchange",
+    "gpqa_diamond", "kukurasu", "math_path", "arc_agi", "arc_agi_2", "mathador", "minesweeper", "norinori",
+    "number_wall", "numbrix", "object_counting", "object_properties", "operation", "skyscraper_puzzle",
+    "space_reasoning", "space_reasoning_tree", "star_placement_puzzle", "sudoku", "survo", "time_sequence",
+    "web_of_lies", "word_sorting", "word_sorting_mistake", "wordscapes", "zebra_puzzle",
+    "bbeh_boardgame_qa", "bbeh_boolean_expressions", "bbeh_buggy_tables", "bbeh_causal_understanding",
+    "bbeh_disambiguation_qa", "bbeh_dyck_languages", "bbeh_geometric_shapes", "bbeh_hyperbaton", "bbeh_linguini",
+    "bbeh_movie_recommendation", "bbeh_multistep_arithmetic", "bbeh_nycc", "bbeh_object_counting",
+    "bbeh_object_properties", "bbeh_sarc_triples", "bbeh_shuffled_objects", "bbeh_spatial_reasoning", "bbeh_sportqa",
+    "bbeh_temporal_sequence", "bbeh_time_arithmetic", "bbeh_web_of_lies", "bbeh_word_sorting", "bbeh_zebra_puzzles",
+    "bbh_boolean_expressions", "bbh_causal_judgement", "bbh_date_understanding", "bbh_disambiguation_qa",
+    "bbh_dyck_languages", "bbh_formal_fallacies", "bbh_geometric_shapes", "bbh_hyperbaton",
+    "bbh_logical_deduction_five_objects", "bbh_logical_deduction_seven_objects", "bbh_logical_deduction_three_objects",
+    "bbh_movie_recommendation", "bbh_multistep_arithmetic_two", "bbh_navigate", "bbh_object_counting",
+    "bbh_penguins_in_a_table", "bbh_reasoning_about_colored_objects", "bbh_ruin_names",
+    "bbh_salient_translation_error_detection", "bbh_snarks", "bbh_sports_understanding", "bbh_temporal_sequences",
+    "bbh_tracking_shuffled_objects_five_objects", "bbh_tracking_shuffled_objects_seven_objects",
+    "bbh_tracking_shuffled_objects_three_objects", "bbh_web_of_lies", "bbh_word_sorting",
+)
+# SynLogic's names for our families, where they differ from ours (both are accepted, in rows and in env.tasks)
+TASK_ALIASES = {"mathador": "game_of_24"}
 _MAX_DEDUP_TRIES = 20
 
 # -------------------------------------------------------------------------------------------------------------
@@ -161,19 +193,17 @@ def _square(grid: Any, n: Optional[int] = None, blank=("X", "x", "_", ".", "", N
     return [[0 if v in blank else _int(v) for v in row] for row in grid]
 
 
-def _map_game_of_24(md: dict, data: dict) -> tuple[dict, str]:
+def _map_game_of_24(md: dict, data: dict) -> tuple[dict, Optional[str]]:
     numbers = sorted(_int(v) for v in md["numbers"])
     _need(2 <= len(numbers) <= 6 and all(0 < v <= 10_000 for v in numbers), "numbers out of range")
     target = _int(md.get("result", 24))
     ops = md.get("operators") or list("+-*/")
     _need(all(op in "+-*/" and len(op) == 1 for op in ops), "unknown operator")
     ops = "".join(op for op in "+-*/" if op in ops)
-    expr = find_expression(numbers, target, ops)
-    _need(expr is not None, "no solution found")
-    return {"numbers": numbers, "target": target, "operators": ops}, expr
+    return {"numbers": numbers, "target": target, "operators": ops}, None  # SynLogic stores no answer: we solve it
 
 
-def _map_cryptarithm(md: dict, data: dict) -> tuple[dict, str]:
+def _map_cryptarithm(md: dict, data: dict) -> tuple[dict, Optional[str]]:
     words = [str(w) for w in md["letter_words"]]
     ops = [str(op) for op in md["operators"]]
     _need(len(words) >= 3 and len(ops) == len(words) - 2, "words and operators do not fit")
@@ -189,25 +219,19 @@ def _map_cryptarithm(md: dict, data: dict) -> tuple[dict, str]:
     return puzzle, reference
 
 
-def _map_sudoku(md: dict, data: dict) -> tuple[dict, str]:
+def _map_sudoku(md: dict, data: dict) -> tuple[dict, Optional[str]]:
     grid = _square(md["original_sudoku"])
     n = len(grid)
     _need(n in (4, 6, 9), "unsupported sudoku size")
     box = {4: [2, 2], 6: [2, 3], 9: [3, 3]}[n]
     solution = md.get("complete_sudoku")
-    if solution is not None:
-        solution = _square(solution, n)
-    else:
-        found = latin_search([v for row in grid for v in row], n, tuple(box), limit=1)
-        _need(bool(found), "no solution found")
-        solution = [found[0][i * n:(i + 1) * n] for i in range(n)]
-    return {"size": n, "box": box, "grid": grid}, json.dumps(solution)
+    return {"size": n, "box": box, "grid": grid}, None if solution is None else json.dumps(_square(solution, n))
 
 
-def _map_futoshiki(md: dict, data: dict) -> tuple[dict, str]:
+def _map_futoshiki(md: dict, data: dict) -> tuple[dict, Optional[str]]:
     n = _int(md["grid_size"])
     _need(3 <= n <= 9, "unsupported futoshiki size")
-    solution = _square(data.get("answer"), n)
+    solution = _square(data.get("answer"), n)  # the prefilled numbers the question shows are read from it
     grid = [[0] * n for _ in range(n)]
     for coord in _as_obj(md.get("prefilled_coords") or []):
         r, c = (_int(v) for v in coord)
@@ -221,38 +245,39 @@ def _map_futoshiki(md: dict, data: dict) -> tuple[dict, str]:
     return {"size": n, "grid": grid, "constraints": constraints}, json.dumps(solution)
 
 
-def _map_kukurasu(md: dict, data: dict) -> tuple[dict, str]:
+def _map_kukurasu(md: dict, data: dict) -> tuple[dict, Optional[str]]:
     rows = [_int(v) for v in md["row_sums"]]
     cols = [_int(v) for v in md["col_sums"]]
     _need(1 <= len(rows) <= 12 and 1 <= len(cols) <= 12, "unsupported kukurasu size")
-    solution = _as_obj(md.get("solution"))
-    _need(isinstance(solution, list) and len(solution) == len(rows), "no solution grid")
-    grid = [[1 if str(v).strip() == "1" else 0 for v in row] for row in solution]
     puzzle = {"rows": len(rows), "cols": len(cols), "row_sums": rows, "col_sums": cols}
-    return puzzle, json.dumps(grid)
+    solution = _as_obj(md.get("solution"))  # SynLogic writes black cells "1" and white cells "X"
+    if not isinstance(solution, list) or not all(isinstance(row, list) for row in solution):
+        return puzzle, None
+    return puzzle, json.dumps([[1 if str(v).strip() == "1" else 0 for v in row] for row in solution])
 
 
-def _map_survo(md: dict, data: dict) -> tuple[dict, str]:
+def _map_survo(md: dict, data: dict) -> tuple[dict, Optional[str]]:
     grid = _square(md["original_matrix"])
     n = len(grid)
     _need(3 <= n <= 12, "unsupported survo size")
     candidates = sorted(_int(v) for v in md["candidate_numbers"])
-    solution = _square(md["filled_matrix"], n)
-    return {"size": n, "grid": grid, "candidates": candidates}, json.dumps(solution)
+    solution = md.get("filled_matrix")
+    puzzle = {"size": n, "grid": grid, "candidates": candidates}
+    return puzzle, None if solution is None else json.dumps(_square(solution, n))
 
 
-def _map_dyck(md: dict, data: dict) -> tuple[dict, str]:
+def _map_dyck(md: dict, data: dict) -> tuple[dict, Optional[str]]:
     prefix = "".join(str(md["question_sequence"]).split())
     full = "".join(str(md.get("full_sequence") or data.get("answer") or "").split())
     _need(bool(prefix) and all(ch in "()[]{}<>" for ch in prefix), "prefix is not brackets")
     n_types = max(i + 1 for i, pair in enumerate(("()", "[]", "{}", "<>")) if set(pair) & set(prefix + full))
-    return {"prefix": prefix, "n_types": n_types}, full
+    return {"prefix": prefix, "n_types": n_types}, full or None
 
 
 _OPTION = re.compile(r"^\s*([A-H])\.\s*(.+?)\s*$", re.MULTILINE)
 
 
-def _map_boolean(md: dict, data: dict) -> tuple[dict, str]:
+def _map_boolean(md: dict, data: dict) -> tuple[dict, Optional[str]]:
     options = dict(_OPTION.findall(str(data.get("question", ""))))
     labels = [label for label in LABELS if label in options]
     _need(2 <= len(labels) <= 8 and labels == list(LABELS[:len(labels)]), "options not found in the question")
@@ -260,6 +285,8 @@ def _map_boolean(md: dict, data: dict) -> tuple[dict, str]:
     _need(re.fullmatch(r"[A-H](,[A-H])*", answer) is not None, "answer is not a label list")
     true = sorted(set(answer.split(",")))
     _need(set(true) <= set(labels), "answer names a missing option")
+    # the truth of each option is SynLogic's (its question text is what the model sees): Python's eval of its
+    # options, where numbers are truth values, comparisons may be worded (also in Chinese) and / is true division
     puzzle = {"labels": labels, "options": [options[label] for label in labels], "true_labels": true}
     return puzzle, ",".join(true)
 
@@ -271,13 +298,32 @@ _HUB_MAPPERS = {
 }
 
 
+def task_family(name: Any) -> Optional[str]:
+    """Our family for a task name (ours, or SynLogic's alias such as mathador), else None."""
+    family = TASK_ALIASES.get(name, name) if isinstance(name, str) else None
+    return family if family in FAMILIES else None
+
+
+def _question(raw: dict, data: dict) -> str:
+    """SynLogic's question text: the game data's own, else the row prompt's last message."""
+    question = data.get("question")
+    if not isinstance(question, str) or not question.strip():
+        prompt = _as_obj(raw.get("prompt"))
+        last = prompt[-1] if isinstance(prompt, list) and prompt else None
+        question = last.get("content") if isinstance(last, dict) else None
+    _need(isinstance(question, str) and bool(question.strip()), "no question text")
+    return question
+
+
 def map_hub_row(raw: Any) -> tuple[Optional[dict], str]:
-    """One hub row as (our row fields, "") or (None, why it is skipped: "other family" | "unmappable ...")."""
+    """One hub row as (our row fields, "") or (None, why it is skipped: "task not implemented" | "unknown task" |
+    "unsolvable ..." | "unmappable ...")."""
     try:
         source = str(raw.get("data_source", ""))
-        family = source[len("val/"):] if source.startswith("val/") else source
-        if family not in FAMILIES:
-            return None, "other family"
+        name = source[len("val/"):] if source.startswith("val/") else source
+        family = task_family(name)
+        if family is None:
+            return None, "task not implemented" if name in SYNLOGIC_TASKS else "unknown task"
         extra = _as_obj(raw.get("extra_info"))
         _need(isinstance(extra, dict), "no extra_info")
         game_data_str = extra.get("game_data_str")
@@ -286,8 +332,14 @@ def map_hub_row(raw: Any) -> tuple[Optional[dict], str]:
         _need(isinstance(data, dict), "game_data_str is not an object")
         md = _as_obj(data.get("metadata") or {})
         _need(isinstance(md, dict), "metadata is not an object")
-        puzzle, reference = _HUB_MAPPERS[family](md, data)
-        _need(verify(family, puzzle, reference).ok, "the stored answer fails our verifier")
+        puzzle, stored = _HUB_MAPPERS[family](md, data)
+        question = _question(raw, data)
+        # keep every solvable puzzle: the stored answer may be one of several solutions, or break its own puzzle
+        # (SynLogic's futoshiki draws its signs without looking at the stored grid)
+        from_solver = stored is None or not verify(family, puzzle, stored).ok
+        reference = solve(family, puzzle) if from_solver else stored
+        if reference is None or not verify(family, puzzle, reference).ok:
+            return None, "unsolvable (our solver finds no solution)"
         difficulty = data.get("difficulty")
         index = extra.get("index")
         return {
@@ -296,6 +348,8 @@ def map_hub_row(raw: Any) -> tuple[Optional[dict], str]:
             "seed": index if type(index) is int and 0 <= index < 2**63 else 0,
             "puzzle": puzzle,
             "reference": reference,
+            "from_solver": from_solver,
+            "prompt": render_hub_prompt(family, puzzle, question),
             "game_data_str": game_data_str,
         }, ""
     except _Skip as exc:
@@ -318,7 +372,54 @@ def map_hub_rows(raws, families=FAMILIES) -> tuple[list[dict], Counter]:
     if skipped:
         log.warning("synlogic hub: kept %d rows, skipped %d (%s)", len(rows), sum(skipped.values()),
                     ", ".join(f"{why}: {k}" for why, k in skipped.most_common()))
+    solved = Counter(row["task"] for row in rows if row["from_solver"])
+    if solved:
+        log.info("synlogic hub: %d kept rows store no answer, or one that breaks its own puzzle; their reference is "
+                 "our solver's (%s)", sum(solved.values()), ", ".join(f"{t}: {k}" for t, k in solved.most_common()))
     return rows, skipped
+
+
+def _read_rows(path: Path) -> list:
+    if path.suffix == ".parquet":
+        try:
+            return pq.read_table(path).to_pylist()
+        except Exception as exc:  # noqa: BLE001 - a broken file is one clear line
+            raise ConfigError(f"env.source={path}: cannot read it as parquet ({type(exc).__name__})") from None
+    rows = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    rows.append(None)  # counted as an unmappable row
+    return rows
+
+
+def _is_validation(raw: Any) -> bool:
+    return isinstance(raw, dict) and str(raw.get("data_source", "")).startswith("val/")
+
+
+def load_file_rows(source: str, split: str) -> list:
+    """Hub-layout rows from a local mirror: a .jsonl or .parquet file, whose `val/` rows are the test split and the
+    others the train split; or a folder holding `train` and `validation` .parquet or .jsonl files."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        files = [path / f"{HUB_SPLITS[split]}{suffix}" for suffix in FILE_SUFFIXES]
+        found = [f for f in files if f.is_file()]
+        if not found:
+            raise ConfigError(f"env.source={source}: the folder has no {' or '.join(f.name for f in files)}")
+        return _read_rows(found[0])
+    if not path.is_file():
+        raise ConfigError(f"env.source={source}: no such file")
+    rows = _read_rows(path)
+    want_val = split == "test"
+    rows = [r for r in rows if _is_validation(r) == want_val]
+    if not rows:
+        which = "validation rows (data_source val/...)" if want_val else "training rows (data_source without val/)"
+        raise ConfigError(f"env.source={source}: the file has no {which}; "
+                          "point env.source at a folder with train and validation files instead")
+    return rows
 
 
 def load_hub_rows(subset: str, split: str) -> list[dict]:
@@ -360,9 +461,9 @@ class SynLogic(Env):
 
     group_columns: ClassVar[tuple[str, ...]] = ("task",)
 
-    tasks: list = field(default_factory=list)  # family names; empty = all 8
+    tasks: list = field(default_factory=list)  # family names (or SynLogic's, e.g. mathador); empty = all 8
     difficulty: int = 3  # 1..10, see LEVELS in synlogic_tasks.py (procedural only)
-    source: str = "procedural"  # procedural | hub (MiniMaxAI/SynLogic)
+    source: str = "procedural"  # procedural | hub (MiniMaxAI/SynLogic) | path to hub-layout rows (.jsonl, .parquet)
     subset: str = "easy"  # hub subset: easy | hard
     train_size: int = 2000  # rows in "train" (hub: at most this many)
     eval_size: int = 400  # rows in "test" (hub: at most this many, from its validation split)
@@ -374,14 +475,18 @@ class SynLogic(Env):
     def __post_init__(self) -> None:
         if isinstance(self.tasks, (str, bytes)) or not hasattr(self.tasks, "__iter__"):
             raise ValueError(f"tasks must be a list of family names; got {self.tasks!r}")
-        self.tasks = [t for t in self.tasks]
-        unknown = [t for t in self.tasks if t not in FAMILIES]
+        unknown = [t for t in self.tasks if task_family(t) is None]
         if unknown:
-            raise ValueError(f"tasks has unknown families {unknown}; valid: {', '.join(FAMILIES)}")
+            raise ValueError(f"tasks has unknown families {unknown}; valid: {', '.join(FAMILIES)} "
+                             f"(or SynLogic's names: {', '.join(TASK_ALIASES)})")
+        self.tasks = [task_family(t) for t in self.tasks]
         if len(set(self.tasks)) != len(self.tasks):
             raise ValueError(f"tasks names a family twice: {self.tasks}")
         _check_int("difficulty", self.difficulty, 1, MAX_DIFFICULTY)
-        _check_choice("source", self.source, SOURCES)
+        if not (self.source in SOURCES or isinstance(self.source, str) and (
+                self.source.endswith(FILE_SUFFIXES) or Path(self.source).expanduser().is_dir())):
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, or a path to a .jsonl or .parquet file "
+                             f"(or a folder) of rows in the hub's layout; got {self.source!r}")
         _check_choice("subset", self.subset, SUBSETS)
         _check_int("train_size", self.train_size, 0)
         _check_int("eval_size", self.eval_size, 0)
@@ -402,9 +507,9 @@ class SynLogic(Env):
     # -- rows ----------------------------------------------------------------------------------------------------
 
     def _make_row(self, task: str, difficulty: int, seed: int, puzzle: dict, reference: str, source: str,
-                  game_data_str: str = "") -> dict:
+                  game_data_str: str = "", prompt: str = "") -> dict:
         return {
-            "prompt": [{"role": "user", "content": render_prompt(task, puzzle)}],
+            "prompt": [{"role": "user", "content": prompt or render_prompt(task, puzzle)}],
             "task": task,
             "difficulty": difficulty,
             "seed": seed,
@@ -433,9 +538,11 @@ class SynLogic(Env):
 
     def _hub(self, split: str) -> list[dict]:
         size = self.train_size if split == "train" else self.eval_size
-        mapped, _ = map_hub_rows(load_hub_rows(self.subset, HUB_SPLITS[split]), self.families)
+        raws = load_hub_rows(self.subset, HUB_SPLITS[split]) if self.source == "hub" else \
+            load_file_rows(self.source, split)
+        mapped, _ = map_hub_rows(raws, self.families)
         return [self._make_row(r["task"], r["difficulty"], r["seed"], r["puzzle"], r["reference"], "synlogic_hub",
-                               r["game_data_str"]) for r in mapped[:size]]
+                               r["game_data_str"], r["prompt"]) for r in mapped[:size]]
 
     def _split_rows(self, split: str) -> list[dict]:
         if split not in ("train", "test"):
@@ -509,4 +616,7 @@ class SynLogic(Env):
         return Score(reward=reward, success=success, feedback=reason, info=info)
 
 
-__all__ = ["SynLogic", "extract_answer", "format_ok", "load_hub_rows", "map_hub_row", "map_hub_rows"]
+__all__ = [
+    "SYNLOGIC_TASKS", "SynLogic", "TASK_ALIASES", "extract_answer", "format_ok", "load_file_rows", "load_hub_rows",
+    "map_hub_row", "map_hub_rows", "task_family",
+]

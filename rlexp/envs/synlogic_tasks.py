@@ -16,6 +16,7 @@ Everything here is written from the spec; SynLogic's own code is not used (spec 
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -166,10 +167,14 @@ def load_json(text: str) -> Any:
 
 
 _INT_TOKEN = re.compile(r"[+-]?[0-9]{1,18}")
+# SynLogic's futoshiki format `[[1 2 3,2 3 1,3 1 2]]`: rows split by commas, cells by spaces
+_SPACED_ROW = r"\s*-?[0-9]{1,18}(?:[ \t]+-?[0-9]{1,18})*\s*"
+_SPACED_GRID = re.compile(rf"\[\[{_SPACED_ROW}(?:,{_SPACED_ROW})*\]\]")
 
 
 def _load_grid(text: str) -> Any:
-    """The answer as a JSON value; also reads Python tuples `((1, 2), (3, 4))` and plain rows of numbers."""
+    """The answer as a JSON value; also reads Python tuples `((1, 2), (3, 4))`, SynLogic's `[[1 2,2 1]]` and plain
+    rows of numbers."""
     text = _strip_fence(text).rstrip(".")
     if not text:
         raise _Reject(_malformed("empty answer"))
@@ -177,6 +182,8 @@ def _load_grid(text: str) -> Any:
         try:
             return load_json(text)
         except _Reject as first:
+            if _SPACED_GRID.fullmatch(text):
+                return [[int(c) for c in row.split()] for row in text[2:-2].split(",")]
             if "(" not in text:
                 raise
             try:
@@ -350,7 +357,7 @@ def _verify_game_of_24(p: dict, answer: str) -> Verdict:
     allowed = str(p.get("operators", "+-*/"))
     if len(answer) > MAX_EXPRESSION_CHARS:
         return _malformed("expression is too long")
-    text = answer
+    text = _strip_fence(answer)  # SynLogic's prompt asks for the expression in a ```python block
     for latex, op in _LATEX_OPS:
         text = text.replace(latex, op)
     text = normalize_formula(text).strip("$`").rstrip(".")
@@ -580,11 +587,16 @@ def _crypt_mapping(text: str, p: dict, letters: list[str]) -> dict:
     return mapping
 
 
+# SynLogic's cryptarithm prompt asks for "The answer is $YOUR_ANSWER." (in Chinese "答案是 $YOUR_ANSWER。")
+_ANSWER_MARKER = re.compile(r"^\s*(?:the\s+(?:final\s+)?answer\s+is|答案是)\s*[:：]?", re.IGNORECASE)
+
+
 def _verify_cryptarithm(p: dict, answer: str) -> Verdict:
     words = list(p["words"]) + [p["result"]]
     ops = list(p["operators"])
     letters = list(dict.fromkeys("".join(words)))
-    text = _strip_fence(answer).rstrip(".")
+    text = _ANSWER_MARKER.sub("", _strip_fence(answer))
+    text = text.strip().rstrip(".。").strip().strip("$").strip()
     if not text:
         return _malformed("empty answer")
     if len(text) > 4096:
@@ -650,6 +662,8 @@ def latin_search(grid: list[int], n: int, box: Optional[tuple[int, int]] = None,
     less: dict[int, list[int]] = {}  # cell -> cells that must be smaller
     more: dict[int, list[int]] = {}  # cell -> cells that must be larger
     for a, b in constraints:
+        if g[a] and g[b] and g[a] >= g[b]:  # two given cells that break their sign (hub rows can have them)
+            return []
         less.setdefault(b, []).append(a)
         more.setdefault(a, []).append(b)
     empties = [c for c in range(n * n) if not g[c]]
@@ -921,6 +935,38 @@ def _verify_kukurasu(p: dict, answer: str) -> Verdict:
     return CORRECT
 
 
+def _solve_kukurasu(p: dict) -> Optional[list[list[int]]]:
+    """A grid meeting every clue, row by row; None when there is none (or the search runs out of budget)."""
+    n, m = int(p["rows"]), int(p["cols"])
+    col_sums = [int(v) for v in p["col_sums"]]
+    if not (1 <= n <= 12 and 1 <= m <= 12):
+        return None
+    # each row's choices: the 0/1 rows whose black cells' column numbers add up to the row's clue
+    choices = [[bits for bits in itertools.product((0, 1), repeat=m) if sum(j + 1 for j in range(m) if bits[j]) == want]
+               for want in p["row_sums"]]
+    nodes = [_NODE_BUDGET]
+
+    def place(i: int, cols: tuple) -> Optional[list]:
+        if i == n:
+            return [] if list(cols) == col_sums else None
+        nodes[0] -= 1
+        if nodes[0] < 0:
+            raise _Budget
+        below = sum(range(i + 2, n + 1))  # the most the rows below can still add to a column
+        for bits in choices[i]:
+            new = tuple(c + (i + 1) * b for c, b in zip(cols, bits))
+            if all(v <= want <= v + below for v, want in zip(new, col_sums)):
+                rest = place(i + 1, new)
+                if rest is not None:
+                    return [list(bits)] + rest
+        return None
+
+    try:
+        return place(0, (0,) * m)
+    except _Budget:
+        return None
+
+
 # -------------------------------------------------------------------------------------------------------------
 # 6. survo
 
@@ -977,6 +1023,62 @@ def _verify_survo(p: dict, answer: str) -> Verdict:
         if col != grid[n - 1][j]:
             return _wrong(f"column {j + 1} adds up to {col}, not {grid[n - 1][j]}")
     return CORRECT
+
+
+def _solve_survo(p: dict) -> Optional[list[list[int]]]:
+    """A filling of the empty cells with the candidates that makes every sum hold; None when there is none (or the
+    search runs out of budget). The last empty cell of a row or column takes the value that line needs."""
+    n = int(p["size"])
+    grid = [[int(v) for v in row] for row in p["grid"]]
+    empty = [(i, j) for i in range(n) for j in range(n) if not grid[i][j]]
+    left = Counter(int(v) for v in p["candidates"])
+    if len(empty) != sum(left.values()):
+        return None
+    lines = {("row", i): [(i, j) for j in range(n)] for i in range(n)}
+    lines.update({("col", j): [(i, j) for i in range(n)] for j in range(n)})
+    open_cells = Counter(key for key, cells in lines.items() for c in cells if c in empty)
+    nodes = [_NODE_BUDGET]
+
+    def holds(key) -> bool:
+        *body, (si, sj) = lines[key]
+        return sum(grid[i][j] for i, j in body) == grid[si][sj]
+
+    def needed(i: int, j: int) -> Optional[int]:
+        for key in (("row", i), ("col", j)):
+            if open_cells[key] == 1:  # (i, j) is the line's last empty cell
+                *body, total = lines[key]
+                others = sum(grid[a][b] for a, b in body if (a, b) != (i, j))
+                return others if total == (i, j) else grid[total[0]][total[1]] - others
+        return None
+
+    def search(k: int) -> bool:
+        if k == len(empty):
+            return True
+        nodes[0] -= 1
+        if nodes[0] < 0:
+            raise _Budget
+        i, j = empty[k]
+        need = needed(i, j)
+        for v in [need] if need is not None else list(left):
+            if not left[v]:
+                continue
+            grid[i][j] = v
+            left[v] -= 1
+            keys = (("row", i), ("col", j))
+            for key in keys:
+                open_cells[key] -= 1
+            if all(open_cells[key] or holds(key) for key in keys) and search(k + 1):
+                return True
+            grid[i][j] = 0
+            left[v] += 1
+            for key in keys:
+                open_cells[key] += 1
+        return False
+
+    try:
+        return grid if search(0) else None
+    except _Budget:
+        return None
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -1138,8 +1240,13 @@ def _prompt_boolean(p: dict) -> tuple[str, str]:
     return task, fmt
 
 
+_BOXED = re.compile(r"\$?\\boxed\{([^{}]*)\}\$?")
+
+
 def _verify_boolean(p: dict, answer: str) -> Verdict:
-    text = _strip_fence(answer).upper()
+    text = _strip_fence(answer)
+    boxed = _BOXED.fullmatch(text)  # SynLogic's prompt asks for \boxed{B,D}
+    text = (boxed.group(1) if boxed else text).upper()
     if len(text) > 200:
         return _malformed("answer is too long; list only the option labels")
     text = text.strip(" \t\n.[](){}\"'")
@@ -1198,12 +1305,56 @@ def generate(family: str, seed: int, difficulty: int) -> Task:
     return _GENERATORS[family](random.Random(seed), difficulty)
 
 
+def solve(family: str, puzzle: dict) -> Optional[str]:
+    """One answer to the puzzle in our answer format, found by our own search (any solution, not a stored one);
+    None when the puzzle has none, when the bounded search gives up, or for families we do not search
+    (boolean_expressions, and cryptarithms with *)."""
+    if family == "game_of_24":
+        return find_expression([int(v) for v in puzzle["numbers"]], int(puzzle["target"]),
+                               str(puzzle.get("operators", "+-*/")))
+    if family == "cryptarithm":
+        words, ops, result = list(puzzle["words"]), list(puzzle["operators"]), puzzle["result"]
+        found = crypt_solutions(words, ops, result, limit=1) if set(ops) <= {"+", "-"} else []
+        if not found:
+            return None
+        return _crypt_equation([int("".join(str(found[0][ch]) for ch in w)) for w in words + [result]], ops)
+    if family in ("sudoku", "futoshiki"):
+        n = int(puzzle["size"])
+        flat = [int(v) for row in puzzle["grid"] for v in row]
+        if family == "sudoku":
+            found = latin_search(flat, n, tuple(puzzle["box"]), limit=1)
+        else:
+            found = latin_search(flat, n, constraints=_futoshiki_pairs(puzzle["constraints"], n), limit=1)
+        return _grid_json(_to_rows(found[0], n)) if found else None
+    if family in ("kukurasu", "survo"):
+        grid = _solve_kukurasu(puzzle) if family == "kukurasu" else _solve_survo(puzzle)
+        return None if grid is None else _grid_json(grid)
+    if family == "dyck_language":
+        stack: list[str] = []
+        for ch in puzzle["prefix"]:
+            if ch in _OPENERS:
+                stack.append(_OPENERS[ch])
+            elif not stack or stack.pop() != ch:
+                return None
+        return puzzle["prefix"] + "".join(reversed(stack))
+    return None
+
+
+_ANSWER_LINE = ("First think step by step inside <think>...</think>. Then give only the final answer inside "
+                "<answer>...</answer>")
+
+
 def render_prompt(family: str, puzzle: dict) -> str:
     task, fmt = _PROMPTS[family](puzzle)
-    return (
-        f"{task}\n\nFirst think step by step inside <think>...</think>. Then give only the final answer inside "
-        f"<answer>...</answer>: {fmt}."
-    )
+    return f"{task}\n\n{_ANSWER_LINE}: {fmt}."
+
+
+def render_hub_prompt(family: str, puzzle: dict, question: str) -> str:
+    """A SynLogic row's own question text (the rules its content follows, e.g. boolean options with arithmetic
+    truth values, worded comparisons and true division), then our answer line. The question's own answer format
+    (a ```python block, [[1 2,2 1]], \\boxed{A,C} ...) is accepted too."""
+    _, fmt = _PROMPTS[family](puzzle)
+    return f"{question.strip()}\n\n{_ANSWER_LINE}, written as the question asks or as {fmt}."
 
 
 def verify(family: str, puzzle: dict, answer: str) -> Verdict:
@@ -1218,5 +1369,5 @@ def verify(family: str, puzzle: dict, answer: str) -> Verdict:
 
 __all__ = [
     "FAMILIES", "LEVELS", "LABELS", "MAX_DIFFICULTY", "THINK", "Task", "Verdict", "crypt_solutions", "find_expression",
-    "generate", "latin_search", "level", "load_json", "render_prompt", "verify",
+    "generate", "latin_search", "level", "load_json", "render_hub_prompt", "render_prompt", "solve", "verify",
 ]
