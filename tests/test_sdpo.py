@@ -4,10 +4,15 @@ import math
 
 import pytest
 import torch
+from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.utils import selective_log_softmax
 
 from rlexp import envs
-from rlexp.algos.sdpo import SDPO, TRUNCATION_NOTICE, FeedbackSDPOConfig, FeedbackSDPOTrainer, distillation_per_token
+from rlexp.algos.sdpo import (
+    FEEDBACK_TEMPLATE, REPROMPT_TEMPLATE, SDPO, SOLUTION_TEMPLATE, TRUNCATION_NOTICE, FeedbackSDPOConfig,
+    FeedbackSDPOTrainer, distillation_per_token,
+)
 from rlexp.discover import (
     DiscoverConfig, DiscoveryReward, StopWhenFound, discovery_at_k, first_success, multi_turn_prompt, table,
 )
@@ -195,6 +200,50 @@ def test_thinking_is_stripped_from_the_solution_and_the_student_attempt_is_never
     assert all("own attempt" not in p for p in prompts)
 
 
+def user_turn(trainer, content):
+    return trainer.processing_class.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
+                                                         tokenize=False)
+
+
+QUESTION = "Make 12 from 3 4 5."  # build()'s prompt
+SOLUTION = "\nCorrect solution:\n\n"
+FEEDBACK = "\nThe following is feedback from your unsuccessful earlier attempt:\n\n"
+SOLVE = "\n\nCorrectly solve the original question."
+
+
+@pytest.mark.parametrize("demo,shown", [
+    ("<think>plan\nmore</think>\n\n  3*4 \n", "3*4 \n"),  # the block and the whitespace after it; the rest as it is
+    ("  lead <think>a</think> x <think>b</think>\ny  ", "  lead x y  "),
+    ("no thinking at all \n", "no thinking at all \n"),
+    ("<think>never closed", "<think>never closed"),
+])  # fmt: skip
+def test_thinking_removal_deletes_each_block_and_the_whitespace_after_it_only(tmp_path, demo, shown):
+    trainer, _ = make_trainer(tmp_path)
+    _, prompts = build(trainer, [1, 0, 0, 0], [None] * G, texts=[demo, "b", "c", "d"])
+    assert prompts[1] == user_turn(trainer, QUESTION + SOLUTION + shown + SOLVE)
+    assert trainer.args.solution_template == SOLUTION_TEMPLATE and trainer.args.remove_thinking_from_demonstration
+    trainer.args.remove_thinking_from_demonstration = False
+    _, prompts = build(trainer, [1, 0, 0, 0], [None] * G, texts=[demo, "b", "c", "d"])
+    assert prompts[1] == user_turn(trainer, QUESTION + SOLUTION + demo + SOLVE)
+
+
+def test_templates_are_the_authors_as_their_yaml_loads_them(tmp_path):
+    # lasgroup/SDPO, verl/trainer/config/actor/actor.yaml: `|-` block scalars, no trailing newlines
+    assert REPROMPT_TEMPLATE == "{prompt}{solution}{feedback}" + SOLVE
+    assert SOLUTION_TEMPLATE == SOLUTION + "{successful_previous_attempt}"
+    assert FEEDBACK_TEMPLATE == FEEDBACK + "{feedback_raw}"
+    algo, args = SDPO(), FeedbackSDPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    for knob, value in (("reprompt_template", REPROMPT_TEMPLATE), ("solution_template", SOLUTION_TEMPLATE),
+                        ("feedback_template", FEEDBACK_TEMPLATE), ("distillation_reduction", "row_mean")):
+        assert getattr(algo, knob) == value and getattr(args, knob) == value, knob
+    trainer, _ = make_trainer(tmp_path, environment_feedback_only_without_solution=False)
+    _, prompts = build(trainer, [0, 1, 0, 0], ["wrong move", None, "  spaced out\n", None])
+    assert prompts[0] == user_turn(trainer, QUESTION + SOLUTION + "answer 1" + FEEDBACK + "wrong move" + SOLVE)
+    assert prompts[2] == user_turn(trainer, QUESTION + SOLUTION + "answer 1" + FEEDBACK + "  spaced out\n" + SOLVE)
+    _, prompts = build(trainer, [0, 0, 0, 0], ["wrong move", None, None, None])
+    assert prompts[0] == user_turn(trainer, QUESTION + FEEDBACK + "wrong move" + SOLVE)
+
+
 def test_empty_feedback_and_no_sibling_leave_the_student_prompt_and_zero_loss(tmp_path):
     trainer, _ = make_trainer(tmp_path)
     tok = trainer.processing_class
@@ -285,6 +334,15 @@ def test_partial_rewards_never_count_as_success(tmp_path):
     assert all("Correct solution" not in p and "half the tests pass" in p for p in prompts)
 
 
+def test_a_single_feedback_text_reaches_the_template_unchanged_and_several_are_joined(tmp_path):
+    reward = FixedReward([0.0] * G, [False] * G, ["  indented error\n", "", "x", None])
+    trainer, _ = make_trainer(tmp_path, reward=reward)
+    eos = trainer.processing_class.eos_token_id
+    _, prompts = rewards_then_context(trainer, [[65, eos], [65, eos], [65] * MAX_LEN, [65, eos]])
+    assert FEEDBACK + "  indented error\n" + SOLVE in prompts[0]
+    assert FEEDBACK + "x\n\n" + TRUNCATION_NOTICE.format(n=MAX_LEN) + SOLVE in prompts[2]
+
+
 def test_a_sole_success_with_no_feedback_gets_no_teacher_and_solved_completions_lose_their_feedback(tmp_path):
     reward = FixedReward([1.0, 0.0, 0.0, 0.0], [True, False, False, False], ["stray text", None, None, None])
     trainer, _ = make_trainer(tmp_path, reward=reward)
@@ -361,18 +419,30 @@ def grads_of(model, loss):
 def student_logps(trainer, inputs):
     ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
     mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
-    from trl.trainer.utils import selective_log_softmax
     return selective_log_softmax(trainer._forward_logits(trainer.model, ids, mask, MAX_LEN), inputs["completion_ids"])
 
 
-def test_token_mean_is_the_papers_reduction_and_row_mean_is_trls(tmp_path):
+def test_the_default_reduction_is_the_authors_run_one_sequence_per_micro_batch(tmp_path):
     trainer, _ = make_trainer(tmp_path)
+    assert trainer.args.distillation_reduction == "row_mean"
     trainer.model.train()
-    inputs = build_inputs(trainer, mask=[1, 0, 0, 0])
-    token_mean = trainer.compute_loss(trainer.model, dict(inputs))
-    trainer.args.distillation_reduction = "row_mean"
+    inputs = build_inputs(trainer, mask=[1, 0, 1, 1])  # rows of 6, 4, 5 and 6 tokens; row 1 has no teacher
     row_mean = trainer.compute_loss(trainer.model, dict(inputs))
-    assert token_mean > 0 and torch.allclose(row_mean, token_mean / 4, atol=1e-7)
+    # the authors' run: a token mean within each micro-batch of one sequence, scaled by 1 / accumulation steps
+    trainer.current_gradient_accumulation_steps = G
+    micro_batches = [trainer.compute_loss(trainer.model, {k: v[i:i + 1] for k, v in inputs.items()}) for i in range(G)]
+    assert micro_batches[1].item() == 0.0 and all(m > 0 for i, m in enumerate(micro_batches) if i != 1)
+    assert torch.allclose(row_mean, sum(micro_batches), atol=1e-6)
+    # a single teacher row of the four: a quarter of that row's token mean
+    trainer.current_gradient_accumulation_steps = 1
+    alone = build_inputs(trainer, mask=[1, 0, 0, 0])
+    trainer.args.distillation_reduction = "token_mean"
+    token_mean = trainer.compute_loss(trainer.model, dict(alone))
+    trainer.args.distillation_reduction = "row_mean"
+    assert torch.allclose(trainer.compute_loss(trainer.model, dict(alone)), token_mean / 4, atol=1e-7)
+    # token_mean, the option: every distilled token weighs the same, whatever its row's length
+    trainer.args.distillation_reduction = "token_mean"
+    assert not torch.allclose(trainer.compute_loss(trainer.model, dict(inputs)), row_mean, atol=1e-4)
 
 
 def test_importance_clip_scales_by_at_most_two_without_gradient_through_the_ratio(tmp_path):
@@ -412,22 +482,26 @@ def test_weight_zero_is_grpos_loss(tmp_path, loss_type):
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads_of(trainer.model, sdpo), grads_of(trainer.model, grpo)))
 
 
-def test_the_hybrid_is_one_policy_gradient_with_mixed_advantages(tmp_path):
+@pytest.mark.parametrize("reduction,loss_type", [("token_mean", "dapo"), ("row_mean", "grpo")])
+def test_the_hybrid_is_one_policy_gradient_with_mixed_advantages(tmp_path, reduction, loss_type):
     w = 0.1  # the paper's lambda = 0.9
-    trainer, _ = make_trainer(tmp_path, distillation_mode="sampled_token", distillation_weight=w, loss_type="dapo")
+    trainer, _ = make_trainer(tmp_path, distillation_mode="sampled_token", distillation_weight=w, loss_type=loss_type,
+                              distillation_reduction=reduction)
     trainer.model.train()
     inputs = build_inputs(trainer, mask=[1, 0, 1, 1])  # row 1 has no teacher: its SDPO advantage is 0
     loss = trainer.compute_loss(trainer.model, dict(inputs))
     lp = student_logps(trainer, inputs)
     teacher_ids, teacher_mask = inputs["teacher_input_ids"], inputs["teacher_attention_mask"]
-    from trl.trainer.utils import selective_log_softmax
     with torch.no_grad():
         teacher_lp = selective_log_softmax(trainer._forward_logits(trainer.teacher_model, teacher_ids, teacher_mask, MAX_LEN),
                                            inputs["completion_ids"])
     sdpo_advantage = (teacher_lp - lp.detach()) * inputs["self_distillation_mask"][:, None]
     advantage = (1 - w) * inputs["advantages"][:, None] + w * sdpo_advantage
     mask = inputs["completion_mask"]
-    by_hand = -(advantage * lp * mask).sum() / mask.sum()
+    if reduction == "token_mean":
+        by_hand = -(advantage * lp * mask).sum() / mask.sum()
+    else:
+        by_hand = -((advantage * lp * mask).sum(-1) / mask.sum(-1)).mean()
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads_of(trainer.model, loss), grads_of(trainer.model, by_hand)))
 
 
@@ -451,6 +525,61 @@ def test_ema_teacher_follows_the_student_and_base_never_changes(tmp_path):
         assert torch.allclose(t, 0.75 * b + 0.25 * s, atol=1e-6)
     base, _ = make_trainer(tmp_path / "base", teacher_model_kind="base")
     assert not any(isinstance(c, SyncTeacherModelCallback) for c in base.callback_handler.callbacks)
+
+
+def sdpo_trainer_from_the_algo(tmp_path, **fields):
+    algo = SDPO(name="sdpo", per_device_train_batch_size=G, num_generations=G, max_completion_length=MAX_LEN,
+                max_prompt_length=None, distillation_mode="full_logits", **fields)
+    algo.check(world_size=1)
+    model, tokenizer = tiny()
+    args = algo.config_class(**algo.trl_kwargs(), output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none",
+                             save_strategy="no", seed=0)
+    return algo.build_trainer(model, tokenizer, envs.make("generalpoints", **GAME), args)
+
+
+def test_several_steps_per_generation_batch_clip_from_the_second_and_move_the_ema_once_per_batch(tmp_path):
+    """The paper's rich-feedback setup in small: 2 optimiser steps of one question each per generation batch."""
+    rate = 0.25
+    trainer = sdpo_trainer_from_the_algo(tmp_path, max_steps=4, learning_rate=1e-2, teacher_update_rate=rate,
+                                         trl={"steps_per_generation": 2})
+    assert trainer.args.teacher_sync_steps == 2
+    start = [p.detach().clone() for p in trainer.teacher_model.parameters()]
+    students, teachers, gaps, generated = [], [], [], []
+
+    class Record(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            students.append([p.detach().clone() for p in trainer.model.parameters()])
+            teachers.append([p.detach().clone() for p in trainer.teacher_model.parameters()])
+
+    compute_loss, prepare = trainer.compute_loss, trainer._prepare_training_batch
+
+    def compute_loss_recording_the_policy_drift(model, inputs, *args, **kwargs):
+        ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+        mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+        with torch.no_grad():
+            logits = trainer._forward_logits(model, ids, mask, inputs["completion_ids"].size(1))
+            lp = selective_log_softmax(logits, inputs["completion_ids"])
+        gaps.append(((lp - inputs["old_per_token_logps"]).abs() * inputs["completion_mask"]).max().item())
+        return compute_loss(model, inputs, *args, **kwargs)
+
+    def prepare_counting(batch):
+        generated.append(len(batch))
+        return prepare(batch)
+
+    trainer.compute_loss, trainer._prepare_training_batch = compute_loss_recording_the_policy_drift, prepare_counting
+    trainer.add_callback(Record())
+    trainer.train()
+    assert generated == [2 * G, 2 * G]  # one generation batch per 2 steps
+    # the importance ratio pi / pi_old is 1 on a batch's first step and moves from its second on
+    assert gaps[0] < 1e-6 and gaps[2] < 1e-6 and gaps[1] > 1e-4 and gaps[3] > 1e-4, gaps
+    assert all(not torch.equal(a, b) for a, b in zip(students[0], start))
+    ema = [(1 - rate) * t + rate * s for t, s in zip(start, students[1])]
+    for after, expected in ((teachers[0], start), (teachers[1], ema), (teachers[2], ema),
+                            (teachers[3], [(1 - rate) * t + rate * s for t, s in zip(ema, students[3])])):
+        assert all(torch.allclose(a, e, atol=1e-6) for a, e in zip(after, expected))
+    # with gradient accumulation the cadence still counts optimiser steps: 4 micro-steps of 2 = 2 steps per batch
+    accumulating = sdpo_trainer_from_the_algo(tmp_path / "ga", gradient_accumulation_steps=2, trl={"steps_per_generation": 4})
+    assert accumulating.args.teacher_sync_steps == 2
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.5, 1.0])
@@ -485,6 +614,8 @@ def test_trust_region_teacher_interpolates_base_and_live_logits(tmp_path, rate):
     ({"reprompt_template": "{question}{feedback}"}, "reprompt_template may only use"),
     ({"trl": {"success_reward_threshold": 0.5}}, "Score.success"),
     ({"trl": {"use_vllm": True}}, "vLLM"),
+    ({"distillation_weight": 0.1}, "set algo.loss_type=grpo \\(not dapo\\)"),
+    ({"gradient_accumulation_steps": 2, "trl": {"steps_per_generation": 3}}, "3 micro-steps .* multiple of"),
 ])
 def test_bad_configs_fail_in_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):

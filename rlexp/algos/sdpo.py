@@ -11,9 +11,12 @@ and the student is pulled toward it, token by token, on its own rollout (the tea
 
     L_SDPO = sum over tokens t of completions with a context c_i of  D( pi(. | x, y_<t) || q(. | x, c_i, y_<t) )
 
-divided by the number of those tokens (`distillation_reduction: token_mean`, the paper's; `row_mean` is TRL's mean
-of per-row means, where completions without a context dilute the loss). The student's own attempt never enters the
-teacher prompt. D is reverse KL (`distillation_alpha` 1), forward KL (0) or the alpha-mixture (0.5 is JSD), over
+averaged per completion, then over the batch (`distillation_reduction: row_mean`, TRL's), a completion without a
+context counting as zero. That is what the authors' runs compute (specs/sdpo.md 2): their loss is a token mean
+within each micro-batch, but each micro-batch is one completion (`ppo_micro_batch_size_per_gpu: 1`), scaled by
+1 / gradient-accumulation steps. `token_mean` (the sum over distilled tokens divided by their number) is kept as an
+option. The student's own attempt never enters the teacher prompt. D is reverse KL (`distillation_alpha` 1),
+forward KL (0) or the alpha-mixture (0.5 is JSD), over
     topk_logits    the student's top-K tokens plus one tail bucket (the paper's: K = 20 with feedback),
     full_logits    the whole vocabulary,
     sampled_token  the sampled token only: sg(log pi - log q) log pi, whose gradient is reverse KL's.
@@ -23,21 +26,30 @@ environment said nothing) gets no distillation loss.
 
 Mixed with GRPO (`distillation_weight` w = 1 - lambda; the paper's hybrid is lambda = 0.9, w = 0.1):
     L = (1 - w) L_GRPO(A = r - mean r) + w L_SDPO,
-both terms normalised by the same token count, so the gradient is one policy gradient with
-A = lambda A_GRPO + (1 - lambda) A_SDPO. w = 0 is TRL's GRPO-style loss.
+both terms normalised alike, so the gradient is one policy gradient with A = lambda A_GRPO + (1 - lambda) A_SDPO:
+`row_mean` goes with `loss_type: grpo` (per-completion means in both terms); with `token_mean` the distillation term
+takes the policy term's normaliser, whatever `loss_type`. w = 0 is TRL's GRPO-style loss.
 
 Teacher (`teacher_model_kind`): `ema` of the student (rate `teacher_update_rate` 0.01, updated once per generation
 batch), `base` (the frozen starting model), `live` (the student itself; it diverges in the paper) or `trust_region`
-(logits (1 - a) base + a live, a = `teacher_update_rate`).
+(logits (1 - a) base + a live, a = `teacher_update_rate`). The paper's rich-feedback runs take one optimiser step per
+question (8 completions) and 32 per generation batch: `per_device_train_batch_size: 8`, `trl.steps_per_generation: 32`.
+TRL then keeps the rollout-time log-probs, so the importance clip acts from the second step of each batch on, and
+the EMA teacher still moves once per batch, after its last step.
+
+Teacher prompts use the templates as the authors' YAML loads them (block scalars drop the trailing newlines), and
+thinking removal deletes each `<think>...</think>` block and the whitespace after it, nothing else.
 
 The override is small: `_calculate_rewards` keeps each completion's feedback and success from the reward function,
-the teacher-context builder uses them in place of TRL's one-per-prompt column, and the distillation loss adds the
-token-mean reduction, the advantage clip and the shared normalisation of the mixture.
+the teacher-context builder uses them in place of TRL's one-per-prompt column (and removes thinking as the authors'
+code does), and the distillation loss adds the token-mean reduction, the advantage clip and the shared normalisation
+of the mixture.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -56,7 +68,13 @@ from rlexp.errors import ConfigError
 
 MODES = ("topk_logits", "full_logits", "sampled_token")
 TEACHERS = ("ema", "base", "live", "trust_region")
-REDUCTIONS = ("token_mean", "row_mean")
+REDUCTIONS = ("row_mean", "token_mean")
+# the templates as the authors' YAML loads them (verl/trainer/config/actor/actor.yaml: `|-` block scalars, which drop
+# the trailing newlines that their Python defaults and TRL's have)
+REPROMPT_TEMPLATE = "{prompt}{solution}{feedback}\n\nCorrectly solve the original question."
+SOLUTION_TEMPLATE = "\nCorrect solution:\n\n{successful_previous_attempt}"
+FEEDBACK_TEMPLATE = "\nThe following is feedback from your unsuccessful earlier attempt:\n\n{feedback_raw}"
+THINKING = re.compile(r"<think>.*?</think>\s*", flags=re.DOTALL)
 TRUNCATION_NOTICE = ("Your answer was cut off: it reached the limit of {n} tokens before it ended. "
                      "Give a shorter answer that ends within the limit.")
 
@@ -65,18 +83,43 @@ TRUNCATION_NOTICE = ("Your answer was cut off: it reached the limit of {n} token
 class FeedbackSDPOConfig(SDPOConfig):
     """TRL's `SDPOConfig` plus what the paper does and TRL does not."""
 
-    # token_mean: the paper's mean over distilled tokens; row_mean: TRL's mean of per-row means
-    distillation_reduction: str = "token_mean"
+    # row_mean: the mean of per-completion token means (TRL's, and what the authors' runs compute);
+    # token_mean: the sum over distilled tokens divided by their number
+    distillation_reduction: str = "row_mean"
     # bound on the per-token advantage log q - log pi (reverse KL only); None: no bound
     advantage_clip: Optional[float] = None
     # tell a completion that hit max_completion_length that it was cut off
     truncation_feedback: bool = True
     # also append the dataset's `privileged_context` column to each completion's feedback
     merge_privileged_context: bool = False
+    reprompt_template: str = REPROMPT_TEMPLATE
+    solution_template: str = SOLUTION_TEMPLATE
+    feedback_template: str = FEEDBACK_TEMPLATE
 
 
 def join_nonempty(*parts: Optional[str]) -> str:
-    return "\n\n".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    """The non-blank parts, joined by a blank line. A single part is kept as it is, as the authors' code passes the
+    environment's feedback to the template unchanged."""
+    kept = [p for p in parts if isinstance(p, str) and p.strip()]
+    if len(kept) == 1:
+        return kept[0]
+    return "\n\n".join(p.strip() for p in kept)
+
+
+def remove_thinking(text: str) -> str:
+    """`text` without its `<think>...</think>` blocks and the whitespace after each; the rest is left as it is."""
+    return THINKING.sub("", text)
+
+
+class ThinkingFreeSolution:
+    """Stands in for the solution template while TRL's builder runs: TRL's own thinking removal also strips the whole
+    demonstration, so it is switched off and the demonstration is cleaned here before it is formatted."""
+
+    def __init__(self, template: str):
+        self.template = template
+
+    def format(self, successful_previous_attempt: str) -> str:
+        return self.template.format(successful_previous_attempt=remove_thinking(successful_previous_attempt))
 
 
 class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
@@ -97,7 +140,7 @@ class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
                 feedbacks = feedback
             if success is not None:
                 rewards = success.to(rewards.device)
-            context = super().build(output, prompts, rewards, feedbacks)
+            context = self._build_without_trls_thinking_removal(output, prompts, rewards, feedbacks)
         finally:
             trainer._rollout_feedback = trainer._rollout_success = None
         m = self.last_metrics
@@ -107,6 +150,17 @@ class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
         m["sdpo/context_with_solution"] = with_solution / with_context if with_context else 0.0
         m["sdpo/context_feedback_only"] = (with_context - with_solution) / with_context if with_context else 0.0
         return context
+
+    def _build_without_trls_thinking_removal(self, output, prompts, rewards, feedbacks):
+        args = self.trainer.args
+        if not args.remove_thinking_from_demonstration:
+            return super().build(output, prompts, rewards, feedbacks)
+        template = args.solution_template
+        args.remove_thinking_from_demonstration, args.solution_template = False, ThinkingFreeSolution(template)
+        try:
+            return super().build(output, prompts, rewards, feedbacks)
+        finally:
+            args.remove_thinking_from_demonstration, args.solution_template = True, template
 
 
 class FeedbackSDPOTrainer(SDPOTrainer):
@@ -283,7 +337,8 @@ class SDPO(GRPO):
     distillation_alpha: float = 1.0
     # per-token importance weight pi / pi_old is clipped at this (off-policy steps only)
     distillation_is_clip: Optional[float] = 2.0
-    distillation_reduction: str = "token_mean"
+    # row_mean (the authors' runs, TRL's) | token_mean
+    distillation_reduction: str = "row_mean"
     advantage_clip: Optional[float] = None
     # w in (1 - w) GRPO + w SDPO; the paper's SDPO + GRPO hybrid is 0.1 (lambda = 0.9); 0 is GRPO
     distillation_weight: float = 1.0
@@ -304,9 +359,9 @@ class SDPO(GRPO):
     truncation_feedback: bool = True
     # teacher prompts longer than this keep their last tokens
     max_reprompt_len: int = 10240
-    reprompt_template: str = "{prompt}{solution}{feedback}\n\nCorrectly solve the original question.\n"
-    solution_template: str = "\nCorrect solution:\n\n{successful_previous_attempt}\n\n"
-    feedback_template: str = "\nThe following is feedback from your unsuccessful earlier attempt:\n\n{feedback_raw}\n\n"
+    reprompt_template: str = REPROMPT_TEMPLATE
+    solution_template: str = SOLUTION_TEMPLATE
+    feedback_template: str = FEEDBACK_TEMPLATE
 
     config_class = FeedbackSDPOConfig
 
@@ -327,6 +382,17 @@ class SDPO(GRPO):
             raise ConfigError("algo.advantage_clip needs a positive bound and reverse KL (algo.distillation_alpha=1)")
         if not 0.0 <= self.distillation_weight <= 1.0:
             raise ConfigError(f"algo.distillation_weight={self.distillation_weight} must be in [0, 1] (0 is GRPO, 1 pure SDPO)")
+        hybrid = 0.0 < self.distillation_weight < 1.0
+        if hybrid and self.distillation_reduction == "row_mean" and self.loss_type != "grpo":
+            raise ConfigError(f"algo.distillation_weight={self.distillation_weight} mixes GRPO and SDPO as one policy "
+                              f"gradient only if both terms are normalised alike: with algo.distillation_reduction="
+                              f"row_mean set algo.loss_type=grpo (not {self.loss_type}), or use "
+                              f"algo.distillation_reduction=token_mean")
+        micro_steps = self.steps_per_generation(world_size) * self.num_iterations
+        if self.teacher_model_kind == "ema" and micro_steps % self.gradient_accumulation_steps:
+            raise ConfigError(f"the EMA teacher moves once per generation batch, after its last optimiser step: the "
+                              f"batch's {micro_steps} micro-steps (steps_per_generation x num_iterations) must be a "
+                              f"multiple of algo.gradient_accumulation_steps={self.gradient_accumulation_steps}")
         if not 0.0 <= self.teacher_update_rate <= 1.0:
             raise ConfigError(f"algo.teacher_update_rate={self.teacher_update_rate} must be in [0, 1]")
         if "success_reward_threshold" in self.trl:
@@ -342,9 +408,19 @@ class SDPO(GRPO):
         if self.trl.get("use_vllm"):
             raise ConfigError("algo=sdpo runs with HF generation here; vLLM (TRL's SDPO teacher server) is not wired up")
 
+    def steps_per_generation(self, world_size: int) -> int:
+        """Training micro-steps per generation batch, as SDPOConfig will resolve them."""
+        if self.trl.get("steps_per_generation") is not None:
+            return self.trl["steps_per_generation"]
+        if self.trl.get("generation_batch_size") is not None:
+            return self.trl["generation_batch_size"] // (self.per_device_train_batch_size * world_size)
+        return self.gradient_accumulation_steps
+
     def build_trainer(self, model, tokenizer, env, args):
-        # the EMA teacher follows the student once per generation batch, as the paper (TRL: every optimiser step)
-        args.teacher_sync_steps = args.steps_per_generation * args.num_iterations
+        # the EMA teacher follows the student once per generation batch, after its last optimiser step, as the
+        # authors' code does (TRL: every optimiser step); teacher_sync_steps counts optimiser steps
+        micro_steps = args.steps_per_generation * args.num_iterations
+        args.teacher_sync_steps = max(1, micro_steps // args.gradient_accumulation_steps)
         return self.env_trainer(FeedbackSDPOTrainer, model, tokenizer, env, args)
 
 
