@@ -60,7 +60,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 import torch
@@ -666,11 +666,15 @@ class JackpotGRPOTrainer(GRPOTrainer):
 # ---------------------------------------------------------------- the algorithm's config
 
 
+# built from a config like model=tiny, so it shares the byte tokenizer; a hub policy needs an actor of its own
+DEFAULT_ACTOR = {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 256, "init_seed": 1}
+
+
 @dataclass
 class Jackpot(GRPO, JackpotOptions):
-    # the rollout actor: "self" (the policy, or a copy `actor_lag` steps stale), a hub id or checkpoint path,
-    # or a model config mapping like conf/model/*.yaml, e.g. {hidden_size: 64, num_layers: 2, init_seed: 1}
-    actor: Any = "self"
+    # the rollout actor: "self" (the policy, or a copy `actor_lag` steps stale), a hub id or checkpoint path, or a
+    # model config mapping like conf/model/*.yaml; by default a tiny model, smaller than model=tiny, with other weights
+    actor: Any = field(default_factory=lambda: dict(DEFAULT_ACTOR))
     # with actor "self": refresh the actor copy every this many steps, after generating, so rollouts come from a
     # policy 1 to actor_lag steps old (0: the actor is the policy itself)
     actor_lag: int = 0
