@@ -7,15 +7,16 @@ reported as one line (exit code 2) before any model loads.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import difflib
+import io
 import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from rlexp.config import register_schemas, validate
+from rlexp.console import error, exit_now, libraries_to_stderr, say
 from rlexp.errors import ConfigError
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -41,10 +42,12 @@ def describe(exc: BaseException) -> str:
     while cause is not None and not isinstance(cause, OmegaConfBaseException):
         cause = cause.__cause__ or cause.__context__
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key and cause.object_type:
+        from rlexp.config import suggest
+
         where, _, key = cause.full_key.rpartition(".")
         known = [f.name for f in dataclasses.fields(cause.object_type)] if dataclasses.is_dataclass(cause.object_type) else []
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f"; did you mean {where + '.' if where else ''}{close[0]}?" if close else ""
+        close = suggest(key, where, known)
+        hint = f"; did you mean {close}?" if close else ""
         return f"unknown key {cause.full_key!r}: {where or 'the top level'} has no {key!r}{hint}"
     if cause is not None:
         first = str(cause).splitlines()[0]
@@ -65,41 +68,97 @@ def _sweep_combinations(overrides: list[str]) -> list[list[str]]:
     return [list(job) for batch in combos for job in batch][:MAX_PREFLIGHT]
 
 
+# Hydra's flags that only show information; the command line is then not checked
+INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--version", "--shell-completion", "-sc"}
+# Hydra's flags that take a value (`--cfg job`): that value is not an override
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+               "--experimental-rerun"}
+
+
+def overrides_of(argv: list[str]) -> list[str]:
+    """The `key=value` and `group=option` arguments of a command line, less Hydra's flags and their values."""
+    overrides, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in VALUE_FLAGS
+        elif not arg.lstrip("+~").startswith("hydra"):
+            overrides.append(arg)
+    return overrides
+
+
 def preflight(argv: list[str]) -> None:
-    """Compose and validate what Hydra will run; print one line and exit 2 on the first error."""
-    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv):
-        return  # --help, --cfg, --info ...: Hydra's own business
-    overrides = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    """Compose and validate what Hydra will run (also for `--cfg`); print one line and exit 2 on the first error."""
+    if any(a.split("=", 1)[0] in INFO_FLAGS for a in argv):
+        return
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from rlexp.config import from_training_run, validate
+
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            for job in _sweep_combinations(overrides):
-                validate(compose(config_name="config", overrides=job))
+            for job in _sweep_combinations(overrides_of(argv)):
+                cfg = compose(config_name="config", overrides=job)
+                from_training_run(cfg, job)
+                validate(cfg)
     except (ConfigError, HydraException, OmegaConfBaseException) as exc:  # a bug in our code keeps its traceback
-        print(f"rlexp: error: {describe(exc)}", file=sys.stderr)
+        error(describe(exc))
         sys.exit(2)
+
+
+def run_name(*, _root_: DictConfig) -> str:
+    """`<stages>_<env>` for the run directory: `sft-grpo_generalpoints`, `eval_generalpoints`."""
+    from rlexp.config import eval_env_name
+
+    if _root_.mode != "train":
+        return f"{_root_.mode}_{eval_env_name(_root_, list(_root_.hydra.overrides.task))}"
+    return f"{'-'.join([*_root_.prepare, _root_.algo.name])}_{_root_.env.name}"
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def hydra_main(cfg: DictConfig) -> dict:
+def hydra_main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from rlexp.config import from_training_run, validate
     from rlexp.launch import launch
 
     try:
-        validate(cfg)  # again, per job: a sweep larger than MAX_PREFLIGHT was only partly checked
-        # data the config points at is only read now (e.g. demonstrations too long for algo.max_length)
-        return launch(cfg)
+        with libraries_to_stderr():
+            note = from_training_run(cfg, list(HydraConfig.get().overrides.task))
+            if note:
+                say(f"[rlexp] {note}")
+            validate(cfg)  # again, per job: a sweep larger than MAX_PREFLIGHT was only partly checked
+            # data the config points at is only read now (e.g. demonstrations too long for algo.max_length)
+            summary = launch(cfg)
     except ConfigError as exc:
-        print(f"rlexp: error: {exc}", file=sys.stderr)
+        error(str(exc))
         sys.exit(2)
+    say(f"[rlexp] run directory: {summary['run_dir']}")
 
 
 def main() -> None:
-    register_schemas()
-    preflight(sys.argv[1:])
-    hydra_main()
+    with contextlib.redirect_stdout(io.StringIO()):
+        # prints "[INFO] Running in WANDB offline mode" on import, whatever the logger: not ours to say
+        import transformers.integrations.integration_utils  # noqa: F401
+    with libraries_to_stderr():
+        from rlexp.config import register_schemas
+
+        register_schemas()
+    OmegaConf.register_new_resolver("rlexp.run_name", run_name, replace=True)
+    from rlexp.launch import stop_children
+
+    try:
+        preflight(sys.argv[1:])
+        hydra_main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    # everything is written and finished: skip the interpreter's slow teardown
+    stop_children()
+    exit_now(code)
 
 
 if __name__ == "__main__":

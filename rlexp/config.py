@@ -7,13 +7,18 @@ environments are dataclasses in their own modules; their schemas are stored here
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import difflib
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from rlexp import algos, envs
 from rlexp.discover import DiscoverConfig, check as check_discover
@@ -87,6 +92,8 @@ class RunConfig:
     precision: str = "auto"
     # the experiment's name, used as the W&B group
     name: str = "default"
+    # torch threads per process; null: this machine's cores divided among the processes the run starts
+    threads: Optional[int] = None
     run_dir: str = "${hydra:runtime.output_dir}"
 
 
@@ -181,12 +188,122 @@ def validate(cfg: DictConfig) -> None:
     if cfg.logger.name not in ("wandb", "none"):
         raise ConfigError(f"logger.name={cfg.logger.name} is not one of wandb, none")
     for name, algo in stages(cfg):
-        algo.check(world_size(launcher))
+        with stage_keys(cfg, name):
+            algo.check(world_size(launcher))
     if cfg.mode == "discover":
         check_discover(structured(DiscoverConfig, cfg.discover), algo_from(cfg.algo), launcher.name)
     env_from(cfg.env)
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"threads={cfg.threads} must be at least 1 (or null: the cores divided among the run's processes)")
     bad_k = [k for k in cfg.eval.k if not 1 <= k <= cfg.eval.num_samples]
     if bad_k:
         raise ConfigError(f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples")
     check_available(structured(ModelConfig, cfg.model))
 
+
+
+@contextlib.contextmanager
+def stage_keys(cfg: DictConfig, stage: str):
+    """An algorithm's messages say `algo.<key>`; for a `prepare` stage the user types
+    `prepare.<stage>.<key>`, so its ConfigErrors are reworded to name that."""
+    try:
+        yield
+    except ConfigError as exc:
+        if stage not in cfg.prepare:
+            raise
+        message = re.sub(r"\balgo=\w+", f"prepare.{stage}", str(exc))
+        raise ConfigError(re.sub(r"\balgo\.", f"prepare.{stage}.", message)) from None
+
+
+def threads_per_process(threads: Optional[int], processes: int) -> int:
+    """torch intra-op threads for each of `processes` processes: `threads`, or the cores shared out."""
+    if threads is not None:
+        return threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // processes)
+
+
+def known_keys() -> dict[str, list[str]]:
+    """Every key a user can type, by its last part: {"learning_rate": ["algo.learning_rate", ...]}."""
+    sections: list[tuple[str, type]] = [("", RunConfig)]
+    sections += [("algo", algos.algo_class(n)) for n in algos.names()] + [("env", envs.env_class(n)) for n in envs.names()]
+    sections += [("eval", EvalConfig), ("model", ModelConfig), ("discover", DiscoverConfig), ("launcher", LauncherConfig), ("logger", LoggerConfig)]
+    keys: dict[str, list[str]] = {}
+    for prefix, cls in sections:
+        for f in dataclasses.fields(cls):
+            dotted = f"{prefix}.{f.name}" if prefix else f.name
+            if dotted not in keys.setdefault(f.name, []):
+                keys[f.name].append(dotted)
+    return keys
+
+
+def suggest(key: str, where: str = "", fields: Optional[list[str]] = None) -> Optional[str]:
+    """The key the user probably meant: a close field of `where`, else a close key anywhere."""
+    if fields:
+        close = difflib.get_close_matches(key, fields, n=1)
+        if close:
+            return f"{where}.{close[0]}" if where else close[0]
+    if where:
+        return None
+    everywhere = known_keys()
+    close = difflib.get_close_matches(key, list(everywhere), n=1)
+    return everywhere[close[0]][0] if close else None
+
+
+# what mode=eval takes from the run that saved the checkpoint, unless the command line picks it anew
+TRAINING_RUN_KEYS = ("env", "model", "eval", "seed")
+
+
+def training_run(checkpoint: Optional[str]) -> Optional[DictConfig]:
+    """The resolved config of the rlexp run that saved `checkpoint` (`<run_dir>/<stage>/checkpoint`), if it is one."""
+    if not checkpoint:
+        return None
+    path = Path(checkpoint).parent.parent / "config.yaml"
+    if not path.is_file():
+        return None
+    saved = OmegaConf.load(path)
+    return saved if all(key in saved for key in TRAINING_RUN_KEYS) else None
+
+
+def _picked(overrides: list[str], key: str) -> bool:
+    """Whether the command line chooses `key` as a whole: `env=...`, `seed=...`, or an experiment."""
+    return any(o.lstrip("+~").split("=", 1)[0] in (key, "experiment") for o in overrides)
+
+
+def eval_env_name(cfg: DictConfig, overrides: list[str]) -> str:
+    """The environment mode=eval will use (for naming its run directory before the config is merged)."""
+    saved = training_run(cfg.checkpoint) if cfg.mode == "eval" else None
+    return cfg.env.name if saved is None or _picked(overrides, "env") else saved.env.name
+
+
+def from_training_run(cfg: DictConfig, overrides: list[str]) -> Optional[str]:
+    """mode=eval: take TRAINING_RUN_KEYS from the checkpoint's run, then the command line's own
+    `env.x=...` on top. Returns a line saying how the environment differs from training, if it does."""
+    saved = training_run(cfg.checkpoint) if cfg.mode == "eval" else None
+    if saved is None:
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])
+    for key in TRAINING_RUN_KEYS:
+        if _picked(overrides, key):
+            continue
+        if key == "seed":
+            cfg.seed = saved.seed
+            continue
+        section = OmegaConf.create(OmegaConf.to_container(saved[key]))
+        for o in parsed:
+            if o.key_or_group.startswith(key + ".") and not o.is_delete():
+                OmegaConf.update(section, o.key_or_group[len(key) + 1 :], o.value(), force_add=True)
+        if key == "eval":  # a typed node takes a node of its own type
+            section = OmegaConf.merge(OmegaConf.structured(EvalConfig), section)
+        with open_dict(cfg):
+            cfg[key] = section
+    now, then = OmegaConf.to_container(cfg.env, resolve=True), OmegaConf.to_container(saved.env)
+    if now == then:
+        return None
+    if now["name"] != then["name"]:
+        return f"mode=eval: evaluating on env={now['name']}; the checkpoint was trained on env={then['name']}"
+    changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+    return ("mode=eval: evaluating with " + ", ".join(f"env.{k}={now.get(k)}" for k in changed)
+            + "; the checkpoint was trained with " + ", ".join(f"env.{k}={then.get(k)}" for k in changed))

@@ -22,6 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rlexp.config import LauncherConfig, resolve_precision, structured, world_size
+from rlexp.console import say
 
 
 def resolved_config(cfg: DictConfig) -> dict:
@@ -86,8 +87,18 @@ def launch_accelerate(config: dict, config_path: Path) -> dict:
         "--main_process_port", str(free_port()),
         "-m", "rlexp.worker", str(config_path),
     ]  # fmt: skip
-    print(f"[rlexp] launching: {' '.join(cmd)}", flush=True)
+    say(f"[rlexp] launching: {' '.join(cmd)}")
     done = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if done.returncode != 0:
         raise RuntimeError(f"the {config['launcher']['name']} launch failed with exit code {done.returncode}; its output is above, the run dir is {run_dir}")
     return json.loads((run_dir / "summary.json").read_text())
+
+
+def stop_children() -> None:
+    """End the worker processes a run left (math-verify's pool, the sandbox's), before a fast exit."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.terminate()
+    for child in multiprocessing.active_children():
+        child.join(timeout=5)

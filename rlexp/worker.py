@@ -10,17 +10,19 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
 import torch
 from accelerate import PartialState
 from omegaconf import DictConfig, OmegaConf
-from transformers import set_seed
+from transformers import TrainerCallback, set_seed
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
 from rlexp import models
-from rlexp.config import algo_from, env_from, stages, structured
+from rlexp.config import algo_from, env_from, stage_keys, stages, structured, threads_per_process
+from rlexp.console import libraries_to_stderr, say
 from rlexp.discover import DiscoverConfig, discover
 from rlexp.evaluate import evaluate
 from rlexp.plots import plot_learning_curve
@@ -43,6 +45,8 @@ def training_args(algo, cfg: DictConfig, output_dir: Path):
 
 def evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker: Tracker, stage: str) -> dict:
     model, tokenizer = models.load(model_cfg, checkpoint)
+    # the same samples whenever this checkpoint is evaluated with this seed: after its stage, or by mode=eval
+    set_seed(cfg.seed)
     device = torch.device("cuda", process_state().local_process_index) if torch.cuda.is_available() else torch.device("cpu")
     results = evaluate(model.to(device), tokenizer, env, cfg.eval)
     tracker.log({f"eval/{env.name}/{split}/{k}": v for split, m in results.items() for k, v in m.items()}, stage)
@@ -59,8 +63,18 @@ def process_state() -> PartialState:
     return PartialState(cpu=not torch.cuda.is_available(), timeout=WAIT_TIMEOUT)
 
 
+# TRL reads the old name of a transformers property; nothing a user of rlexp can change
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
 def run(cfg: DictConfig) -> dict:
+    with libraries_to_stderr():
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> dict:
     state = process_state()
+    torch.set_num_threads(threads_per_process(cfg.get("threads"), state.num_processes))
     started = time.time()
     run_dir = Path(cfg.run_dir)
     set_seed(cfg.seed)
@@ -84,11 +98,15 @@ def run(cfg: DictConfig) -> dict:
         for name, algo in plan:
             set_seed(cfg.seed)
             model, tokenizer = models.load(model_cfg, checkpoint)
-            trainer = algo.build_trainer(model, tokenizer, env, training_args(algo, cfg, run_dir / name))
+            with stage_keys(cfg, name):
+                trainer = algo.build_trainer(model, tokenizer, env, training_args(algo, cfg, run_dir / name))
             trainer.add_callback(tracker.callback(name))
             if state.is_main_process:
-                n = state.num_processes
-                print(f"[rlexp] stage {name}: {n} process{'es' if n > 1 else ''}, {trainer.accelerator.distributed_type.name}", flush=True)
+                say(f"[rlexp] stage {name}: {how_it_runs(trainer)}")
+                hint = cpu_hint(cfg, algo)
+                if hint:
+                    say(f"[rlexp] {hint}")
+                trainer.add_callback(StepCost(name))
             trainer.train()
             checkpoint = str(run_dir / name / "checkpoint")
             trainer.save_model(checkpoint)  # gathers ZeRO-3 shards; writes on the main process
@@ -120,9 +138,10 @@ def run(cfg: DictConfig) -> dict:
         }
         if state.is_main_process:
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-            if not failed and cfg.mode != "discover":  # discover prints its own table
+            if not failed and cfg.mode == "train":
                 plot_learning_curve(run_dir, run_dir / "learning_curve.png")
-                print(results_table(results), flush=True)
+            if not failed and cfg.mode != "discover":  # discover prints its own table
+                say(results_table(results))
     return summary
 
 
@@ -136,16 +155,81 @@ def run_discover(cfg: DictConfig, model_cfg, env, run_dir: Path) -> dict:
 
 
 def results_table(results: dict[str, dict]) -> str:
-    """Reward and success per split, one row per stage (init first): the before/after table."""
+    """Success (± its standard error), pass@k and mean reward per split, one row per stage (init first)."""
     if not results:
         return ""
-    splits = list(next(iter(results.values())))
-    head = f"{'stage':<12}" + "".join(f"{s + ' reward':>14}{s + ' success':>15}" for s in splits)
-    lines = [head, "-" * len(head)]
+    first = next(iter(results.values()))
+    splits = list(first)
+    some = first[splits[0]]
+    ks = sorted((key for key in some if key.startswith("pass@")), key=lambda key: int(key[5:]))
+    head = f"{'stage':<12}" + "".join(f"{f'{s} success':>18}" + "".join(f"{f'{s} {k}':>12}" for k in ks) + f"{f'{s} reward':>12}" for s in splits)
+    lines = [
+        f"success: the share of samples solved, ± its standard error over {some['n_prompts']} prompts; "
+        f"pass@k: unbiased, from {some['n_samples']} samples per prompt; reward: the mean",
+        head, "-" * len(head),
+    ]  # fmt: skip
     for stage, per_split in results.items():
-        cells = "".join(f"{per_split[s]['mean_reward']:>14.3f}{per_split[s]['success']:>15.3f}" for s in splits)
+        cells = ""
+        for s in splits:
+            m = per_split[s]
+            cells += f"{m['success']:>10.3f} ± {m['success_se']:.3f}" + "".join(f"{m[k]:>12.3f}" for k in ks) + f"{m['mean_reward']:>12.3f}"
         lines.append(f"{stage:<12}{cells}")
     return "\n".join(lines)
+
+
+def how_it_runs(trainer) -> str:
+    """'single process, CPU', '2 processes, DeepSpeed ZeRO-2, 2 GPUs' ..."""
+    state = trainer.accelerator.state
+    n, kind = state.num_processes, state.distributed_type.name
+    where = "CPU" if not torch.cuda.is_available() else ("1 GPU" if n == 1 else f"{n} GPUs")
+    if kind == "NO":
+        return f"single process, {where}"
+    processes = f"{n} process{'es' if n > 1 else ''}"
+    if kind == "DEEPSPEED":
+        return f"{processes}, DeepSpeed ZeRO-{state.deepspeed_plugin.zero_stage}, {where}"
+    return f"{processes}, {'DDP' if kind in ('MULTI_GPU', 'MULTI_CPU') else kind}, {where}"
+
+
+# the demo's knobs (conf/experiment/demo.yaml): a game and completions small enough for a CPU
+DEMO_KNOBS = "experiment=demo (tiny model, env.num_cards=3 env.target=12 env.prompt_style=short, 96-token completions)"
+
+
+def cpu_hint(cfg: DictConfig, algo) -> str | None:
+    """On a machine without a GPU, a line on what a hub-scale stage will cost, before it starts."""
+    if torch.cuda.is_available():
+        return None
+    completion = getattr(algo, "max_completion_length", None) or 0
+    hub_model = structured(models.ModelConfig, cfg.model).pretrained is not None
+    if not hub_model and completion <= 128:  # the demo's completions are 96 tokens
+        return None
+    what = f"a hub model ({cfg.model.name})" if hub_model else f"{algo.per_device_train_batch_size} completions of up to {completion} tokens"
+    return (f"no GPU: every step of {algo.name} runs {what} on the CPU, which can take minutes per step "
+            f"(the time per step is printed after the first one); for a run that finishes on a laptop try {DEMO_KNOBS}")
+
+
+class StepCost(TrainerCallback):
+    """Says, after the first step, how long the stage will take at that pace."""
+
+    def __init__(self, stage: str):
+        self.stage, self.started = stage, None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.started is None:
+            self.started = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 1 and state.max_steps > 1:
+            took = time.time() - self.started
+            say(f"[rlexp] stage {self.stage}: the first step took {took:.1f} s; "
+                f"{state.max_steps} steps at that pace take about {duration(took * state.max_steps)}")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
+# one torch thread per process: with a thread per core, a step slows down many times over as soon as
+# another process shares the cores (scripts/bench_threads.py measures it)
+THREADS = 1
 
 # a model and an evaluation small enough for a few seconds per run on 2 CPU cores
 SMALL = [
@@ -16,13 +19,14 @@ SMALL = [
 ]  # fmt: skip
 
 
-def run_cli(*args: str, run_dir: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`python -m rlexp ARGS` in a subprocess, as a user would run it."""
-    argv = [sys.executable, "-m", "rlexp", *args]
+def run_cli(*args: str, run_dir: Path | str | None = None) -> subprocess.CompletedProcess:
+    """`python -m rlexp ARGS` in a subprocess, as a user would run it, with `threads=THREADS`.
+    No time limit: a loaded machine is slow, not wrong."""
+    argv = [sys.executable, "-m", "rlexp", *args, f"threads={THREADS}"]
     if run_dir is not None:
         argv.append(f"hydra.run.dir={run_dir}")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}  # HF_HUB_CACHE too
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
 
 
 @pytest.fixture
@@ -38,6 +42,12 @@ def empty_hub_cache(tmp_path_factory, monkeypatch):
     cache = str(tmp_path_factory.getbasetemp() / "hf-cache")
     monkeypatch.setenv("HF_HUB_CACHE", cache)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", cache)
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(THREADS)
 
 
 def pytest_collection_modifyitems(config, items):

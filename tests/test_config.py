@@ -178,6 +178,94 @@ def test_comparison_table_groups_arms_over_seeds(tmp_path):
     grouped = arms(tmp_path)
     assert sorted(grouped) == ["experiment=a", "experiment=b"] and len(grouped["experiment=a"]) == 2
     table = comparison_table(grouped).splitlines()
-    assert table[0] == "| arm | seeds | id success | id pass@1 |"
-    assert table[2] == "| experiment=a | 2 | 0.600 ± 0.141 | 0.600 ± 0.141 |"
-    assert table[3] == "| experiment=b | 1 | 0.200 | 0.200 |"
+    assert table[0] == "| arm | seeds | jobs | id success | id pass@1 |"
+    assert table[2] == "| experiment=a | 2 | 0, 1 | 0.600 ± 0.141 | 0.600 ± 0.141 |"
+    assert table[3] == "| experiment=b | 1 | 2 | 0.200 | 0.200 |"
+
+
+def test_a_misspelt_top_level_key_gets_the_nested_key_it_resembles():
+    assert error_of("lerning_rate=1e-5").endswith("did you mean algo.learning_rate?")
+    assert error_of("num_card=3").endswith("did you mean env.num_cards?")
+    assert error_of("sed=1").endswith("did you mean seed?")
+
+
+def test_a_prepare_stage_error_names_the_key_the_user_types():
+    message = error_of("experiment=pear_then_grpo")
+    assert "set prepare.pear.behaviour_model" in message and "algo." not in message
+    validate(composed("experiment=pear_then_grpo", "prepare.pear.behaviour_model=some/checkpoint"))
+    assert error_of("experiment=sft_then_grpo", "prepare.sft.loss_type=nope").startswith("prepare.sft.loss_type=nope")
+    assert error_of("algo=sft", "algo.loss_type=nope").startswith("algo.loss_type=nope")
+
+
+def test_threads_must_be_positive():
+    assert "threads=0 must be at least 1" in error_of("threads=0")
+
+
+def test_threads_default_shares_the_cores_among_processes():
+    from rlexp.config import threads_per_process
+
+    assert threads_per_process(3, 8) == 3
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert threads_per_process(None, 1) == cores and threads_per_process(None, 10 * cores) == 1
+
+
+def saved_run(tmp_path, **env) -> Path:
+    """A run directory as rlexp leaves it: its resolved config.yaml and a stage's checkpoint."""
+    from omegaconf import OmegaConf
+
+    cfg = composed("experiment=demo", "seed=7", *(f"env.{k}={v}" for k, v in env.items()))
+    cfg.run_dir = str(tmp_path)
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    checkpoint = tmp_path / "grpo" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "config.json").write_text("{}")
+    return checkpoint
+
+
+def test_eval_mode_starts_from_the_training_run_and_applies_the_command_line_on_top(tmp_path):
+    from rlexp.config import from_training_run
+
+    checkpoint = saved_run(tmp_path)
+    job = ["mode=eval", f"checkpoint={checkpoint}"]
+    cfg = composed(*job)
+    assert from_training_run(cfg, job) is None
+    assert (cfg.env.num_cards, cfg.env.target, cfg.env.prompt_style, cfg.eval.max_new_tokens, cfg.seed) == (3, 12, "short", 96, 7)
+    validate(cfg)
+    job = ["mode=eval", f"checkpoint={checkpoint}", "env.target=24", "eval.num_prompts=5", "seed=1"]
+    cfg = composed(*job)
+    note = from_training_run(cfg, job)
+    assert note == "mode=eval: evaluating with env.target=24; the checkpoint was trained with env.target=12"
+    assert (cfg.env.num_cards, cfg.env.target, cfg.eval.num_prompts, cfg.eval.max_new_tokens, cfg.seed) == (3, 24, 5, 96, 1)
+    job = ["mode=eval", f"checkpoint={checkpoint}", "env=math"]
+    cfg = composed(*job)
+    assert from_training_run(cfg, job) == "mode=eval: evaluating on env=math; the checkpoint was trained on env=generalpoints"
+    validate(cfg)
+    # a checkpoint outside an rlexp run directory: the command line alone
+    (tmp_path / "config.yaml").unlink()
+    cfg = composed("mode=eval", f"checkpoint={checkpoint}")
+    assert from_training_run(cfg, ["mode=eval"]) is None and cfg.env.num_cards == 4
+
+
+def test_cfg_job_prints_yaml_only_and_checks_the_config_like_a_run(cli):
+    import yaml
+
+    done = cli("--cfg", "job", "algo=sft", "logger=none")
+    assert done.returncode == 0, done.stderr
+    cfg = yaml.safe_load(done.stdout)
+    assert cfg["algo"]["name"] == "sft" and cfg["threads"] == 1
+    bad = cli("--cfg", "job", "experiment=pear_then_grpo")
+    run = cli("experiment=pear_then_grpo")
+    assert bad.returncode == run.returncode == 2 and bad.stdout == run.stdout == ""
+    assert bad.stderr.strip() == run.stderr.strip().splitlines()[-1]
+    assert "prepare.pear.behaviour_model" in bad.stderr
+
+
+def test_a_paper_sized_stage_on_a_cpu_says_what_it_costs_and_the_demo_does_not():
+    from rlexp.config import algo_from
+    from rlexp.worker import cpu_hint
+
+    cfg = composed("algo=grpo", "env=generalpoints")
+    hint = cpu_hint(cfg, algo_from(cfg.algo))
+    assert hint.startswith("no GPU: every step of grpo runs 8 completions of up to 256 tokens") and "experiment=demo" in hint
+    cfg = composed("experiment=demo")
+    assert cpu_hint(cfg, algo_from(cfg.algo)) is None and cpu_hint(cfg, algo_from(cfg.prepare.sft)) is None

@@ -20,4 +20,4 @@ def test_zero2_on_every_gpu(tmp_path):
     run_dir = tmp_path / "run"
     done = run_cli("launcher=zero2", "algo=sft", *SMALL, "algo.max_steps=3", run_dir=run_dir)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "DEEPSPEED" in done.stdout
+    assert "DeepSpeed ZeRO-2" in done.stdout

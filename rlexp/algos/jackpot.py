@@ -432,9 +432,9 @@ class JackpotGRPOTrainer(GRPOTrainer):
             last_prompt_state = prefix.last_hidden_state[inverse, -1:]  # predicts the first completion token
             if completion_ids.size(1) == 1:
                 return last_prompt_state
-            cache = prefix.past_key_values
+            cache = prefix.cache
             cache.reorder_cache(inverse)  # one copy of the prompt's keys and values per completion
-            rest = model.base_model(input_ids=completion_ids[:, :-1], past_key_values=cache, use_cache=False,
+            rest = model.base_model(input_ids=completion_ids[:, :-1], cache=cache, use_cache=False,
                                     attention_mask=torch.cat([prompt_mask, completion_mask[:, :-1]], 1)).last_hidden_state  # fmt: skip
         return torch.cat([last_prompt_state, rest], 1)
 
