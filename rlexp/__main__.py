@@ -83,9 +83,26 @@ def overrides_of(argv: list[str]) -> list[str]:
             skip = False
         elif arg.startswith("-"):
             skip = arg in VALUE_FLAGS
-        elif not arg.lstrip("+~").startswith("hydra"):
+        elif not arg.lstrip("+~").startswith("hydra") or arg.startswith("hydra.searchpath="):
             overrides.append(arg)
     return overrides
+
+
+def with_plugins(argv: list[str]) -> list[str]:
+    """Import the modules a `plugins=[...]` argument names (they register their algorithms and
+    environments) and put their `conf/` directories on Hydra's search path."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from rlexp.config import load_plugins
+
+    given = [a for a in argv if a.lstrip("+").startswith("plugins=")]
+    if not given:
+        return argv
+    value = OverridesParser.create().parse_override(given[-1].lstrip("+")).value()
+    conf_dirs = load_plugins([value] if isinstance(value, str) else list(value))
+    if any(a.startswith("hydra.searchpath=") for a in argv):
+        raise ConfigError("plugins= sets hydra.searchpath from the plugins' conf/ directories; give one or the other")
+    return [*argv, "hydra.searchpath=[" + ",".join(f"'file://{d}'" for d in conf_dirs) + "]"] if conf_dirs else argv
 
 
 def preflight(argv: list[str]) -> None:
@@ -146,6 +163,11 @@ def main() -> None:
     with libraries_to_stderr():
         from rlexp.config import register_schemas
 
+        try:
+            sys.argv[1:] = with_plugins(sys.argv[1:])
+        except ConfigError as exc:
+            error(str(exc))
+            exit_now(2)
         register_schemas()
     OmegaConf.register_new_resolver("rlexp.run_name", run_name, replace=True)
     from rlexp.launch import stop_children

@@ -94,6 +94,8 @@ class RunConfig:
     name: str = "default"
     # torch threads per process; null: this machine's cores divided among the processes the run starts
     threads: Optional[int] = None
+    # your own packages of algorithms and environments, imported before anything composes (see `plugins`)
+    plugins: List[str] = field(default_factory=list)
     run_dir: str = "${hydra:runtime.output_dir}"
 
 
@@ -307,3 +309,20 @@ def from_training_run(cfg: DictConfig, overrides: list[str]) -> Optional[str]:
     changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
     return ("mode=eval: evaluating with " + ", ".join(f"env.{k}={now.get(k)}" for k in changed)
             + "; the checkpoint was trained with " + ", ".join(f"env.{k}={then.get(k)}" for k in changed))
+
+
+def load_plugins(modules: list[str]) -> list[str]:
+    """Import each plugin module, which registers its algorithms and environments by name; return the
+    `conf/` directories beside them (a package's own `conf/`), for Hydra's config search path."""
+    import importlib
+
+    conf_dirs = []
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"plugins: cannot import {name!r} ({exc}); is its package on PYTHONPATH or installed?") from None
+        for folder in getattr(module, "__path__", []):
+            if Path(folder, "conf").is_dir() and str(Path(folder, "conf")) not in conf_dirs:
+                conf_dirs.append(str(Path(folder, "conf")))
+    return conf_dirs

@@ -21,7 +21,7 @@ from transformers import TrainerCallback, set_seed
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
 from rlexp import models
-from rlexp.config import algo_from, env_from, stage_keys, stages, structured, threads_per_process
+from rlexp.config import algo_from, env_from, load_plugins, stage_keys, stages, structured, threads_per_process
 from rlexp.console import libraries_to_stderr, say
 from rlexp.discover import DiscoverConfig, discover
 from rlexp.evaluate import evaluate
@@ -73,6 +73,7 @@ def run(cfg: DictConfig) -> dict:
 
 
 def _run(cfg: DictConfig) -> dict:
+    load_plugins(list(cfg.get("plugins") or []))  # ranks under accelerate import them here
     state = process_state()
     torch.set_num_threads(threads_per_process(cfg.get("threads"), state.num_processes))
     started = time.time()
