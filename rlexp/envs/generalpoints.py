@@ -20,7 +20,6 @@ import math
 import operator
 import random
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,6 +29,7 @@ import datasets
 
 from rlexp.envs import register
 from rlexp.envs.base import Env, Score
+from rlexp.envs.text import completion_text, normalize_formula, printable, split_think
 
 # ---------------------------------------------------------------------------------------------------------------
 # Game constants (spec 1, 6.1)
@@ -501,7 +501,6 @@ def render_response(cards: list[str], values: list[int], formula: str, target: i
 # Response parsing (spec 5)
 
 _MAX_COMPLETION_CHARS = 64 * 1024
-_THINK_END = "</think>"
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*")
 _LAST_KEY = re.compile(r"""(?s:.*)(["']formula["']\s*:)""")
 _FIELD = re.compile(r"""["']formula["']\s*:\s*(["'])(.*?)\1""")
@@ -509,9 +508,6 @@ _ORIGINAL_FIELD = re.compile(r'"formula": "(.*?)"')
 _TRAILING_COMMA = re.compile(r",\s*(?=[}\]])")
 _JSON = json.JSONDecoder()
 _OBJECT_TRIES = 8
-# zero-width and bidi marks (a lone RTL mark must not turn a right answer into "illegal characters")
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-_OPERATOR_ALIASES = str.maketrans({"×": "*", "·": "*", "∗": "*", "÷": "/", "∶": "/", "−": "-", "–": "-", "—": "-"})
 
 
 def _object_with_key(text: str, key_pos: int) -> Optional[dict]:
@@ -532,10 +528,7 @@ def _object_with_key(text: str, key_pos: int) -> Optional[dict]:
 
 def extract_formula(completion: str) -> Optional[str]:
     """The `formula` string of the last object that has one (spec 5.2 steps 1-4); None when missing."""
-    text = completion
-    cut = text.rfind(_THINK_END)
-    if cut >= 0:
-        text = text[cut + len(_THINK_END):]
+    _, text = split_think(completion)
     text = _FENCE.sub("", text[-_MAX_COMPLETION_CHARS:])
     last = _LAST_KEY.match(text)
     if last is None:
@@ -550,12 +543,6 @@ def extract_formula(completion: str) -> Optional[str]:
         return formula if isinstance(formula, str) else None
     field = _FIELD.match(text, last.start(1))  # single quotes, or JSON broken elsewhere
     return field.group(2) if field else None
-
-
-def normalize_formula(formula: str) -> str:
-    """NFKC, Unicode operators to ASCII, no whitespace or invisible format marks (spec 5.2 step 5)."""
-    formula = unicodedata.normalize("NFKC", formula).translate(_OPERATOR_ALIASES)
-    return _INVISIBLE.sub("", "".join(formula.split()))
 
 
 def _original_formula(completion: str) -> Optional[str]:
@@ -602,144 +589,160 @@ def _unique(items) -> list:
     return list(dict.fromkeys(items))
 
 
-def verify(formula: Optional[str], values: list[int], target: int, *, strict_original: bool = False,
-           feedback_detail: bool = False) -> Verdict:
-    """Check a formula against the dealt values: the paper's accumulating checks (spec 6.2); robust mode adds the
-    fixes of spec 10 and evaluates exactly. `formula` None means the answer had no usable formula string."""
-    robust = not strict_original
-    messages: list[tuple[str, str]] = []  # (category, message), each worth REWARDS[category]
-    notes: list[str] = []  # extra feedback that carries no reward
+Message = tuple[str, str]  # (spec 6.1 category, feedback), worth REWARDS[category]
 
-    def result(value: Any = None) -> Verdict:
-        shown = None if value is None else _fmt_value(value)
-        if not messages:  # compat mode's float false negative: nothing flagged, nothing earned
-            return Verdict("NO_SOLUTION", 0.0, ", ".join(notes) + ".", formula, shown)
-        reward = sum(REWARDS[c] for c, _ in messages)
-        verify_info = ", ".join([m for _, m in messages] + notes) + "."
-        return Verdict(messages[0][0], reward, verify_info, formula, shown)
 
-    def fail(category: str, message: str, value: Any = None) -> Verdict:
-        messages.append((category, message))
-        return result(value)
+def _verdict(messages: list[Message], formula: Optional[str], value: Any = None, notes: tuple = ()) -> Verdict:
+    """The paper's verdict: the first message names the category, every message adds its reward."""
+    shown = None if value is None else _fmt_value(value)
+    if not messages:  # compat mode's float false negative: nothing flagged, nothing earned
+        return Verdict("NO_SOLUTION", 0.0, ", ".join(notes) + ".", formula, shown)
+    reward = sum(REWARDS[category] for category, _ in messages)
+    verify_info = ", ".join([message for _, message in messages] + list(notes)) + "."
+    return Verdict(messages[0][0], reward, verify_info, formula, shown)
 
-    if formula is None:
-        return fail("ILLEGAL_FORMULA", "no formula found" if robust else "illegal characters")
-    if robust:
-        formula = normalize_formula(formula)
-        if formula.count("=") > 1:
-            return fail("ILLEGAL_FORMULA", "illegal characters")
-        if "=" in formula:
-            left, right = formula.split("=")
-            formula = right if left == str(target) else left
-        if not formula:
-            return fail("ILLEGAL_FORMULA", "no formula found")
-        if len(formula) > _MAX_FORMULA_CHARS:
-            return fail("ILLEGAL_FORMULA", "formula too long")
 
+def _clean(formula: str, target: int) -> tuple[str, str]:
+    """Robust mode's reading of the formula (spec 10): normalised, a side "= target" dropped, length capped.
+    Returns (the formula as far as it was cleaned, the problem or "")."""
+    formula = normalize_formula(formula)
+    if formula.count("=") > 1:
+        return formula, "illegal characters"
+    if "=" in formula:
+        left, right = formula.split("=")
+        formula = right if left == str(target) else left
+    if not formula:
+        return formula, "no formula found"
+    if len(formula) > _MAX_FORMULA_CHARS:
+        return formula, "formula too long"
+    return formula, ""
+
+
+def _tokenize(formula: str, robust: bool) -> Optional[list[str]]:
+    """Numbers, operators and brackets; None when anything else is left over."""
     tokens = (_TOKEN_ROBUST if robust else _TOKEN_ORIGINAL).findall(formula)
-    if "".join(tokens) != formula:
-        return fail("ILLEGAL_FORMULA", "illegal characters")
-    if robust and len(tokens) > _MAX_TOKENS:
-        return fail("ILLEGAL_FORMULA", "formula too long")
+    return tokens if "".join(tokens) == formula else None
 
-    # grammar: -3 per violation, accumulated. As in the authors' check order, only a valid "(" opens a bracket and
-    # only a valid ")" closes one: a bracket reported as an invalid sequence leaves the depth unchanged (spec 6.2).
+
+def _grammar_problems(tokens: list[str], robust: bool) -> list[Message]:
+    """-3 per violation, accumulated. As in the authors' check order, only a valid "(" opens a bracket and only a
+    valid ")" closes one: a bracket reported as an invalid sequence leaves the depth unchanged (spec 6.2)."""
+    problems = []
     prev = None  # None (start), "num", "op", "(", ")"
     depth = 0
     for tok in tokens:
         if tok in _OPS:
             if prev not in ("num", ")"):
-                messages.append(("ILLEGAL_FORMULA", "invalid sequence after operator"))
+                problems.append(("ILLEGAL_FORMULA", "invalid sequence after operator"))
             prev = "op"
         elif tok == "(":
             if prev in (None, "op", "("):
                 depth += 1
             else:
-                messages.append(("ILLEGAL_FORMULA", "invalid sequence before '('"))
+                problems.append(("ILLEGAL_FORMULA", "invalid sequence before '('"))
             prev = "("
         elif tok == ")":
             if prev not in ("num", ")"):
-                messages.append(("ILLEGAL_FORMULA", "invalid sequence after ')'"))
+                problems.append(("ILLEGAL_FORMULA", "invalid sequence after ')'"))
             elif depth == 0:
-                messages.append(("ILLEGAL_FORMULA", "unmatched closing parenthesis"))
+                problems.append(("ILLEGAL_FORMULA", "unmatched closing parenthesis"))
             else:
                 depth -= 1
             prev = ")"
         else:
             if prev not in (None, "op", "("):
-                messages.append(("ILLEGAL_FORMULA", "invalid sequence after number"))
+                problems.append(("ILLEGAL_FORMULA", "invalid sequence after number"))
             if robust and not _VALID_NUMBER.fullmatch(tok):
-                messages.append(("ILLEGAL_FORMULA", f"invalid number {tok}"))
+                problems.append(("ILLEGAL_FORMULA", f"invalid number {tok}"))
             prev = "num"
     if robust and depth > 0:
-        messages.append(("ILLEGAL_FORMULA", "unmatched opening parenthesis"))
+        problems.append(("ILLEGAL_FORMULA", "unmatched opening parenthesis"))
     if robust and prev == "op":
-        messages.append(("ILLEGAL_FORMULA", "incomplete formula"))
+        problems.append(("ILLEGAL_FORMULA", "incomplete formula"))
+    return problems
 
-    # numbers against the dealt values (multisets), -2 each
+
+def _number_problems(tokens: list[str], values: list[int]) -> list[Message]:
+    """The formula's numbers against the dealt values (multisets), -2 each."""
+    problems = []
     numbers = [_safe_int(t) for t in tokens if t not in _OPS and t not in "()"]
     have, used = Counter(values), Counter(numbers)
     invalid = _unique(n for n in numbers if n not in have)
     if invalid:
-        messages.append(("INCORRECT_NUMBER", f"you used invalid numbers: {invalid}"))
+        problems.append(("INCORRECT_NUMBER", f"you used invalid numbers: {invalid}"))
     else:
         too_many = _unique(n for n in numbers if used[n] > have[n])
         if too_many:
-            messages.append(("INCORRECT_NUMBER", f"you used numbers: {too_many} too many times"))
+            problems.append(("INCORRECT_NUMBER", f"you used numbers: {too_many} too many times"))
     unused = _unique(v for v in values if used[v] < have[v])
     if unused:
-        messages.append(("INCORRECT_NUMBER", f"you didn't use numbers: {unused}"))
-    if messages:
-        return result()
+        problems.append(("INCORRECT_NUMBER", f"you didn't use numbers: {unused}"))
+    return problems
+
+
+def _prefix_feedback(tokens: list[str], solutions: tuple[str, ...]) -> list[Message]:
+    """The paper's signal of how far the formula follows some solution (it never shows one)."""
+    prefix = ""
+    for i, tok in enumerate(tokens):
+        if not _has_prefix(solutions, prefix + tok):
+            if i == 0:
+                return [("NO_SOLUTION", "your formula does not match any solution")]
+            return [("NO_SOLUTION", f"{prefix} is partially correct but the full formula does not match any solution")]
+        prefix += tok
+    return []
+
+
+def verify(formula: Optional[str], values: list[int], target: int, *, strict_original: bool = False,
+           feedback_detail: bool = False) -> Verdict:
+    """Check a formula against the dealt values: the paper's accumulating checks (spec 6.2); robust mode adds the
+    fixes of spec 10 and evaluates exactly. `formula` None means the answer had no usable formula string.
+
+    Phases: clean (robust mode), tokenize, grammar and numbers (their problems add up), evaluate, compare with the
+    target, and last the prefix feedback against the solver's solutions."""
+    robust = not strict_original
+    if formula is None:
+        return _verdict([("ILLEGAL_FORMULA", "no formula found" if robust else "illegal characters")], formula)
+    if robust:
+        formula, problem = _clean(formula, target)
+        if problem:
+            return _verdict([("ILLEGAL_FORMULA", problem)], formula)
+
+    tokens = _tokenize(formula, robust)
+    if tokens is None:
+        return _verdict([("ILLEGAL_FORMULA", "illegal characters")], formula)
+    if robust and len(tokens) > _MAX_TOKENS:
+        return _verdict([("ILLEGAL_FORMULA", "formula too long")], formula)
+
+    problems = _grammar_problems(tokens, robust) + _number_problems(tokens, values)
+    if problems:
+        return _verdict(problems, formula)
 
     value: Any = None
     try:
         value = _exact_value(tokens) if robust else _python_value(tokens)
     except ZeroDivisionError:
         if robust:
-            return fail("ILLEGAL_FORMULA", "division by zero")
+            return _verdict([("ILLEGAL_FORMULA", "division by zero")], formula)
     except _FormulaError:
         pass  # robust mode never gets here: the grammar pass rejects every malformed formula
+
     if value is not None and value == target:
-        return fail("CORRECT_SOLUTION", "Correct solution", value)
+        return _verdict([("CORRECT_SOLUTION", "Correct solution")], formula, value)
     solutions = _solutions(tuple(sorted(values)), target)
     if value is None and not robust and _has_prefix(solutions, formula):
-        return fail("PARTIAL_SOLUTION", "partial solution")  # the original's reward hack, kept in compat mode
+        return _verdict([("PARTIAL_SOLUTION", "partial solution")], formula)  # the original's reward hack, kept
 
-    # prefix feedback: the paper's signal of how far the formula follows some solution (never shows one)
-    prefix = ""
-    for i, tok in enumerate(tokens):
-        if not _has_prefix(solutions, prefix + tok):
-            if i == 0:
-                messages.append(("NO_SOLUTION", "your formula does not match any solution"))
-            else:
-                messages.append(
-                    ("NO_SOLUTION", f"{prefix} is partially correct but the full formula does not match any solution")
-                )
-            break
-        prefix += tok
-    if robust and not messages:  # unreachable for complete formulas; a wrong value must never score 0
-        messages.append(("NO_SOLUTION", "your formula does not match any solution"))
+    feedback = _prefix_feedback(tokens, solutions)
+    if robust and not feedback:  # unreachable for complete formulas; a wrong value must never score 0
+        feedback = [("NO_SOLUTION", "your formula does not match any solution")]
+    notes = ()
     if feedback_detail and value is not None:
-        notes.append(f"your formula evaluates to {_fmt_value(value)}, not {target}")
-    return result(value)
+        notes = (f"your formula evaluates to {_fmt_value(value)}, not {target}",)
+    return _verdict(feedback, formula, value, notes)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Environment
-
-
-def _completion_text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list):  # chat shape: the last message's content
-        return _completion_text(completion[-1].get("content", "")) if completion else ""
-    return "" if completion is None else str(completion)
-
-
-def _printable(text: Optional[str], limit: int = 256) -> Optional[str]:
-    # lone surrogates would break JSON/UTF-8 loggers
-    return None if text is None else text[:limit].encode("utf-8", "replace").decode("utf-8")
 
 
 def _check_choice(knob: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -886,7 +889,7 @@ class GeneralPoints(Env):
             )
 
     def _score(self, completion: Any, row: dict) -> Score:
-        text = _completion_text(completion)
+        text = completion_text(completion)
         values = [int(v) for v in row["values"]]
         target = int(row.get("target", self.target))
         if self.strict_original:
@@ -911,7 +914,7 @@ class GeneralPoints(Env):
             info={
                 "category": verdict.category,
                 "verify_info": verdict.verify_info,
-                "formula": _printable(verdict.formula),
+                "formula": printable(verdict.formula),
                 "value": verdict.value,
                 "parse_ok": formula is not None,
             },
