@@ -1,4 +1,5 @@
 # make test   set up .venv if needed, then run the test suite (offline)
+# make test-fast  the same, unit tests only (in-process, no CLI runs): the inner loop
 # make demo   set up .venv if needed, then SFT -> GRPO -> ID/OOD eval on the tiny model (CPU, ~5 min)
 # make bench  set up .venv if needed, then the benchmarks in scripts/ (ratios against a baseline run beside them)
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-rlexp
 
-.PHONY: setup sandbox-tools test demo bench clean
+.PHONY: setup sandbox-tools test test-fast demo bench clean
 
 setup: $(STAMP) sandbox-tools
 
@@ -29,6 +30,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 test: setup
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -ra
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -ra -m unit
 
 demo: setup
 	HF_HUB_OFFLINE=1 WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/python -m rlexp experiment=demo

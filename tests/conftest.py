@@ -50,7 +50,21 @@ def pytest_configure(config):
     torch.set_num_threads(THREADS)
 
 
+# a test that starts the CLI or another Python process is a smoke test; the rest (in-process) are unit tests
+SMOKE_SIGNS = ("run_cli(", "cli(", "subprocess.")
+SMOKE_FIXTURES = {"cli", "sft_checkpoint"}
+
+
 def pytest_collection_modifyitems(config, items):
+    """Marks every test `unit` or `smoke` (`make test-fast` runs the unit ones), and skips `gpu` tests without a GPU."""
+    import inspect
+
+    for item in items:
+        if "gpu" in item.keywords or "slow" in item.keywords:
+            continue
+        source = inspect.getsource(item.function) if hasattr(item, "function") else ""
+        smoke = SMOKE_FIXTURES & set(getattr(item, "fixturenames", ())) or any(sign in source for sign in SMOKE_SIGNS)
+        item.add_marker(pytest.mark.smoke if smoke else pytest.mark.unit)
     import torch
 
     if not torch.cuda.is_available():
