@@ -12,7 +12,9 @@ import pytest
 
 from rlexp import envs
 from rlexp.envs import synlogic
-from rlexp.envs import synlogic_tasks as T
+from rlexp.envs.synlogic import families as T
+from rlexp.envs.synlogic.cryptarithm import crypt_solutions
+from rlexp.envs.synlogic.latin import latin_search
 from rlexp.envs.base import Score
 from rlexp.errors import ConfigError
 
@@ -69,7 +71,7 @@ def test_generators_are_pure_functions_of_seed_and_difficulty(generated, family)
 def test_generation_does_not_depend_on_the_hash_seed(generated):
     """Another interpreter with another PYTHONHASHSEED makes the same puzzles (no hash() of strings, no set order)."""
     code = (
-        "import json; from rlexp.envs import synlogic_tasks as T\n"
+        "import json; from rlexp.envs.synlogic import families as T\n"
         "print(json.dumps([[f, d, s, T.generate(f, s, d)] for f in T.FAMILIES for d in (1, 10) for s in (0, 1)]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -97,6 +99,13 @@ def test_difficulty_maps_to_the_documented_knobs(generated):
     assert len(letters) == T.level("cryptarithm", 10)[0]
     for family in FAMILIES:
         assert len(T.LEVELS[family]) == 10
+
+
+def test_each_family_is_one_module_with_the_whole_interface():
+    for name, module in T.MODULES.items():
+        assert module.__name__ == f"rlexp.envs.synlogic.{name}"
+        for attr in ("LEVELS", "THINK", "generate", "prompt", "verify", "from_hub"):
+            assert hasattr(module, attr), (name, attr)
 
 
 def test_generate_refuses_unknown_families_and_difficulties():
@@ -162,7 +171,7 @@ def test_sudoku_and_futoshiki_have_unique_solutions(generated, d):
             if family == "futoshiki":
                 pairs = tuple((r1 * n + c1, r2 * n + c2) if op == "<" else (r2 * n + c2, r1 * n + c1)
                               for r1, c1, r2, c2, op in p["constraints"])
-            found = T.latin_search(flat, n, box, constraints=pairs, limit=2, budget=10**7)
+            found = latin_search(flat, n, box, constraints=pairs, limit=2, budget=10**7)
             assert found is not None and len(found) == 1, (family, d, s)
             assert json.dumps([found[0][i * n:(i + 1) * n] for i in range(n)]) == task.reference
 
@@ -175,7 +184,7 @@ def test_latin_solver_agrees_with_naive_backtracking():
             less = [((r1, c1), (r2, c2)) if op == "<" else ((r2, c2), (r1, c1)) for r1, c1, r2, c2, op in p.get("constraints", [])]
             assert len(_naive_latin(p["grid"], n, tuple(p["box"]) if "box" in p else None, less)) == 1
     # an empty 4x4 sudoku has 288 solutions; the solver counts them all when asked
-    assert len(T.latin_search([0] * 16, 4, (2, 2), limit=1000)) == 288 == len(_naive_latin([[0] * 4 for _ in range(4)], 4, (2, 2)))
+    assert len(latin_search([0] * 16, 4, (2, 2), limit=1000)) == 288 == len(_naive_latin([[0] * 4 for _ in range(4)], 4, (2, 2)))
 
 
 def _brute_crypt(words, ops, result):
@@ -196,13 +205,13 @@ def test_cryptarithms_have_unique_solutions(generated):
     for d in range(1, 11):
         for s in SEEDS:
             p = (generated.get(("cryptarithm", d, s)) or T.generate("cryptarithm", s, d)).puzzle
-            assert len(T.crypt_solutions(p["words"], p["operators"], p["result"], limit=5)) == 1, (d, s)
+            assert len(crypt_solutions(p["words"], p["operators"], p["result"], limit=5)) == 1, (d, s)
     # the column solver agrees with brute force on small puzzles (unique or not)
-    assert T.crypt_solutions(["SEND", "MORE"], ["+"], "MONEY", limit=5) == [
+    assert crypt_solutions(["SEND", "MORE"], ["+"], "MONEY", limit=5) == [
         dict(S=9, E=5, N=6, D=7, M=1, O=0, R=8, Y=2)]
     for words, ops, result in ((["AB", "BA"], ["+"], "CC"), (["ABC", "AB"], ["-"], "CA"), (["A", "B"], ["+"], "C"),
                                (["AB", "CB", "A"], ["+", "-"], "DC")):
-        assert len(T.crypt_solutions(words, ops, result, limit=10**6)) == _brute_crypt(words, ops, result)
+        assert len(crypt_solutions(words, ops, result, limit=10**6)) == _brute_crypt(words, ops, result)
     for d in (1, 2):
         p = T.generate("cryptarithm", 5, d).puzzle
         assert _brute_crypt(p["words"], p["operators"], p["result"]) == 1
@@ -703,7 +712,7 @@ def test_a_futoshiki_row_whose_stored_answer_breaks_a_sign_is_kept_and_any_valid
     stored = env.score(wrap("[[1 2 3 4,3 4 1 2,2 1 4 3,4 3 2 1]]"), row)
     assert stored.reward == 0.0 and stored.feedback == "constraint (1,2) > (1,3) violated"
     # every solution passes, in our format and in SynLogic's [[a b c d,...]]
-    solutions = T.latin_search([1] + [0] * 15, 4, constraints=((2, 1),), limit=50)
+    solutions = latin_search([1] + [0] * 15, 4, constraints=((2, 1),), limit=50)
     assert len(solutions) > 2
     for flat in solutions:
         grid = [flat[i * 4:(i + 1) * 4] for i in range(4)]
@@ -713,8 +722,8 @@ def test_a_futoshiki_row_whose_stored_answer_breaks_a_sign_is_kept_and_any_valid
 
 
 def test_latin_search_refuses_given_cells_that_break_a_sign():
-    assert T.latin_search([1, 2, 0, 0], 2, constraints=((1, 0),)) == []
-    assert T.latin_search([1, 2, 0, 0], 2, constraints=((0, 1),)) == [[1, 2, 2, 1]]
+    assert latin_search([1, 2, 0, 0], 2, constraints=((1, 0),)) == []
+    assert latin_search([1, 2, 0, 0], 2, constraints=((0, 1),)) == [[1, 2, 2, 1]]
 
 
 def test_rows_without_a_usable_stored_answer_are_solved_or_dropped(env):
