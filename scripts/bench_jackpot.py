@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from trl import GRPOConfig, GRPOTrainer
 
 from rlexp import envs
-from rlexp.algos.jackpot import JackpotGRPOTrainer, JackpotOptions, topk_candidates, z_sum
+from rlexp.algos.actor_rollouts import topk_candidates
+from rlexp.algos.jackpot import JackpotGRPOTrainer, JackpotOptions, z_sum
 from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
 from rlexp.rewards import EnvReward
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rlexp.algos.jackpot import topk_candidates, z_sum
+from rlexp.algos.actor_rollouts import topk_candidates
+from rlexp.algos.jackpot import z_sum
 
 TIS_CLIP = 3.0
 TOP_K = 20

@@ -13,18 +13,15 @@ from trl.generation.vllm_generation import extract_logprobs
 
 from conftest import SMALL, run_cli
 from rlexp import envs
+from rlexp.algos.actor_rollouts import actor_logprobs_from_vllm, candidates_to_tensors, check_same_vocabulary, topk_candidates
 from rlexp.algos.jackpot import (
     Jackpot,
     JackpotGRPOTrainer,
     JackpotOptions,
-    actor_logprobs_from_vllm,
-    candidates_to_tensors,
-    check_same_vocabulary,
     kl_terms,
     log_acceptance,
     obrs_sequence_weights,
     obrs_token_weights,
-    topk_candidates,
     truncated_importance_weights,
     z_sum,
 )

@@ -9,8 +9,9 @@ means without std scaling, A_i = r_i - mean_j r_j (`scale_rewards=none`). Per to
 
 f's gradient, gamma / (p + gamma)^2 dp, lifts the demonstration's unlikely tokens rather than its likely ones.
 Losses are summed and divided by rows x max_completion_length (`loss_type=dr_grpo`). The override is small:
-`_generate` swaps in the demonstrations; on their rows the log-probs the loss sees are log f(p) and the old
-log-probs 0, so TRL's own ratio exp(log f(p) - 0) is f(p). With no demonstration it is TRL's GRPO, unchanged.
+`_generate` swaps in the demonstrations; on their rows `rewrite_loss_inputs` makes the log-probs the loss sees
+log f(p) and the old log-probs 0, so TRL's own ratio exp(log f(p) - 0) is f(p). With no demonstration it is TRL's
+GRPO, unchanged.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-from trl import GRPOTrainer
 
 from rlexp.algos import register
-from rlexp.algos.grpo import GRPO
+from rlexp.algos.grpo import GRPO, GRPOTrainerWithLossHook
 from rlexp.errors import ConfigError
 
 
@@ -36,7 +36,7 @@ def shaped_logps(logps: torch.Tensor, gamma: float) -> torch.Tensor:
     return logps - torch.logaddexp(logps, torch.full_like(logps, math.log(gamma)))
 
 
-class LuffyTrainer(GRPOTrainer):
+class LuffyTrainer(GRPOTrainerWithLossHook):
     """`GRPOTrainer` with one demonstration in each group, shaped as LUFFY does."""
 
     def __init__(self, *args, demonstrations: dict[str, str], shaping_gamma: float, **kwargs):
@@ -44,7 +44,6 @@ class LuffyTrainer(GRPOTrainer):
         self.demonstrations = demonstrations  # prompt (as JSON) -> the demonstration's answer text
         self.shaping_gamma = shaping_gamma
         self._demo_rows: list[bool] = []
-        self._loss_inputs = None
 
     def _generate(self, prompts: list):
         out = list(super()._generate(prompts))
@@ -83,24 +82,16 @@ class LuffyTrainer(GRPOTrainer):
             self._metrics[mode]["luffy/demo_advantage"].append(output["advantages"][demo].float().mean().item())
         return output
 
-    def _compute_loss(self, model, inputs):
-        self._loss_inputs = inputs
-        try:
-            return super()._compute_loss(model, inputs)
-        finally:
-            self._loss_inputs = None
-
-    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
-        logps, entropies, *rest = super()._get_per_token_logps_and_entropies(*args, **kwargs)
-        inputs = self._loss_inputs
-        if inputs is not None and inputs.get("demo_mask") is not None and inputs["demo_mask"].any():
-            demo = inputs["demo_mask"][:, None].expand_as(logps)
-            old = inputs.get("old_per_token_logps")
-            old = logps.detach() if old is None else old
-            # TRL's ratio exp(logps - old) becomes f(p) / 1 on demonstration rows
-            inputs["old_per_token_logps"] = torch.where(demo, torch.zeros_like(old), old)
-            logps = torch.where(demo, shaped_logps(logps, self.shaping_gamma), logps)
-        return (logps, entropies, *rest)
+    def rewrite_loss_inputs(self, logps, inputs):
+        demo = inputs.get("demo_mask")
+        if demo is None or not demo.any():
+            return logps
+        demo = demo[:, None].expand_as(logps)
+        old = inputs.get("old_per_token_logps")
+        old = logps.detach() if old is None else old
+        # TRL's ratio exp(logps - old) becomes f(p) / 1 on demonstration rows
+        inputs["old_per_token_logps"] = torch.where(demo, torch.zeros_like(old), old)
+        return torch.where(demo, shaped_logps(logps, self.shaping_gamma), logps)
 
 
 @dataclass
