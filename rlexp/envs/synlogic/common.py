@@ -173,12 +173,11 @@ def grid_text(grid: list[list[int]]) -> str:
 
 
 # -------------------------------------------------------------------------------------------------------------
-# Hub rows' metadata (spec 3): each family's from_hub reads SynLogic's fields with these; anything that does not fit
-# raises Unmappable (the row is skipped, never guessed)
+# Hub rows' metadata (spec 3): each family's from_hub reads SynLogic's fields with these
 
 
 class Unmappable(Exception):
-    pass
+    """A hub row that does not fit our puzzle format: it is skipped, never guessed."""
 
 
 def require(cond: bool, why: str) -> None:
@@ -198,6 +197,7 @@ def as_obj(value: Any) -> Any:
 
 
 def as_int(v: Any) -> int:
+    """A number of the metadata: an int, an integral float or a string of digits."""
     if isinstance(v, bool):
         raise Unmappable("boolean where a number belongs")
     if isinstance(v, float) and v.is_integer():
@@ -209,6 +209,7 @@ def as_int(v: Any) -> int:
 
 
 def as_grid(grid: Any, n: Optional[int] = None, blank=("X", "x", "_", ".", "", None)) -> list[list[int]]:
+    """A square grid of numbers (n x n when n is given), its blank cells as 0."""
     grid = as_obj(grid)
     require(isinstance(grid, list) and grid and all(isinstance(r, list) for r in grid), "grid is not a list of rows")
     n = n or len(grid)
