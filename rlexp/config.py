@@ -37,9 +37,11 @@ class EvalConfig:
     num_prompts: int = 64
     # samples per prompt; pass@k needs k <= num_samples
     num_samples: int = 4
+    # the k of each pass@k reported
     k: List[int] = field(default_factory=lambda: [1, 4])
     # 0 decodes greedily (then use num_samples=1)
     temperature: float = 1.0
+    # tokens a sampled completion may have
     max_new_tokens: int = 256
     # sequences generated at once
     batch_size: int = 64
@@ -60,7 +62,9 @@ class LauncherConfig:
 class LoggerConfig:
     # wandb | none
     name: str = "none"
+    # W&B project
     project: str = "rlexp"
+    # W&B entity (user or team); null: your default
     entity: Optional[str] = None
     # W&B group; null: the experiment's name, or the sweep's directory for -m
     group: Optional[str] = None
@@ -68,18 +72,25 @@ class LoggerConfig:
     run_name: Optional[str] = None
     # online | offline | disabled; the WANDB_MODE variable wins over it
     mode: str = "online"
+    # W&B tags besides the algorithm, environment and model
     tags: List[str] = field(default_factory=list)
 
 
 @dataclass
 class RunConfig:
+    # the last stage's algorithm (a conf/algo/ option and its keys)
     algo: Any = MISSING
+    # the environment (a conf/env/ option and its knobs)
     env: Any = MISSING
+    # the policy (a conf/model/ option)
     model: Any = MISSING
+    # how the run starts (a conf/launcher/ option)
     launcher: LauncherConfig = MISSING
+    # where metrics go besides metrics.jsonl (a conf/logger/ option)
     logger: LoggerConfig = MISSING
     # stages that run before `algo`, in order, each starting from the previous one's checkpoint
     prepare: Dict[str, Any] = field(default_factory=dict)
+    # evaluation after each stage and in mode=eval
     eval: EvalConfig = field(default_factory=EvalConfig)
     # test-time self-distillation against best-of-k and multi-turn retry (mode=discover)
     discover: DiscoverConfig = field(default_factory=DiscoverConfig)
@@ -87,6 +98,7 @@ class RunConfig:
     mode: str = "train"
     # a checkpoint directory to start from (train), to evaluate (eval) or to discover with (discover)
     checkpoint: Optional[str] = None
+    # seed of the run: initialisation order, sampling, data shuffling, evaluation
     seed: int = 0
     # auto: bf16 on a GPU that supports it, else fp32
     precision: str = "auto"
@@ -94,8 +106,9 @@ class RunConfig:
     name: str = "default"
     # torch threads per process; null: this machine's cores divided among the processes the run starts
     threads: Optional[int] = None
-    # your own packages of algorithms and environments, imported before anything composes (see `plugins`)
+    # your own packages of algorithms and environments, imported before anything composes (README: plugins)
     plugins: List[str] = field(default_factory=list)
+    # where the run writes; set by Hydra (hydra.run.dir=...)
     run_dir: str = "${hydra:runtime.output_dir}"
 
 

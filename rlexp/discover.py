@@ -61,14 +61,19 @@ class DiscoverConfig:
     attempts_per_step: int = 16
     # independent runs (seeds) per question
     runs: int = 3
+    # the k of each discovery@k reported
     k: List[int] = field(default_factory=lambda: [1, 4, 16, 64])
     # null: algo.learning_rate
     learning_rate: Optional[float] = None
+    # SDPO's bound on the per-token advantage |log q - log pi|
     advantage_clip: float = 5.0
+    # EMA rate of SDPO's teacher
     teacher_update_rate: float = 0.01
     # multi-turn: feedback history kept in the prompt, in tokens
     max_history_tokens: int = 32000
+    # bootstrap resamples of the confidence interval
     bootstrap: int = 2000
+    # level of the confidence interval
     confidence: float = 0.9
 
 

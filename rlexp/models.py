@@ -41,10 +41,15 @@ class ModelConfig:
     # hub id or local directory; null builds the tiny model from the sizes below
     pretrained: Optional[str] = None
     # > Sizes of the model built from a config (used only when `pretrained` is null)
+    # width of the residual stream
     hidden_size: int = 128
+    # transformer blocks
     num_layers: int = 4
+    # attention heads (as many key-value heads)
     num_heads: int = 4
+    # width of each block's MLP
     intermediate_size: int = 512
+    # longest sequence, prompt and completion together, in tokens
     max_position_embeddings: int = 2048
     # seed of the random initial weights, so every run of `tiny` starts from the same model
     init_seed: int = 0

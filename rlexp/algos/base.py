@@ -23,16 +23,25 @@ class Algo(abc.ABC):
 
     name: str = ""
     # > Optimisation
+    # peak learning rate of AdamW
     learning_rate: float = 1e-5
+    # transformers' schedule: constant, linear, cosine, constant_with_warmup ...
     lr_scheduler_type: str = "constant"
+    # steps of linear warm-up, for schedules that have one (constant ignores it)
     warmup_steps: int = 0
+    # AdamW's decoupled weight decay
     weight_decay: float = 0.0
+    # gradients are clipped to this global norm
     max_grad_norm: float = 1.0
+    # optimisation steps in this stage
     max_steps: int = 100
+    # sequences per process and micro-step (GRPO family: completions, i.e. prompts x num_generations)
     per_device_train_batch_size: int = 8
+    # micro-steps summed into one optimisation step
     gradient_accumulation_steps: int = 1
     # recompute activations in the backward pass: less memory, about 20% more time (TRL calls it gradient_checkpointing)
     activation_checkpointing: bool = False
+    # log metrics every this many steps
     logging_steps: int = 1
     # any other field of the TRL config class (e.g. {adam_beta2: 0.99}); checked against it before anything loads
     trl: Dict[str, Any] = field(default_factory=dict)

@@ -26,11 +26,14 @@ class GRPO(Algo):
     # > Parameters that control generation
     # completions sampled per prompt (the group); at least 2
     num_generations: int = 8
+    # tokens a completion may have; longer ones are cut off
     max_completion_length: int = 256
+    # sampling temperature of the rollouts
     temperature: float = 1.0
     # > Parameters that control the loss
     # KL coefficient to the reference model (0 loads no reference model)
     beta: float = 0.0
+    # clip range of the probability ratio: [1 - epsilon, 1 + epsilon]
     epsilon: float = 0.2
     # "dapo", "grpo", "dr_grpo", "bnpo" ... (TRL's choices)
     loss_type: str = "dapo"

@@ -65,8 +65,11 @@ class IWSFT(SFT):
     # > iw-SFT (specs/sft_as_rl.md section 3)
     # sequence (length-normalised ratio, as the paper's code) | token
     level: str = "sequence"
+    # temperature of pi_theta and pi_ref in the weight
     temp: float = 1.0
+    # [low, high] bounds of the sequence-level weight
     sequence_clip: list = field(default_factory=lambda: [0.0, 16.0])
+    # [low, high] bounds of each token-level weight
     token_clip: list = field(default_factory=lambda: [0.2, 1.8])
 
     def check(self, world_size: int) -> None:

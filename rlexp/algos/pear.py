@@ -111,9 +111,13 @@ class PEAR(SFT):
     # > PEAR (specs/pear.md section 3)
     # token (suffix weights, the paper's recommendation) | block | sequence
     level: str = "token"
+    # discount of the suffix log-ratio sum (token level)
     gamma: float = 0.999
+    # tokens per block (block level)
     block_size: int = 4
+    # [low, high] bounds of each token's log-ratio delta before it is summed
     delta_clip: list = field(default_factory=lambda: [-0.08, 0.3])
+    # [low, high] bounds of each log-weight
     log_weight_clip: list = field(default_factory=lambda: [-10.0, 5.0])
     # > where the behaviour log-probs come from
     # a saved dataset with input_ids, completion_mask, behavior_logps (e.g. an earlier run's <stage>/behaviour)
@@ -121,7 +125,9 @@ class PEAR(SFT):
     # else: the model that samples the demonstrations (a checkpoint dir or a hub id; same tokenizer as the policy)
     behaviour_model: str = ""
     behaviour_samples: int = 4  # per prompt
+    # sampling temperature of the behaviour model (its log-probs are taken at it)
     behaviour_temperature: float = 1.0
+    # tokens a behaviour sample may have
     behaviour_max_new_tokens: int = 256
     behaviour_prompts: int = 0  # prompts of the env's data_split to sample for; 0 = all
     # correct (rejection sampling by env.score) | all

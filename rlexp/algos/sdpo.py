@@ -330,6 +330,7 @@ class SDPO(GRPO):
     # > The distillation loss
     # topk_logits (the paper's) | full_logits | sampled_token (TRL's default)
     distillation_mode: str = "topk_logits"
+    # K: the student's top tokens the topk_logits loss distils
     distillation_topk: Optional[int] = 20
     # one bucket for the probability mass outside the top K
     distillation_add_tail: bool = True
@@ -339,6 +340,7 @@ class SDPO(GRPO):
     distillation_is_clip: Optional[float] = 2.0
     # row_mean (the authors' runs, TRL's) | token_mean
     distillation_reduction: str = "row_mean"
+    # bound on the per-token advantage log q - log pi (reverse KL only); None: no bound
     advantage_clip: Optional[float] = None
     # w in (1 - w) GRPO + w SDPO; the paper's SDPO + GRPO hybrid is 0.1 (lambda = 0.9); 0 is GRPO
     distillation_weight: float = 1.0
@@ -347,20 +349,28 @@ class SDPO(GRPO):
     # > The teacher
     # ema | base | live | trust_region
     teacher_model_kind: str = "ema"
+    # EMA rate of the ema teacher, once per generation batch; the weight of the live model in trust_region
     teacher_update_rate: float = 0.01
     # > The teacher's prompt
+    # show each failed completion's own environment feedback to its teacher
     include_environment_feedback: bool = True
     # feedback only when no sibling succeeded (the sibling's solution is the stronger signal)
     environment_feedback_only_without_solution: bool = True
+    # show a successful sibling from the same group as the solution
     use_successful_as_teacher: bool = True
     # a successful completion learns from a different successful sibling, never from itself
     dont_reprompt_on_self_success: bool = True
+    # drop <think>...</think> (and the whitespace after it) from a sibling's solution
     remove_thinking_from_demonstration: bool = True
+    # tell a completion that hit max_completion_length that it was cut off
     truncation_feedback: bool = True
     # teacher prompts longer than this keep their last tokens
     max_reprompt_len: int = 10240
+    # the teacher's prompt: {prompt}, {solution}, {feedback}
     reprompt_template: str = REPROMPT_TEMPLATE
+    # fills {solution}: {successful_previous_attempt}
     solution_template: str = SOLUTION_TEMPLATE
+    # fills {feedback}: {feedback_raw}
     feedback_template: str = FEEDBACK_TEMPLATE
 
     config_class = FeedbackSDPOConfig

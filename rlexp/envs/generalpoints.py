@@ -773,7 +773,9 @@ class GeneralPoints(Env):
     training sampler rejects held-out face10 multisets and "id" holds every held-out multiset once instead.
     """
 
+    # the number the formula must make
     target: int = 24
+    # cards dealt per game, 1 to 6
     num_cards: int = 4
     face_rule: str = "face10"  # training rule; eval splits cover both rules
     split: str = "iid"  # "iid" (paper sampler) | "heldout_multisets" (spec 12)
@@ -782,8 +784,11 @@ class GeneralPoints(Env):
     feedback_detail: bool = False  # also say what the formula evaluates to
     reveal_solution: bool = False  # a failed trial's feedback also shows one solution (for a self-teacher: algo=sdpo)
     prompt_style: str = "paper"  # "paper" (the paper's template, byte-exact) | "short" (same facts, ~60 chars)
+    # training deals
     train_size: int = 2000
+    # evaluation deals per split (the paper's 234)
     eval_size: int = 234
+    # seed of the evaluation deals (42 gives the paper's)
     eval_seed: int = 42
     seed: int = 0  # training sampler
 

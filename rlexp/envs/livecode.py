@@ -272,14 +272,14 @@ class LiveCode(Env):
     train_test_fraction: float = 0.5  # private tests added to the public ones for training (SDPO: 50%, seed 0)
     time_limit: float = 6.0  # seconds per test (LiveCodeBench: 6)
     batch_timeout_s: float = 300.0  # a reward call for a whole batch never takes longer
-    procedural_seed: int = 0
-    min_tests: int = 10
-    max_tests: int = 30
+    procedural_seed: int = 0  # seed of the procedural problems' generated tests
+    min_tests: int = 10  # procedural: fewest tests per problem
+    max_tests: int = 30  # procedural: most tests per problem
     # sandbox (rlexp/sandbox): auto | bwrap | namespaces | rlimit-only
     sandbox_level: str = "auto"
     require_isolation: bool = True  # refuse to run programs at rlimit-only
     workers: int = 0  # sandbox processes at once; 0 = one per core
-    memory_mb: int = 2048
+    memory_mb: int = 2048  # address-space limit of each sandboxed program
 
     def __post_init__(self) -> None:
         if self.source not in ("procedural", "lcb") and not str(self.source).endswith((".jsonl", ".json")):

@@ -573,8 +573,11 @@ class Math(Env):
     dataset: str = field(default_factory=lambda: "procedural")
     kinds: list = field(default_factory=list)  # procedural kinds (empty = all): arithmetic fractions linear ...
     difficulty: int = 2  # procedural: 1 (one-step, small numbers) ... 5
+    # procedural training problems
     train_size: int = 2000
+    # procedural evaluation problems
     eval_size: int = 200
+    # seed of the procedural training problems
     seed: int = 0
     eval_seed: int = 1_000_000  # procedural eval problems come from seeds far from the training ones
     # a check that takes longer is killed and scored 0; TRL's own bounds add up to 25 s (parse the gold 10 s,
