@@ -46,8 +46,9 @@ def describe(exc: BaseException) -> str:
 
         where, _, key = cause.full_key.rpartition(".")
         known = [f.name for f in dataclasses.fields(cause.object_type)] if dataclasses.is_dataclass(cause.object_type) else []
-        close = suggest(key, where, known)
-        hint = f"; did you mean {close}?" if close else ""
+        renamed = getattr(cause.object_type, "renamed_knobs", {}).get(key)
+        close = f"{where}.{renamed}" if renamed else suggest(key, where, known)
+        hint = (f"; it is now {close}" if renamed else f"; did you mean {close}?") if close else ""
         return f"unknown key {cause.full_key!r}: {where or 'the top level'} has no {key!r}{hint}"
     if cause is not None:
         first = str(cause).splitlines()[0]

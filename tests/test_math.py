@@ -1,4 +1,4 @@
-"""env=math (specs/math.md): generators, gold normalisation, extraction, bounded verification, hostile input."""
+"""env=math: generators, gold normalisation, extraction, bounded verification, hostile input."""
 
 import json
 import os
@@ -32,7 +32,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def fixture_env():
-    e = envs.make("math", dataset=str(math_env.FIXTURE), timeout_s=8.0)
+    e = envs.make("math", source=str(math_env.FIXTURE), timeout_s=8.0)
     yield e
     e.pool.close()
 
@@ -63,11 +63,11 @@ def test_knobs_select_kinds_and_difficulty():
     e = envs.make("math", kinds=["linear"], difficulty=5, train_size=5)
     rows = list(e.dataset("train"))
     assert {r["subject"] for r in rows} == {"linear"} and {r["level"] for r in rows} == {"Level 5"}
-    assert e.knobs()["dataset"] == "procedural" and e.dataset("train")[0]["source"] == "procedural"
+    assert e.knobs()["source"] == "procedural" and e.dataset("train")[0]["source"] == "procedural"
 
 
 @pytest.mark.parametrize("knobs, message", [
-    ({"dataset": "mmlu"}, "dataset must be"),
+    ({"source": "mmlu"}, "source must be"),
     ({"kinds": ["calculus"]}, "kinds must be"),
     ({"difficulty": 9}, "difficulty"),
     ({"timeout_s": 0}, "timeout_s"),
@@ -75,6 +75,20 @@ def test_knobs_select_kinds_and_difficulty():
 def test_bad_knobs_are_one_clear_error(knobs, message):
     with pytest.raises(ValueError, match=message):
         envs.make("math", **knobs)
+
+
+def test_the_old_knob_name_dataset_points_to_source():
+    with pytest.raises(TypeError, match="knob dataset is now source"):
+        envs.make("math", dataset="gsm8k")
+    from hydra import compose, initialize_config_dir
+
+    from rlexp.__main__ import CONF_DIR, describe
+    from rlexp.config import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"), pytest.raises(Exception) as info:
+        compose(config_name="config", overrides=["env=math", "env.dataset=gsm8k"])
+    assert describe(info.value) == "unknown key 'env.dataset': env has no 'dataset'; it is now env.source"
 
 
 def test_hub_rows_are_normalised_per_dataset():
@@ -94,11 +108,11 @@ def test_hub_failure_is_one_clear_line(monkeypatch):
         raise ConnectionError("offline mode is enabled\nmore detail")
 
     monkeypatch.setattr(math_env.datasets, "load_dataset", offline)
-    with pytest.raises(ConfigError, match="env.dataset=gsm8k: could not load openai/gsm8k .* use env.dataset=procedural") as info:
-        envs.make("math", dataset="gsm8k").dataset("test")
+    with pytest.raises(ConfigError, match="env.source=gsm8k: could not load openai/gsm8k .* use env.source=procedural") as info:
+        envs.make("math", source="gsm8k").dataset("test")
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="evaluation only"):
-        envs.make("math", dataset="aime24").dataset("train")
+        envs.make("math", source="aime24").dataset("train")
 
 
 def test_hub_loader_asks_for_every_math_subject(monkeypatch):
@@ -109,7 +123,7 @@ def test_hub_loader_asks_for_every_math_subject(monkeypatch):
         return [{"problem": f"{config} problem", "solution": "$\\boxed{1}$", "level": "Level 1", "type": config}]
 
     monkeypatch.setattr(math_env.datasets, "load_dataset", fake_load)
-    rows = list(envs.make("math", dataset="math").dataset("train"))
+    rows = list(envs.make("math", source="math").dataset("train"))
     assert [c for _, c, _ in asked] == list(math_env.MATH_SUBJECTS) and {s for _, _, s in asked} == {"train"}
     assert len(rows) == 7 and all(r["solution"] == "$1$" for r in rows)
 

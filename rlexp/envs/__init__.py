@@ -34,6 +34,9 @@ def make(name: str, **overrides) -> Env:
     cls = env_class(name)
     overrides.pop("name", None)
     known = {f.name for f in dataclasses.fields(cls)} - {"name"}
+    renamed = [f"{old} is now {new}" for old, new in cls.renamed_knobs.items() if old in overrides]
+    if renamed:
+        raise TypeError(f"environment {name!r}: knob {', '.join(renamed)}")
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"environment {name!r} has no knob {', '.join(unknown)}; knobs: {', '.join(sorted(known))}")

@@ -28,10 +28,12 @@ class Env(abc.ABC):
     """Base class: subclasses are dataclasses and add their knobs as fields."""
 
     name: str = ""
-    # reward value that means "solved" (metrics.md section 1)
+    # reward value that means "solved"
     success_value: ClassVar[float] = 1.0
     # row columns evaluation also breaks its metrics down by, e.g. ("difficulty",)
     group_columns: ClassVar[tuple[str, ...]] = ()
+    # knobs renamed since an earlier release, {old: new}: the old name is refused with a pointer to the new one
+    renamed_knobs: ClassVar[dict[str, str]] = {}
 
     @abc.abstractmethod
     def dataset(self, split: str) -> datasets.Dataset:

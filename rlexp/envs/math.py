@@ -1,6 +1,6 @@
-"""Math word problems and competition math, scored with math-verify (specs/math.md).
+"""Math word problems and competition math, scored with math-verify (huggingface/Math-Verify).
 
-Problems come from `dataset=`:
+Problems come from `source=`:
 - `procedural` (default, offline): arithmetic, fractions, linear equations, gcd/lcm, remainders, counting and
   GSM-style word problems, each a pure function of (seed, difficulty) with an exact answer and a worked
   solution (the SFT demonstration);
@@ -21,7 +21,6 @@ strings instead. A gold answer that does not parse gives reward `None` (TRL skip
 
 from __future__ import annotations
 
-import abc
 import concurrent.futures
 import json
 import logging
@@ -68,7 +67,7 @@ HUB = {
     "amc": ("AI-MO/aimo-validation-amc", None, None, "train"),
 }
 
-# -- answer extraction (math.md section 5) ------------------------------------------------------------------------
+# -- answer extraction ----------------------------------------------------------------------------------------------
 
 MAX_TAIL = 4000
 MAX_BOX_CHARS = 512
@@ -126,7 +125,8 @@ _NUMBER = re.compile(r"\d{4,}")
 
 
 def _nested_exponent(answer: str) -> bool:
-    """Whether an exponent holds another exponent: 10^{10^{10}}, 9^9^9 (the spec's towers)."""
+    """Whether an exponent holds another exponent: 10^{10^{10}}, 9^9^9 (math-verify would spend its whole timeout
+    on such a tower)."""
     inside: list[bool] = []  # for each open brace: is it an exponent's?
     i, n = 0, len(answer)
     while i < n:
@@ -384,7 +384,7 @@ def _forget_inherited_workers() -> None:
 os.register_at_fork(after_in_child=_forget_inherited_workers)
 
 
-# -- procedural problems (math.md section 7) -----------------------------------------------------------------------
+# -- procedural problems --------------------------------------------------------------------------------------------
 
 
 def latex_number(value: Fraction) -> str:
@@ -523,7 +523,7 @@ def _amc_answer(value: Any) -> str:
 
 
 def normalise_hub_row(name: str, raw: dict) -> dict:
-    """A hub row as {problem, answer, solution, level, subject, id} (math.md section 1)."""
+    """A hub row, whatever its dataset's column names, as {problem, answer, solution, level, subject, id}."""
     if name == "gsm8k":
         row = _gsm8k_row(raw)
         return {**row, "level": "", "subject": "", "id": ""}
@@ -543,7 +543,7 @@ def load_hub(name: str, split: str) -> list[dict]:
     repo, config, train_split, eval_split = HUB[name]
     hub_split = train_split if split == "train" else eval_split
     if hub_split is None:
-        raise ConfigError(f"env.dataset={name} is for evaluation only; train on gsm8k, math or procedural")
+        raise ConfigError(f"env.source={name} is for evaluation only; train on gsm8k, math or procedural")
     try:
         configs = config if isinstance(config, tuple) else (config,)
         raws = []
@@ -551,8 +551,8 @@ def load_hub(name: str, split: str) -> list[dict]:
             raws += list(datasets.load_dataset(repo, cfg, split=hub_split))
     except Exception as exc:  # noqa: BLE001 - any hub failure becomes one clear line
         raise ConfigError(
-            f"env.dataset={name}: could not load {repo} ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
-            "offline, use env.dataset=procedural or a local .jsonl in MATH-500's format"
+            f"env.source={name}: could not load {repo} ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+            "offline, use env.source=procedural or a local .jsonl in MATH-500's format"
         ) from None
     return [normalise_hub_row(name, raw) for raw in raws]
 
@@ -563,14 +563,15 @@ def load_hub(name: str, split: str) -> list[dict]:
 @register("math")
 @dataclass
 class Math(Env):
-    """Math problems with a boxed final answer, checked by math-verify (specs/math.md)."""
+    """Math problems with a boxed final answer, checked by math-verify."""
 
     group_columns: ClassVar[tuple[str, ...]] = ("source", "level", "subject")
 
-    # procedural | gsm8k | math | math500 | aime24 | aime25 | amc | path/to/rows.jsonl. The knob shares its name
-    # with the Env method dataset(split), which is set on the class below; __post_init__ moves the value to
-    # `self.source` so that the instance does not hide the method
-    dataset: str = field(default_factory=lambda: "procedural")
+    # `source` was `dataset`, which clashed with the Env method dataset()
+    renamed_knobs: ClassVar[dict[str, str]] = {"dataset": "source"}
+
+    # where problems come from: procedural | gsm8k | math | math500 | aime24 | aime25 | amc | path/to/rows.jsonl
+    source: str = "procedural"
     kinds: list = field(default_factory=list)  # procedural kinds (empty = all): arithmetic fractions linear ...
     difficulty: int = 2  # procedural: 1 (one-step, small numbers) ... 5
     # procedural training problems
@@ -588,9 +589,8 @@ class Math(Env):
     reveal_answer: bool = False
 
     def __post_init__(self) -> None:
-        self.source = self.__dict__.pop("dataset")
         if self.source not in ("procedural", *HUB) and not str(self.source).endswith((".jsonl", ".json")):
-            raise ValueError(f"dataset must be procedural, {', '.join(HUB)}, or a path to a .jsonl file; got {self.source!r}")
+            raise ValueError(f"source must be procedural, {', '.join(HUB)}, or a path to a .jsonl file; got {self.source!r}")
         bad = [k for k in self.kinds if k not in KINDS]
         if bad:
             raise ValueError(f"kinds must be among {', '.join(KINDS)}; got {bad}")
@@ -605,9 +605,6 @@ class Math(Env):
         self._pool: Optional[BoundedPool] = None
         self._bad_golds: set[str] = set()
         self._said_unavailable = False
-
-    def knobs(self) -> dict[str, Any]:
-        return {**{k: v for k, v in super().knobs().items() if k != "dataset"}, "dataset": self.source}
 
     def __repr__(self) -> str:
         return f"Math({', '.join(f'{k}={v!r}' for k, v in self.knobs().items())})"
@@ -631,7 +628,7 @@ class Math(Env):
             return load_hub(self.source, split)
         path = Path(self.source).expanduser()
         if not path.exists():
-            raise ConfigError(f"env.dataset: no such file {path}")
+            raise ConfigError(f"env.source: no such file {path}")
         with path.open() as f:
             return [normalise_hub_row("file", json.loads(line)) for line in f if line.strip()]
 
@@ -658,10 +655,13 @@ class Math(Env):
             self._rows[split] = rows
         return self._rows[split]
 
+    def dataset(self, split: str) -> datasets.Dataset:
+        return datasets.Dataset.from_list(self._split_rows(split))
+
     def demonstrations(self, split: str) -> datasets.Dataset:
         rows = [r for r in self._split_rows(split) if "\\boxed" in r["reference_solution"]]
         if not rows:
-            raise ConfigError(f"env=math: {self.source} has no worked solutions to imitate; use env.dataset=procedural, gsm8k or math")
+            raise ConfigError(f"env=math: {self.source} has no worked solutions to imitate; use env.source=procedural, gsm8k or math")
         return datasets.Dataset.from_list([
             {"messages": r["prompt"] + [{"role": "assistant", "content": r["reference_solution"]}]} for r in rows
         ])
@@ -694,7 +694,7 @@ class Math(Env):
         for i, (gold, boxed), (status, outcome) in zip(owners, calls, self.pool.map(calls)):
             if status == "crashed":  # a worker can die for reasons of its own: one more try
                 status, outcome = self.pool.call(gold, boxed)
-            if status == "timeout":  # the answer kept math-verify busy past every bound (math.md section 2)
+            if status == "timeout":  # the answer kept math-verify busy past every bound
                 scores[i] = Score(0.0, False, WRONG_FEEDBACK, {"category": "verify_timeout", "reason": "verify_timeout", "parsed": boxed[:200]})
             elif status != "ok":  # not the answer's fault: TRL leaves the sample out
                 if status != "unavailable":
@@ -732,11 +732,3 @@ class Math(Env):
     def __getstate__(self):
         return {**self.__dict__, "_pool": None}
 
-
-def _dataset(self: Math, split: str) -> datasets.Dataset:
-    return datasets.Dataset.from_list(self._split_rows(split))
-
-
-# set after the class body, where a method named like the knob would have replaced the knob's default
-Math.dataset = _dataset  # type: ignore[assignment, method-assign]
-abc.update_abstractmethods(Math)
