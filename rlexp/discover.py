@@ -1,5 +1,5 @@
 """Test-time self-distillation (`mode=discover`): discovery@k of SDPO, best-of-k and multi-turn retry on hard
-questions (specs/sdpo.md 10, metrics.md 4).
+questions (arXiv 2601.20802 section 5; discovery@k is its Def. 5.1, Eq. 4).
 
 For each hard question (the starting model solves fewer than `max_pass_rate` of `probe_samples` attempts) and each
 of `runs` seeds, every method gets `budget` attempts, `attempts_per_step` at a time:

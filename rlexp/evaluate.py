@@ -1,5 +1,5 @@
 """Evaluation: sample completions for each eval split, score them with the environment, and
-report success, mean reward, pass@k (unbiased) and error categories (metrics.md)."""
+report success, mean reward, pass@k (unbiased) and error categories."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from rlexp.envs import Env, Score
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k = 1 - C(n-c, k) / C(n, k) for n samples of which c are correct (k <= n)."""
+    """Unbiased pass@k = 1 - C(n-c, k) / C(n, k) for n samples of which c are correct (k <= n), in the
+    numerically stable product form of Chen et al. 2021 (arXiv 2107.03374)."""
     if k > n:
         raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
     if n - c < k:

@@ -1,4 +1,4 @@
-"""The TRL reward function around `env.score` (metrics.md section 6)."""
+"""The TRL reward function around `env.score`, to TRL 1.16's GRPOTrainer reward-function contract."""
 
 from __future__ import annotations
 

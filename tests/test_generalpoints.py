@@ -1,4 +1,5 @@
-"""GeneralPoints: solver, sampler, prompts, parser and verifier against shared/specs/generalpoints.md."""
+"""GeneralPoints: solver, sampler, prompts, parser and verifier against the paper (arXiv 2501.17161) and the
+behaviour of its authors' code, LeslieTrue/SFTvsRL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""algo=iwsft (specs/sft_as_rl.md sections 3 and 7)."""
+"""algo=iwsft: importance-weighted SFT (arXiv 2507.12856)."""
 
 import math
 

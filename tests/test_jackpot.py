@@ -1,4 +1,4 @@
-"""algo=jackpot (specs/jackpot.md section 11): the OBRS math, the trainer's weights, vLLM parsing, CLI smokes."""
+"""algo=jackpot (arXiv 2602.06107): the OBRS math, the trainer's weights, vLLM parsing, CLI smokes."""
 
 import json
 import math

@@ -1,4 +1,4 @@
-"""algo=luffy (specs/sft_as_rl.md sections 4 and 7)."""
+"""algo=luffy: LUFFY's demonstration-augmented GRPO (arXiv 2504.14945)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""algo=pear (specs/pear.md section 9) and the behaviour log-probs it trains on (rlexp.behaviour)."""
+"""algo=pear (arXiv 2602.01058) and the behaviour log-probs it trains on (rlexp.behaviour)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""algo=sdpo and mode=discover (specs/sdpo.md section 13)."""
+"""algo=sdpo and mode=discover (arXiv 2601.20802)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""env=synlogic (specs/synlogic.md): generators, verifiers, reward rule, knobs, hostile input and the hub mapper."""
+"""env=synlogic: generators, verifiers, reward rule, knobs, hostile input and the hub mapper."""
 
 import itertools
 import json

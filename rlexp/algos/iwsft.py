@@ -1,6 +1,7 @@
-"""iw-SFT: SFT on curated data read as RL with reward 1, tightened by importance weights (specs/sft_as_rl.md 3).
+"""iw-SFT: SFT on curated data read as RL with reward 1, tightened by importance weights.
 
-"Supervised Fine Tuning on Curated Data is Reinforcement Learning (and can be improved)" (arXiv 2507.12856).
+"Supervised Fine Tuning on Curated Data is Reinforcement Learning (and can be improved)" (arXiv 2507.12856;
+the weights below are those of the authors' code, emmyqin/iw_sft, bounding_trainers.py, IwSFTLoss).
 SFT on successes maximises a lower bound of the RL objective E[r]; weighting each demonstration by how much more
 likely the current policy finds it than the frozen reference (the model this stage starts from) tightens it:
 
@@ -62,7 +63,7 @@ class IWSFTTrainer(WeightedSFTTrainer):
 @dataclass
 class IWSFT(SFT):
     learning_rate: float = 1e-5
-    # > iw-SFT (specs/sft_as_rl.md section 3)
+    # > iw-SFT (arXiv 2507.12856)
     # sequence (length-normalised ratio, as the paper's code) | token
     level: str = "sequence"
     # temperature of pi_theta and pi_ref in the weight

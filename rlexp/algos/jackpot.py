@@ -1,21 +1,21 @@
 """Jackpot: GRPO on rollouts from a different actor, corrected by optimal budgeted rejection sampling (OBRS).
 
 "Jackpot: Optimal Budgeted Rejection Sampling for Extreme Actor-Policy Mismatch Reinforcement Learning"
-(arXiv 2602.06107; specs/jackpot.md). A cheap actor (a smaller model, a stale copy of the policy,
-or the vLLM engine's numerics) writes the rollouts; the policy trains on them. Notation, per completion token t
-at decoding state s_t: q = p_actor(.|s_t) the distribution the token y_t was sampled from (at the sampling
-temperature), p = p_target(.|s_t) the distribution OBRS aligns q to (the old policy p_ref by default).
+(arXiv 2602.06107). A cheap actor (a smaller model, a stale copy of the policy, or the vLLM engine's numerics)
+writes the rollouts; the policy trains on them. Notation, per completion token t at decoding state s_t:
+q = p_actor(.|s_t) the distribution the token y_t was sampled from (at the sampling temperature),
+p = p_target(.|s_t) the distribution OBRS aligns q to (the old policy p_ref by default).
 
-Acceptance. y_t is kept with probability
+Acceptance (section 3, Def. 3.2). y_t is kept with probability
 
     a_t = min(1, p(y_t) / (lambda * q(y_t))),        M_t ~ Bernoulli(a_t)
 
 The kept tokens follow q~(x) = min(q(x), p(x)/lambda) / Z with Z = sum_x min(q(x), p(x)/lambda) = E_q[a], the
-expected acceptance rate. Of all rules that accept a share Z, this one brings q~ closest to p in KL(p || q~);
-a larger lambda rejects more and aligns better; lambda -> 0 accepts everything; lambda = 1 is the speculative
-decoding rule (Z = 1 - TV(p, q)).
+expected acceptance rate. Of all rules that accept a share Z, this one brings q~ closest to p in KL(p || q~)
+(Thm 3.4); a larger lambda rejects more and aligns better; lambda -> 0 accepts everything; lambda = 1 is the
+speculative decoding rule (Z = 1 - TV(p, q)).
 
-OBRS weight. The weight that turns kept tokens back into samples of p is
+OBRS weight (Algorithm 1, line 23). The weight that turns kept tokens back into samples of p is
 
     w_t = p(y_t) / q~(y_t) = Z_t * max(lambda, p(y_t) / q(y_t)),     rho_t = min(w_t, c1)          (target "ref")
     rho_t = min(w_t, c1) * min(p_ref(y_t) / p_new(y_t), c2),  w from p = p_new.detach()            (target "new")
@@ -23,16 +23,16 @@ OBRS weight. The weight that turns kept tokens back into samples of p is
 c1 (`max_weight`) truncates w as TIS truncates its ratio; c2 (`max_ref_ratio`) bounds the stale-anchor factor
 when the target is the current policy (Algorithm 1 of the paper).
 
-Z from the top-k. Z_t is a sum over the vocabulary. It is estimated on the actor's top-k ids (k = 20) plus the
-sampled id, Z~_t = sum_{x in ids} min(q(x), p(x)/lambda) <= Z_t (ids in the policy's top-k but not the actor's have
-no q(x), so count 0), and the bias is removed with the batch's realised acceptance:
+Z from the top-k (section 4.4). Z_t is a sum over the vocabulary. It is estimated on the actor's top-k ids
+(k = 20) plus the sampled id, Z~_t = sum_{x in ids} min(q(x), p(x)/lambda) <= Z_t (ids in the policy's top-k but
+not the actor's have no q(x), so count 0), and the bias is removed with the batch's realised acceptance:
 
     kappa = accepted tokens / proposed tokens  /  mean_t Z~_t,         Z_t = kappa * Z~_t
 
 (`acceptance_estimator: expected` uses mean a_t instead of the Bernoulli count). `z_estimate: exact` sums over the
 whole vocabulary instead (HF generation, where both models' logits are at hand).
 
-With GRPO. Per token the loss is TRL's clipped objective, masked and reweighted:
+With GRPO (eq. 5). Per token the loss is TRL's clipped objective, masked and reweighted:
 
     l_t = -M_t * SG(rho_t) * min(r_t A, clip(r_t, 1 - eps, 1 + eps) A),      r_t = p_new(y_t) / p_ref(y_t)
 

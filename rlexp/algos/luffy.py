@@ -1,8 +1,9 @@
-"""LUFFY: GRPO whose groups each hold one demonstration among the policy's own rollouts (specs/sft_as_rl.md 4).
+"""LUFFY: GRPO whose groups each hold one demonstration among the policy's own rollouts.
 
-"Learning to Reason under Off-Policy Guidance" (arXiv 2504.14945). Of the G completions per prompt, the last is
-replaced by the environment's demonstration; all G are scored by the environment, and the advantages are group
-means without std scaling, A_i = r_i - mean_j r_j (`scale_rewards=none`). Per token:
+"Learning to Reason under Off-Policy Guidance" (arXiv 2504.14945; the authors' code is ElliottYan/LUFFY,
+compute_token_on_off_policy_loss in luffy/verl/verl/mix_src/mix_core_alg.py). Of the G completions per prompt,
+the last is replaced by the environment's demonstration; all G are scored by the environment, and the advantages
+are group means without std scaling, A_i = r_i - mean_j r_j (`scale_rewards=none`). Per token:
 
     on-policy rows:      l_t = -A * pi_theta(y_t) / pi_old(y_t)        (the clip is off: epsilon 1e9)
     demonstration rows:  l_t = -A * f(pi_theta(y_t)),  f(p) = p / (p + gamma)    ("policy shaping", gamma 0.1)

@@ -1,4 +1,4 @@
-"""PEAR: SFT reweighted by importance ratios, so that it prepares for the RL that follows (specs/pear.md).
+"""PEAR: SFT reweighted by importance ratios, so that it prepares for the RL that follows.
 
 "Good SFT Optimizes for SFT, Better SFT Prepares for Reinforcement Learning" (arXiv 2602.01058). The data were
 written by a behaviour policy pi_beta; the policy pi_theta will next learn from its own rollouts. Each trained
@@ -16,7 +16,8 @@ reach what follows it. Over the T trained tokens t of one example:
     loss = sum_t sg[G_t] * (-log pi_theta(y_t | s_t)) / (number of trained tokens)      (G = 1: plain SFT)
 
 T - t counts trained tokens, not positions, so padding and prompt length never change a weight. Defaults
-(gamma 0.999, B 4, delta in [-0.08, 0.3], log G in [-10, 5]) follow the spec. The behaviour log-probs come
+(gamma 0.999, B 4, delta in [-0.08, 0.3], log G in [-10, 5]) are the paper's as third-party readings of its
+sections 3-4 report them (the authors published no code). The behaviour log-probs come
 from `rlexp.behaviour`: sampled by `algo.behaviour_model` and cached in the stage's directory, or read from
 `algo.behaviour_data`. The override is one forward hook that reweights TRL's per-token log-probs before its own
 NLL sums them.
@@ -108,7 +109,7 @@ class PEARTrainer(WeightedSFTTrainer):
 @dataclass
 class PEAR(SFT):
     learning_rate: float = 1e-5
-    # > PEAR (specs/pear.md section 3)
+    # > PEAR (arXiv 2602.01058)
     # token (suffix weights, the paper's recommendation) | block | sequence
     level: str = "token"
     # discount of the suffix log-ratio sum (token level)

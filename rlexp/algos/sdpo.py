@@ -1,4 +1,4 @@
-"""SDPO: self-distillation from rich environment feedback, on TRL's `SDPOTrainer` (specs/sdpo.md).
+"""SDPO: self-distillation from rich environment feedback, on TRL's `SDPOTrainer`.
 
 "Reinforcement Learning via Self-Distillation" (Huebotter et al., arXiv 2601.20802). For each completion y_i of a
 prompt x the environment returns a success flag and a feedback text f_i (a failing test, a wrong move, a format
@@ -12,19 +12,21 @@ and the student is pulled toward it, token by token, on its own rollout (the tea
     L_SDPO = sum over tokens t of completions with a context c_i of  D( pi(. | x, y_<t) || q(. | x, c_i, y_<t) )
 
 averaged per completion, then over the batch (`distillation_reduction: row_mean`, TRL's), a completion without a
-context counting as zero. That is what the authors' runs compute (specs/sdpo.md 2): their loss is a token mean
-within each micro-batch, but each micro-batch is one completion (`ppo_micro_batch_size_per_gpu: 1`), scaled by
-1 / gradient-accumulation steps. `token_mean` (the sum over distilled tokens divided by their number) is kept as an
-option. The student's own attempt never enters the teacher prompt. D is reverse KL (`distillation_alpha` 1),
-forward KL (0) or the alpha-mixture (0.5 is JSD), over
-    topk_logits    the student's top-K tokens plus one tail bucket (the paper's: K = 20 with feedback),
+context counting as zero. That is what the authors' runs compute (lasgroup/SDPO, compute_self_distillation_loss
+in verl/trainer/ppo/core_algos.py): their loss is a token mean within each micro-batch, but each micro-batch is one
+completion (`ppo_micro_batch_size_per_gpu: 1`), scaled by 1 / gradient-accumulation steps. `token_mean` (the sum
+over distilled tokens divided by their number) is kept as an option. The student's own attempt never enters the
+teacher prompt. D is reverse KL (`distillation_alpha` 1; the paper's eq. 1), forward KL (0) or the alpha-mixture
+(0.5 is JSD), over
+    topk_logits    the student's top-K tokens plus one tail bucket (eq. 11; the paper's K = 20 with feedback),
     full_logits    the whole vocabulary,
     sampled_token  the sampled token only: sg(log pi - log q) log pi, whose gradient is reverse KL's.
-The gradient is a policy gradient with a per-token advantage A_t(v) = log q(v) - log pi(v); `advantage_clip` bounds
-it to [-c, c] (the paper's test-time runs use 5). A completion with no context (no sibling succeeded and the
-environment said nothing) gets no distillation loss.
+The gradient is a policy gradient with a per-token advantage A_t(v) = log q(v) - log pi(v) (Prop. 2.1, eq. 6);
+`advantage_clip` bounds it to [-c, c] (the paper's test-time runs, section 5, use 5). A completion with no context
+(no sibling succeeded and the environment said nothing) gets no distillation loss.
 
-Mixed with GRPO (`distillation_weight` w = 1 - lambda; the paper's hybrid is lambda = 0.9, w = 0.1):
+Mixed with GRPO (`distillation_weight` w = 1 - lambda; the paper's hybrid, eq. 3 and section 4.5, is lambda = 0.9,
+w = 0.1):
     L = (1 - w) L_GRPO(A = r - mean r) + w L_SDPO,
 both terms normalised alike, so the gradient is one policy gradient with A = lambda A_GRPO + (1 - lambda) A_SDPO:
 `row_mean` goes with `loss_type: grpo` (per-completion means in both terms); with `token_mean` the distillation term
@@ -32,10 +34,10 @@ takes the policy term's normaliser, whatever `loss_type`. w = 0 is TRL's GRPO-st
 
 Teacher (`teacher_model_kind`): `ema` of the student (rate `teacher_update_rate` 0.01, updated once per generation
 batch), `base` (the frozen starting model), `live` (the student itself; it diverges in the paper) or `trust_region`
-(logits (1 - a) base + a live, a = `teacher_update_rate`). The paper's rich-feedback runs take one optimiser step per
-question (8 completions) and 32 per generation batch: `per_device_train_batch_size: 8`, `trl.steps_per_generation: 32`.
-TRL then keeps the rollout-time log-probs, so the importance clip acts from the second step of each batch on, and
-the EMA teacher still moves once per batch, after its last step.
+(logits (1 - a) base + a live, a = `teacher_update_rate`; appendix A.2). The paper's rich-feedback runs (section 4)
+take one optimiser step per question (8 completions) and 32 per generation batch: `per_device_train_batch_size: 8`,
+`trl.steps_per_generation: 32`. TRL then keeps the rollout-time log-probs, so the importance clip acts from the
+second step of each batch on, and the EMA teacher still moves once per batch, after its last step.
 
 Teacher prompts use the templates as the authors' YAML loads them (block scalars drop the trailing newlines), and
 thinking removal deletes each `<think>...</think>` block and the whitespace after it, nothing else.
@@ -202,7 +204,8 @@ class FeedbackSDPOTrainer(SDPOTrainer):
             for i, ids in enumerate(completion_ids_list):
                 if len(ids) >= self.max_completion_length and ids[-1] not in self.eos_token_ids:
                     texts[i].append(notice)
-        # a solved completion has nothing left to learn from feedback (specs/sdpo.md 7)
+        # a solved completion has nothing left to learn from feedback (the authors' feedback is empty on success:
+        # lasgroup/SDPO, verl/utils/reward_score/feedback/)
         self._rollout_feedback = [None if solved else (join_nonempty(*parts) or None) for parts, solved in zip(texts, success)]
         self._rollout_success = torch.tensor(success, dtype=torch.float32, device=self.accelerator.device)
         mode = "train" if self.model.training else "eval"
@@ -237,7 +240,8 @@ class FeedbackSDPOTrainer(SDPOTrainer):
     def _compute_teacher_student_logits(self, model, teacher_model, inputs):
         logits = super()._compute_teacher_student_logits(model, teacher_model, inputs)
         if self.args.teacher_model_kind == "trust_region":
-            # q proportional to exp((1 - a) log q_base + a log q_live), as lerp of the logits (specs/sdpo.md 4)
+            # q proportional to exp((1 - a) log q_base + a log q_live), as lerp of the logits
+            # (arXiv 2601.20802 appendix A.2)
             with torch.no_grad():
                 live = self._forward_logits(model, inputs["teacher_input_ids"], inputs["teacher_attention_mask"],
                                             inputs["completion_ids"].size(1))

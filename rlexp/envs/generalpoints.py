@@ -4,9 +4,10 @@ Some cards are dealt (4 in the paper); the model answers with one formula that u
 once, with integers, `+ - * /` and parentheses, and evaluates to the target (24 in the paper). A=1, 2..10 at face
 value; J/Q/K count 10 under the training rule `face10` and 11/12/13 under the rule-OOD `face_ood`.
 
-The rules, sampler, prompts, parser, verifier, rewards and the held-out split follow
-`shared/specs/generalpoints.md` (sections cited as "spec N"). Everything here is written from that spec; the
-original repository has no licence, so none of its code is used.
+The rules, sampler, prompts, original parser, verifier and rewards are the paper's, as its authors' code,
+LeslieTrue/SFTvsRL, implements them ("SFTvsRL" below, with the file); the robust parser, the exact evaluator,
+the held-out split and the fixes of robust mode are rlexp's own. That repository has no licence, so
+none of its code is used: everything here is written from its described behaviour.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from rlexp.envs.base import Env, Score
 from rlexp.envs.text import completion_text, normalize_formula, printable, split_think
 
 # ---------------------------------------------------------------------------------------------------------------
-# Game constants (spec 1, 6.1)
+# Game constants (rewards: the paper's appendix A.3, SFTvsRL's utils_rl.py REWARD_FN)
 
 REWARDS = {
     "CORRECT_SOLUTION": 5.0,
@@ -46,7 +47,7 @@ SPLIT_MODES = ("iid", "heldout_multisets")
 REWARD_MODES = ("paper", "binary")
 MAX_CARDS = 6
 
-# exact strings, trailing period included: the prompt renders it as "'10'., and" (spec 3.1)
+# exact strings, trailing period included: the prompt renders it as "'10'., and" (SFTvsRL's prompt_lib/prompts.py)
 FACE_CARD_MSG = {
     "face10": "'J', 'Q', and 'K' count as '10'.",
     "face_ood": "'J', 'Q', and 'K' count as '11', '12', and '13' respectively.",
@@ -58,7 +59,8 @@ HELDOUT_SALT = "gp-v1"
 HELDOUT_FRAC = 0.2
 
 # ---------------------------------------------------------------------------------------------------------------
-# Formula grammar and evaluator (spec 11). Model text is only ever tokenised and walked by this parser.
+# Formula grammar and evaluator (rlexp's own: the original eval()s the formula). Model text is only ever tokenised
+# and walked by this parser.
 
 _OPS = "+-*/"
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
@@ -150,7 +152,7 @@ def _python_value(tokens: list[str]) -> int | float:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Solver (spec 2.2)
+# Solver
 #
 # Four cards: the paper's enumeration (distinct permutations x operator triples x 7 bracket patterns), because the
 # verifier's prefix feedback depends on its exact string set. Other card counts: every expression tree, rendered
@@ -337,7 +339,7 @@ def _solutions(values: tuple[int, ...], target: int) -> tuple[str, ...]:
 
 
 def solve(values, target: int = 24) -> list[str]:
-    """Every solution string (no spaces) for these card values; 4 cards give the paper's solver set (spec 2.2)."""
+    """Every solution string (no spaces) for these card values; 4 cards give the paper's solver set."""
     return list(_solutions(tuple(sorted(int(v) for v in values)), int(target)))
 
 
@@ -352,7 +354,7 @@ def _has_prefix(solutions: tuple[str, ...], prefix: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Sampler (spec 2.1) and held-out split (spec 12)
+# Sampler (SFTvsRL's gym/gym_cards/envs/general_points_oneline.py) and held-out split (rlexp's own)
 
 
 class Deal(NamedTuple):
@@ -398,7 +400,7 @@ def deal(rng: random.Random, *, rule: str, num_cards: int, target: int, suits=MI
 
 
 def paper_stream(seed: int, **kwargs):
-    """Episodes as the paper's evaluator sees them: the env's constructor already dealt once (spec 2.1)."""
+    """Episodes as the paper's evaluator sees them: the env's constructor already dealt once."""
     rng = random.Random(seed)
     deal(rng, **kwargs)
     while True:
@@ -427,7 +429,7 @@ def heldout_multisets(target: int, num_cards: int, rule: str = "face10") -> list
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Prompt and target response (spec 3.1, 3.4)
+# Prompt and target response (SFTvsRL's prompt_lib/prompts.py)
 
 _PROMPT = (
     "\n[Task Description]\n"
@@ -498,7 +500,7 @@ def render_response(cards: list[str], values: list[int], formula: str, target: i
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Response parsing (spec 5)
+# Response parsing
 
 _MAX_COMPLETION_CHARS = 64 * 1024
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*")
@@ -527,7 +529,7 @@ def _object_with_key(text: str, key_pos: int) -> Optional[dict]:
 
 
 def extract_formula(completion: str) -> Optional[str]:
-    """The `formula` string of the last object that has one (spec 5.2 steps 1-4); None when missing."""
+    """The `formula` string of the last object that has one; None when missing."""
     _, text = split_think(completion)
     text = _FENCE.sub("", text[-_MAX_COMPLETION_CHARS:])
     last = _LAST_KEY.match(text)
@@ -546,9 +548,9 @@ def extract_formula(completion: str) -> Optional[str]:
 
 
 def _original_formula(completion: str) -> Optional[str]:
-    """The original parser (spec 5.1): whole-text JSON, else a strict regex; the formula is cut at its first "=".
-    None when there is none (the original used the string "None", which fails as "illegal characters" too) or
-    when it is not a string (the original crashed, spec 6.3)."""
+    """The original parser (SFTvsRL's utils_general.re_match): whole-text JSON, else a strict regex; the formula
+    is cut at its first "=". None when there is none (the original used the string "None", which fails as
+    "illegal characters" too) or when it is not a string (the original crashed)."""
     try:
         formula = json.loads(completion)["formula"]
     except Exception:
@@ -558,11 +560,11 @@ def _original_formula(completion: str) -> Optional[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Verifier (spec 6.2, 10)
+# Verifier (SFTvsRL's utils_rl.step_rewards; robust mode's fixes are rlexp's own)
 
 
 class Verdict(NamedTuple):
-    category: str  # the spec 6.1 key of the first failing check (or of the success)
+    category: str  # the REWARDS key of the first failing check (or of the success)
     reward: float  # paper reward
     verify_info: str
     formula: Optional[str]  # the formula as checked (normalised in robust mode)
@@ -589,7 +591,7 @@ def _unique(items) -> list:
     return list(dict.fromkeys(items))
 
 
-Message = tuple[str, str]  # (spec 6.1 category, feedback), worth REWARDS[category]
+Message = tuple[str, str]  # (category, feedback), worth REWARDS[category]
 
 
 def _verdict(messages: list[Message], formula: Optional[str], value: Any = None, notes: tuple = ()) -> Verdict:
@@ -603,7 +605,7 @@ def _verdict(messages: list[Message], formula: Optional[str], value: Any = None,
 
 
 def _clean(formula: str, target: int) -> tuple[str, str]:
-    """Robust mode's reading of the formula (spec 10): normalised, a side "= target" dropped, length capped.
+    """Robust mode's reading of the formula: normalised, a side "= target" dropped, length capped.
     Returns (the formula as far as it was cleaned, the problem or "")."""
     formula = normalize_formula(formula)
     if formula.count("=") > 1:
@@ -626,7 +628,7 @@ def _tokenize(formula: str, robust: bool) -> Optional[list[str]]:
 
 def _grammar_problems(tokens: list[str], robust: bool) -> list[Message]:
     """-3 per violation, accumulated. As in the authors' check order, only a valid "(" opens a bracket and only a
-    valid ")" closes one: a bracket reported as an invalid sequence leaves the depth unchanged (spec 6.2)."""
+    valid ")" closes one: a bracket reported as an invalid sequence leaves the depth unchanged."""
     problems = []
     prev = None  # None (start), "num", "op", "(", ")"
     depth = 0
@@ -694,8 +696,8 @@ def _prefix_feedback(tokens: list[str], solutions: tuple[str, ...]) -> list[Mess
 
 def verify(formula: Optional[str], values: list[int], target: int, *, strict_original: bool = False,
            feedback_detail: bool = False) -> Verdict:
-    """Check a formula against the dealt values: the paper's accumulating checks (spec 6.2); robust mode adds the
-    fixes of spec 10 and evaluates exactly. `formula` None means the answer had no usable formula string.
+    """Check a formula against the dealt values: the paper's accumulating checks; robust mode adds rlexp's
+    fixes and evaluates exactly. `formula` None means the answer had no usable formula string.
 
     Phases: clean (robust mode), tokenize, grammar and numbers (their problems add up), evaluate, compare with the
     target, and last the prefix feedback against the solver's solutions."""
@@ -778,9 +780,9 @@ class GeneralPoints(Env):
     # cards dealt per game, 1 to 6
     num_cards: int = 4
     face_rule: str = "face10"  # training rule; eval splits cover both rules
-    split: str = "iid"  # "iid" (paper sampler) | "heldout_multisets" (spec 12)
+    split: str = "iid"  # "iid" (paper sampler) | "heldout_multisets" (held-out value multisets)
     reward_mode: str = "paper"  # "paper" (+5/+1/-1/-2/-3, accumulating) | "binary" (1/0)
-    strict_original: bool = False  # reproduce the original parser and verifier quirks (spec 10)
+    strict_original: bool = False  # reproduce the original parser and verifier quirks
     feedback_detail: bool = False  # also say what the formula evaluates to
     reveal_solution: bool = False  # a failed trial's feedback also shows one solution (for a self-teacher: algo=sdpo)
     prompt_style: str = "paper"  # "paper" (the paper's template, byte-exact) | "short" (same facts, ~60 chars)
@@ -848,7 +850,7 @@ class GeneralPoints(Env):
         return self.face_rule == "face10" and is_heldout(heldout_key(self.target, "face10", values))
 
     def _heldout_deals(self) -> list[Deal]:
-        """Every held-out face10 multiset once, in a seeded card order, with 10 drawn as 10/J/Q/K (spec 12)."""
+        """Every held-out face10 multiset once, in a seeded card order, with 10 drawn as 10/J/Q/K."""
         rng = random.Random(self.eval_seed)
         deals = []
         for ms in heldout_multisets(self.target, self.num_cards, "face10"):

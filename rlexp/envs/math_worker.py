@@ -1,4 +1,4 @@
-"""One verifier worker process of `rlexp.envs.math.BoundedPool` (specs/math.md section 2).
+"""One verifier worker process of `rlexp.envs.math.BoundedPool`.
 
 Started as `python -m rlexp.envs.math_worker MODULE:FUNCTION [MODULE:WARM]`, it imports the function by name,
 runs WARM once, answers "ready" (or ("failed", why)), then for each argument tuple read from its stdin writes

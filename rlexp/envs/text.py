@@ -37,7 +37,7 @@ def split_think(text: str) -> tuple[Optional[str], str]:
 
 
 def normalize_formula(formula: str) -> str:
-    """NFKC, Unicode operators to ASCII, no whitespace or invisible format marks (GeneralPoints spec 5.2 step 5;
+    """NFKC, Unicode operators to ASCII, no whitespace or invisible format marks (GeneralPoints' robust parser;
     SynLogic's game_of_24 reads its expressions the same way)."""
     formula = unicodedata.normalize("NFKC", formula).translate(_OPERATOR_ALIASES)
     return _INVISIBLE.sub("", "".join(formula.split()))

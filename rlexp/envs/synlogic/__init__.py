@@ -1,6 +1,6 @@
-"""SynLogic: logic puzzles with verifiable answers (shared/specs/synlogic.md).
+"""SynLogic: logic puzzles with verifiable answers (arXiv 2505.19641; the authors' code is MiniMax-AI/SynLogic).
 
-Eight task families (spec 5.1), one module each in this package, listed in `families.py`: game_of_24,
+Eight of SynLogic's task families, one module each in this package, listed in `families.py`: game_of_24,
 cryptarithm, sudoku, futoshiki, kukurasu, survo, dyck_language, boolean_expressions. A family module holds its
 generator, prompt, verifier, solver and the mapping of SynLogic's rows. Puzzles come from
 - `source=procedural` (default, offline): our seeded generators at one `difficulty` (1..10), the families taken in
@@ -8,11 +8,11 @@ generator, prompt, verifier, solver and the mapping of SynLogic's rows. Puzzles 
 - `source=hub`: `MiniMaxAI/SynLogic` (`subset` easy | hard; train -> its train split, test -> validation);
 - `source=<path>`: rows in the hub's layout, offline: a `.jsonl` or `.parquet` file (rows whose `data_source` starts
   with `val/` are the test split, the others the train split), or a folder holding `train` and `validation` files.
-Hub rows (spec 2, 3; `hub.py`) are mapped onto our puzzles, shown with SynLogic's own question text plus our answer
+Hub rows (`hub.py`) are mapped onto our puzzles, shown with SynLogic's own question text plus our answer
 line, and scored by our verifiers.
 
-Scoring (spec 4.2): the answer is the content of the last `<answer>...</answer>` after the last `</think>`;
-`format_ok` is the spec's layout `^\\s*(<think>.*?</think>)?\\s*<answer>.*?</answer>\\s*$` (think block required
+Scoring (rlexp's own rule): the answer is the content of the last `<answer>...</answer>` after the last `</think>`;
+`format_ok` is the layout `^\\s*(<think>.*?</think>)?\\s*<answer>.*?</answer>\\s*$` (think block required
 with `require_think`; a completion that starts inside a think block the chat template opened is accepted).
 `reward_mode=synlogic`: 1 iff format_ok and the verifier passes; `accuracy`: the verifier alone. Feedback is one
 reason that never shows the solution.
@@ -48,14 +48,15 @@ REWARD_MODES = ("synlogic", "accuracy")
 _MAX_DEDUP_TRIES = 20
 
 # -------------------------------------------------------------------------------------------------------------
-# Completion parsing (spec 4.2)
+# Completion parsing
 
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _THINK_THEN_ANSWER = re.compile(r"</think>\s*<answer>")
 
 
 def format_ok(text: str, require_think: bool = False) -> bool:
-    """The spec's layout regex, checked in linear time (a regex with two lazy groups is quadratic on hostile text)."""
+    """The layout regex of the module docstring, checked in linear time (a regex with two lazy groups is quadratic
+    on hostile text)."""
     t = text.strip()
     if not t.endswith(_ANSWER_CLOSE):
         return False
@@ -120,7 +121,7 @@ def _check_choice(knob: str, value: Any, allowed: tuple) -> None:
 @register("synlogic")
 @dataclass
 class SynLogic(Env):
-    """SynLogic logic puzzles (specs/synlogic.md): 8 families, seeded generators, constraint-checking verifiers.
+    """SynLogic logic puzzles: 8 families, seeded generators, constraint-checking verifiers.
 
     Splits: "train" (`train_size` rows from `seed`) and "test" (`eval_size` rows from `eval_seed`); row i is family
     tasks[i % len(tasks)]. Every row has `task` and `difficulty` columns; evaluation reports per task.

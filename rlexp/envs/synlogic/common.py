@@ -9,8 +9,8 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from rlexp.envs.text import printable
 
-MAX_ANSWER_CHARS = 64 * 1024  # longer answers are refused before any parsing (spec 7)
-MAX_JSON_DEPTH = 8  # bracket nesting allowed before json.loads (spec 7)
+MAX_ANSWER_CHARS = 64 * 1024  # longer answers are refused before any parsing
+MAX_JSON_DEPTH = 8  # bracket nesting allowed before json.loads
 NODE_BUDGET = 50_000  # search nodes a solver may visit before it gives up
 
 
@@ -89,7 +89,7 @@ def _no_constant(name: str):
 
 
 def load_json(text: str) -> Any:
-    """json.loads with the spec 7 guards: a size cap, a nesting cap, no NaN/Infinity; Reject when unreadable."""
+    """json.loads with guards: a size cap, a nesting cap, no NaN/Infinity; Reject when unreadable."""
     if len(text) > MAX_ANSWER_CHARS:
         raise Reject(malformed("answer is too long"))
     if nesting(text) > MAX_JSON_DEPTH:
@@ -173,7 +173,7 @@ def grid_text(grid: list[list[int]]) -> str:
 
 
 # -------------------------------------------------------------------------------------------------------------
-# Hub rows' metadata (spec 3): each family's from_hub reads SynLogic's fields with these
+# Hub rows' metadata: each family's from_hub reads SynLogic's fields with these
 
 
 class Unmappable(Exception):

@@ -1,5 +1,5 @@
-"""The eight SynLogic task families of `env=synlogic` (shared/specs/synlogic.md section 5.1), one module each, and
-the functions that act on a family by its name.
+"""The eight SynLogic task families of `env=synlogic`, one module each, and the functions that act on a family by
+its name.
 
 A family module defines
 - `LEVELS`: difficulty d in 1..10 -> its knob tuple `LEVELS[d - 1]`;
@@ -16,8 +16,9 @@ A family module defines
 - `solve(puzzle) -> answer or None`, if it can: our own bounded search, for hub rows whose stored answer is missing
   or breaks its puzzle.
 
-A new family is one such module, named in `MODULES` below. Everything here is written from the spec; SynLogic's
-own code is not used (spec section 7 lists its bugs).
+A new family is one such module, named in `MODULES` below. Everything here is rlexp's own; SynLogic's code is
+not used, because its verifiers have bugs (game_of_24's compares its result with itself, several eval or
+literal_eval model text, and its reference reward's regexes lack re.DOTALL).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SynLogic's own rows (spec 2, 3): loaded from `MiniMaxAI/SynLogic` or a local file in its layout, and mapped
+"""SynLogic's own rows: loaded from `MiniMaxAI/SynLogic` or a local file in its layout, and mapped
 onto our families' puzzles.
 
 A row's `data_source` may be any name of SynLogic's task-to-verifier table (Game of 24 is `mathador` there); rows
