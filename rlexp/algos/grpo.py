@@ -1,4 +1,5 @@
-"""Group Relative Policy Optimization with TRL's `GRPOTrainer`, rewarded by the environment.
+"""Group Relative Policy Optimization (DeepSeekMath, arXiv 2402.03300) with TRL's `GRPOTrainer`, rewarded by the
+environment.
 
 For each prompt the policy samples G = `num_generations` completions; each gets the
 environment's reward r_i and the group-normalised advantage A_i = (r_i - mean(r)) / std(r)

@@ -2,8 +2,8 @@
 
 Loss: the mean negative log-likelihood of the demonstration's answer tokens given its prompt
 (the prompt is not trained on). TRL's other losses come through `loss_type`, e.g.
-`algo.loss_type=dft` (Dynamic Fine-Tuning: each token's loss scaled by its own detached
-probability).
+`algo.loss_type=dft` (Dynamic Fine-Tuning, arXiv 2508.05629: each token's loss scaled by its own
+detached probability).
 """
 
 from __future__ import annotations
