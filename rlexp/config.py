@@ -12,124 +12,29 @@ import dataclasses
 import difflib
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Optional
 
 import torch
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rlexp import algos, envs
-from rlexp.discover import DiscoverConfig, check as check_discover
+from rlexp import algos, envs, schema
+from rlexp.discover import check as check_discover
 from rlexp.errors import ConfigError
-from rlexp.models import ModelConfig, check_available
+from rlexp.models import check_available
+from rlexp.schema import DiscoverConfig, EvalConfig, LauncherConfig, LoggerConfig, ModelConfig, RunConfig, structured
 
 LAUNCHERS = ("local", "ddp", "zero2", "zero3")
+# the run modes of rlexp/worker.py's MODES (a test keeps the two equal; this module does not import the worker)
+MODES = ("train", "eval", "discover")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-@dataclass
-class EvalConfig:
-    # splits to report; empty: the environment's own (GeneralPoints: id, ood)
-    splits: List[str] = field(default_factory=list)
-    # prompts per split (the first N rows of the split)
-    num_prompts: int = 64
-    # samples per prompt; pass@k needs k <= num_samples
-    num_samples: int = 4
-    # the k of each pass@k reported
-    k: List[int] = field(default_factory=lambda: [1, 4])
-    # 0 decodes greedily (then use num_samples=1)
-    temperature: float = 1.0
-    # tokens a sampled completion may have
-    max_new_tokens: int = 256
-    # sequences generated at once
-    batch_size: int = 64
-    # evaluate the starting model too, for the before/after table
-    before: bool = True
-
-
-@dataclass
-class LauncherConfig:
-    name: str = "local"
-    # processes to start; null: every visible GPU, or 2 on a machine without one
-    num_processes: Optional[int] = None
-    # written to the accelerate config file of the run (distributed_type, deepspeed_config ...)
-    accelerate: Dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class LoggerConfig:
-    # wandb | none
-    name: str = "none"
-    # W&B project
-    project: str = "rlexp"
-    # W&B entity (user or team); null: your default
-    entity: Optional[str] = None
-    # W&B group; null: the experiment's name, or the sweep's directory for -m
-    group: Optional[str] = None
-    # W&B run name; null: built from the command-line overrides
-    run_name: Optional[str] = None
-    # online | offline | disabled; the WANDB_MODE variable wins over it
-    mode: str = "online"
-    # W&B tags besides the algorithm, environment and model
-    tags: List[str] = field(default_factory=list)
-
-
-@dataclass
-class RunConfig:
-    # the last stage's algorithm (a conf/algo/ option and its keys)
-    algo: Any = MISSING
-    # the environment (a conf/env/ option and its knobs)
-    env: Any = MISSING
-    # the policy (a conf/model/ option)
-    model: Any = MISSING
-    # how the run starts (a conf/launcher/ option)
-    launcher: LauncherConfig = MISSING
-    # where metrics go besides metrics.jsonl (a conf/logger/ option)
-    logger: LoggerConfig = MISSING
-    # stages that run before `algo`, in order, each starting from the previous one's checkpoint
-    prepare: Dict[str, Any] = field(default_factory=dict)
-    # evaluation after each stage and in mode=eval
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    # test-time self-distillation against best-of-k and multi-turn retry (mode=discover)
-    discover: DiscoverConfig = field(default_factory=DiscoverConfig)
-    # train: run the stages, then evaluate; eval: evaluate `checkpoint` only; discover: discovery@k (algo=sdpo)
-    mode: str = "train"
-    # a checkpoint directory to start from (train), to evaluate (eval) or to discover with (discover)
-    checkpoint: Optional[str] = None
-    # seed of the run: initialisation order, sampling, data shuffling, evaluation
-    seed: int = 0
-    # auto: bf16 on a GPU that supports it, else fp32
-    precision: str = "auto"
-    # the experiment's name, used as the W&B group
-    name: str = "default"
-    # torch threads per process; null: this machine's cores divided among the processes the run starts
-    threads: Optional[int] = None
-    # your own packages of algorithms and environments, imported before anything composes (README: plugins)
-    plugins: List[str] = field(default_factory=list)
-    # where the run writes; set by Hydra (hydra.run.dir=...)
-    run_dir: str = "${hydra:runtime.output_dir}"
-
-
 def register_schemas() -> None:
-    cs = ConfigStore.instance()
-    cs.store(name="rlexp_schema", node=RunConfig)
-    cs.store(group="schema/launcher", name="base", node=LauncherConfig)
-    cs.store(group="schema/logger", name="base", node=LoggerConfig)
-    cs.store(group="schema/model", name="base", node=ModelConfig)
-    for name in algos.names():
-        cs.store(group="schema/algo", name=name, node=algos.algo_class(name))
-    for name in envs.names():
-        cs.store(group="schema/env", name=name, node=envs.env_class(name))
-
-
-def structured(cls: type, node: DictConfig | dict):
-    """`node` as an instance of dataclass `cls`; unknown keys and bad types raise ConfigError."""
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
-    except Exception as exc:  # OmegaConf's errors name the key; keep their first line
-        raise ConfigError(str(exc).splitlines()[0]) from exc
+    """The run's schemas, and every algorithm's and environment's (importing them registers them)."""
+    schema.register_schemas()
+    algos.names()
+    envs.names()
 
 
 def algo_from(node) -> algos.Algo:
@@ -182,8 +87,8 @@ def world_size(launcher: LauncherConfig) -> int:
 
 def validate(cfg: DictConfig) -> None:
     """Every check that can fail before a model loads. Raises ConfigError with what to change."""
-    if cfg.mode not in ("train", "eval", "discover"):
-        raise ConfigError(f"mode={cfg.mode} is not one of train, eval, discover")
+    if cfg.mode not in MODES:
+        raise ConfigError(f"mode={cfg.mode} is not one of {', '.join(MODES)}")
     if cfg.mode == "eval" and not cfg.checkpoint:
         raise ConfigError("mode=eval needs checkpoint=<a run's checkpoint directory>")
     if cfg.checkpoint and not Path(cfg.checkpoint, "config.json").is_file():

@@ -23,9 +23,7 @@ import json
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
 
 import datasets
 import numpy as np
@@ -33,48 +31,16 @@ import torch
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
+from rlexp.console import say
 from rlexp.envs import Env
 from rlexp.errors import ConfigError
 from rlexp.evaluate import generate, pass_at_k
 from rlexp.rewards import EnvReward
+from rlexp.schema import DiscoverConfig
 
 METHODS = ("sdpo", "best-of-k", "multi-turn")
 MULTI_TURN_HEADER = "\n\nThe following is feedback from your unsuccessful earlier attempt:\n\n"
 MULTI_TURN_FOOTER = "\n\nCorrectly solve the original question."
-
-
-@dataclass
-class DiscoverConfig:
-    # the split questions come from; empty: the environment's first evaluation split
-    split: str = ""
-    # hard questions to run (the first ones of the split that the starting model rarely solves)
-    num_questions: int = 4
-    # questions looked at to find them
-    max_candidates: int = 32
-    # attempts per candidate to measure its pass rate; 0 takes the first questions as they are
-    probe_samples: int = 16
-    # a question is hard when its pass rate is below this
-    max_pass_rate: float = 0.5
-    # attempts per question, method and run
-    budget: int = 64
-    # attempts per SDPO step and per round of the other two methods
-    attempts_per_step: int = 16
-    # independent runs (seeds) per question
-    runs: int = 3
-    # the k of each discovery@k reported
-    k: List[int] = field(default_factory=lambda: [1, 4, 16, 64])
-    # null: algo.learning_rate
-    learning_rate: Optional[float] = None
-    # SDPO's bound on the per-token advantage |log q - log pi|
-    advantage_clip: float = 5.0
-    # EMA rate of SDPO's teacher
-    teacher_update_rate: float = 0.01
-    # multi-turn: feedback history kept in the prompt, in tokens
-    max_history_tokens: int = 32000
-    # bootstrap resamples of the confidence interval
-    bootstrap: int = 2000
-    # level of the confidence interval
-    confidence: float = 0.9
 
 
 def check(cfg: DiscoverConfig, algo, launcher: str) -> None:
@@ -187,10 +153,7 @@ def sdpo_run(model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, algo, s
         max_steps=steps, learning_rate=cfg.learning_rate or algo.learning_rate, advantage_clip=cfg.advantage_clip,
         teacher_update_rate=cfg.teacher_update_rate, distillation_alpha=1.0, logging_steps=steps + 1,
     )
-    args = test_time.config_class(
-        **test_time.trl_kwargs(), output_dir=str(workdir), seed=seed, use_cpu=not torch.cuda.is_available(),
-        bf16=precision == "bf16", fp16=precision == "fp16", report_to="none", save_strategy="no", disable_tqdm=True,
-    )
+    args = test_time.training_args(workdir, seed, precision, disable_tqdm=True)
     args.teacher_sync_steps = 1  # one generation batch per step: the EMA follows every step
     reward = DiscoveryReward.for_env(env)
     trainer = FeedbackSDPOTrainer(model=copy.deepcopy(model), reward_funcs=[reward], args=args,
@@ -297,7 +260,7 @@ def discover(model, tokenizer, env: Env, algo, cfg: DiscoverConfig, run_dir: Pat
     header = (f"discovery@k on env={env.name} split={split}: {len(questions)} hard question(s) "
               f"(pass rate < {cfg.max_pass_rate} over {cfg.probe_samples} attempts), {cfg.runs} run(s) each, "
               f"budget {cfg.budget}, {cfg.attempts_per_step} attempts per step; [{cfg.confidence:.0%} bootstrap CI]")
-    print(header + "\n" + text, flush=True)
+    say(header + "\n" + text)
     report = {
         "split": split,
         "questions": [{"prompt": _question_text(q["prompt"]), "probe_pass_rate": q.get("probe_pass_rate")} for q in questions],

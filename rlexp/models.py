@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from rlexp.errors import ConfigError
+from rlexp.schema import ModelConfig
 
 # ChatML, as Qwen uses it; `generation` marks let TRL's assistant_only_loss find the answer.
 CHAT_TEMPLATE = (
@@ -31,30 +30,6 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-
-
-@dataclass
-class ModelConfig:
-    """Schema shared by every `conf/model/*.yaml`."""
-
-    name: str = "tiny"
-    # hub id or local directory; null builds the tiny model from the sizes below
-    pretrained: Optional[str] = None
-    # > Sizes of the model built from a config (used only when `pretrained` is null)
-    # width of the residual stream
-    hidden_size: int = 128
-    # transformer blocks
-    num_layers: int = 4
-    # attention heads (as many key-value heads)
-    num_heads: int = 4
-    # width of each block's MLP
-    intermediate_size: int = 512
-    # longest sequence, prompt and completion together, in tokens
-    max_position_embeddings: int = 2048
-    # seed of the random initial weights, so every run of `tiny` starts from the same model
-    init_seed: int = 0
-    # dtype of the loaded weights: float32 keeps fp32 master weights under bf16 autocast
-    dtype: str = "float32"
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:

@@ -7,17 +7,21 @@ import pkgutil
 
 
 class Registry:
-    def __init__(self, kind: str, package: str):
-        self.kind, self.package = kind, package
+    def __init__(self, kind: str, package: str, schema_group: str):
+        self.kind, self.package, self.schema_group = kind, package, schema_group
         self._classes: dict[str, type] = {}
 
     def register(self, name: str):
-        """Class decorator: file the class under `name`; a second class with the same name is an error."""
+        """Class decorator: file the class under `name`, and its dataclass as the Hydra schema
+        `<schema_group>/<name>` that its YAML names; a second class with the same name is an error."""
 
         def wrap(cls: type) -> type:
+            from hydra.core.config_store import ConfigStore
+
             if name in self._classes:
                 raise ValueError(f"{self.kind} {name!r} is registered twice ({self._classes[name].__module__} and {cls.__module__})")
             self._classes[name] = cls
+            ConfigStore.instance().store(group=self.schema_group, name=name, node=cls)
             return cls
 
         return wrap

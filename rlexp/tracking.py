@@ -14,6 +14,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from rlexp.console import say
+
 
 class Tracker:
     def __init__(self, config: dict, is_main: bool):
@@ -75,7 +77,7 @@ def wandb_mode(configured: str) -> str:
     """WANDB_MODE wins; "online" with no W&B login falls back to offline (sync later with `wandb sync`)."""
     mode = os.environ.get("WANDB_MODE", configured)
     if mode == "online" and not (os.environ.get("WANDB_API_KEY") or _has_netrc_login()):
-        print("[rlexp] W&B: no login found, logging offline into the run dir (wandb login, then wandb sync, to upload)", flush=True)
+        say("[rlexp] W&B: no login found, logging offline into the run dir (wandb login, then wandb sync, to upload)")
         return "offline"
     return mode
 

@@ -11,6 +11,7 @@ import json
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,24 +24,12 @@ from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 from rlexp import models
 from rlexp.config import algo_from, env_from, load_plugins, stage_keys, stages, structured, threads_per_process
 from rlexp.console import libraries_to_stderr, say
-from rlexp.discover import DiscoverConfig, discover
+from rlexp.discover import discover
+from rlexp.envs import Env
 from rlexp.evaluate import evaluate
 from rlexp.plots import plot_learning_curve
+from rlexp.schema import DiscoverConfig
 from rlexp.tracking import Tracker
-
-
-def training_args(algo, cfg: DictConfig, output_dir: Path):
-    kwargs = algo.trl_kwargs()
-    kwargs.update(
-        output_dir=str(output_dir),
-        seed=cfg.seed,
-        bf16=cfg.precision == "bf16",
-        fp16=cfg.precision == "fp16",
-        use_cpu=not torch.cuda.is_available(),
-        report_to="none",  # rlexp's Tracker logs, on one step axis across stages
-        save_strategy="no",  # each stage saves its final checkpoint itself
-    )
-    return algo.config_class(**kwargs)
 
 
 def evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker: Tracker, stage: str) -> dict:
@@ -72,87 +61,103 @@ def run(cfg: DictConfig) -> dict:
         return _run(cfg)
 
 
+@dataclass
+class Run:
+    """What a mode works with. `summary` holds what the mode has done so far, and is written also
+    when the mode fails, so finished stages keep their results."""
+
+    cfg: DictConfig
+    state: PartialState
+    env: Env
+    model_cfg: models.ModelConfig
+    tracker: Tracker
+    run_dir: Path
+    summary: dict
+
+
 def _run(cfg: DictConfig) -> dict:
+    """Build what every mode needs, run the mode, and write summary.json whatever happens."""
     load_plugins(list(cfg.get("plugins") or []))  # ranks under accelerate import them here
     state = process_state()
     torch.set_num_threads(threads_per_process(cfg.get("threads"), state.num_processes))
     started = time.time()
-    run_dir = Path(cfg.run_dir)
     set_seed(cfg.seed)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    model_cfg = structured(models.ModelConfig, cfg.model)
-    env = env_from(cfg.env)
-    tracker = Tracker(config, state.is_main_process)
-    results: dict[str, dict] = {}
-    checkpoint = cfg.checkpoint
-    plan: list = []
-    discovery = None
-    failed = True
+    summary = {"run_dir": cfg.run_dir, "status": "failed", "mode": cfg.mode, "algo": cfg.algo.name, "stages": [],
+               "env": cfg.env.name, "model": cfg.model.name, "seed": cfg.seed, "final_checkpoint": cfg.checkpoint,
+               "results": {}}  # fmt: skip
+    tracker = Tracker(OmegaConf.to_container(cfg, resolve=True), state.is_main_process)
+    run = Run(cfg, state, env_from(cfg.env), structured(models.ModelConfig, cfg.model), tracker, Path(cfg.run_dir), summary)
     try:  # everything after the tracker starts, so W&B is finished whatever fails
-        if cfg.mode == "discover":
-            discovery = run_discover(cfg, model_cfg, env, run_dir)
-        plan = [] if cfg.mode in ("eval", "discover") else stages(cfg)
-        if state.is_main_process and (cfg.mode == "eval" or (cfg.mode == "train" and cfg.eval.before)):
-            label = "init" if cfg.mode == "train" else "checkpoint"
-            results[label] = evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker, label)
-        state.wait_for_everyone()
-        for name, algo in plan:
-            set_seed(cfg.seed)
-            model, tokenizer = models.load(model_cfg, checkpoint)
-            with stage_keys(cfg, name):
-                trainer = algo.build_trainer(model, tokenizer, env, training_args(algo, cfg, run_dir / name))
-            trainer.add_callback(tracker.callback(name))
-            if state.is_main_process:
-                say(f"[rlexp] stage {name}: {how_it_runs(trainer)}")
-                hint = cpu_hint(cfg, algo)
-                if hint:
-                    say(f"[rlexp] {hint}")
-                trainer.add_callback(StepCost(name))
-            trainer.train()
-            checkpoint = str(run_dir / name / "checkpoint")
-            trainer.save_model(checkpoint)  # gathers ZeRO-3 shards; writes on the main process
-            state.wait_for_everyone()
-            del trainer, model
-            # transformers keeps ZeRO-3 switched on after training; from_pretrained would then wait
-            # for every rank, and only the main process loads the checkpoint to evaluate it
-            unset_hf_deepspeed_config()
-            if state.is_main_process:
-                results[name] = evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker, name)
-            state.wait_for_everyone()
-        failed = False
+        MODES[cfg.mode](run)
+        summary["status"] = "done"
     finally:
-        tracker.finish(failed)
-        # written also when a stage fails, so the stages that finished keep their results
-        summary = {
-            "run_dir": str(run_dir),
-            "status": "failed" if failed else "done",
-            "mode": cfg.mode,
-            "algo": cfg.algo.name,
-            "stages": [name for name, _ in plan],
-            "env": cfg.env.name,
-            "model": cfg.model.name,
-            "seed": cfg.seed,
-            "final_checkpoint": checkpoint,
-            "results": results,
-            **({"discovery": discovery} if discovery is not None else {}),
-            "wall_time_s": round(time.time() - started, 1),
-        }
+        tracker.finish(summary["status"] == "failed")
+        summary["wall_time_s"] = round(time.time() - started, 1)
         if state.is_main_process:
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-            if not failed and cfg.mode == "train":
-                plot_learning_curve(run_dir, run_dir / "learning_curve.png")
-            if not failed and cfg.mode != "discover":  # discover prints its own table
-                say(results_table(results))
+            (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            if summary["status"] == "done" and cfg.mode == "train":
+                plot_learning_curve(run.run_dir, run.run_dir / "learning_curve.png")
+            if summary["status"] == "done" and cfg.mode != "discover":  # discover prints its own table
+                say(results_table(summary["results"]))
     return summary
 
 
-def run_discover(cfg: DictConfig, model_cfg, env, run_dir: Path) -> dict:
-    model, tokenizer = models.load(model_cfg, cfg.checkpoint)
+def train(run: Run) -> None:
+    """Evaluate the starting model, then each stage in turn from the previous one's checkpoint, evaluated after it."""
+    cfg, state, results = run.cfg, run.state, run.summary["results"]
+    plan = stages(cfg)
+    run.summary["stages"] = [name for name, _ in plan]
+    checkpoint = cfg.checkpoint
+    if state.is_main_process and cfg.eval.before:
+        results["init"] = evaluate_checkpoint(run.model_cfg, checkpoint, run.env, cfg, run.tracker, "init")
+    state.wait_for_everyone()
+    for name, algo in plan:
+        set_seed(cfg.seed)
+        model, tokenizer = models.load(run.model_cfg, checkpoint)
+        with stage_keys(cfg, name):
+            trainer = algo.build_trainer(model, tokenizer, run.env, algo.training_args(run.run_dir / name, cfg.seed, cfg.precision))
+        trainer.add_callback(run.tracker.callback(name))
+        if state.is_main_process:
+            say(f"[rlexp] stage {name}: {how_it_runs(trainer)}")
+            hint = cpu_hint(cfg, algo)
+            if hint:
+                say(f"[rlexp] {hint}")
+            trainer.add_callback(StepCost(name))
+        trainer.train()
+        checkpoint = str(run.run_dir / name / "checkpoint")
+        trainer.save_model(checkpoint)  # gathers ZeRO-3 shards; writes on the main process
+        run.summary["final_checkpoint"] = checkpoint
+        state.wait_for_everyone()
+        del trainer, model
+        # transformers keeps ZeRO-3 switched on after training; from_pretrained would then wait
+        # for every rank, and only the main process loads the checkpoint to evaluate it
+        unset_hf_deepspeed_config()
+        if state.is_main_process:
+            results[name] = evaluate_checkpoint(run.model_cfg, checkpoint, run.env, cfg, run.tracker, name)
+        state.wait_for_everyone()
+
+
+def evaluate_only(run: Run) -> None:
+    """mode=eval: the checkpoint, on the eval splits."""
+    if run.state.is_main_process:
+        results = evaluate_checkpoint(run.model_cfg, run.cfg.checkpoint, run.env, run.cfg, run.tracker, "checkpoint")
+        run.summary["results"]["checkpoint"] = results
+    run.state.wait_for_everyone()
+
+
+def discover_mode(run: Run) -> None:
+    """mode=discover: test-time SDPO against best-of-k and multi-turn retry (rlexp/discover.py)."""
+    cfg = run.cfg
+    model, tokenizer = models.load(run.model_cfg, cfg.checkpoint)
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    split = cfg.discover.split or (list(cfg.eval.splits) or env.eval_splits())[0]
-    report = discover(model.to(device), tokenizer, env, algo_from(cfg.algo), structured(DiscoverConfig, cfg.discover),
-                      run_dir, cfg.seed, split, cfg.precision)
-    return report["discovery"]
+    split = cfg.discover.split or (list(cfg.eval.splits) or run.env.eval_splits())[0]
+    report = discover(model.to(device), tokenizer, run.env, algo_from(cfg.algo), structured(DiscoverConfig, cfg.discover),
+                      run.run_dir, cfg.seed, split, cfg.precision)  # fmt: skip
+    run.summary["discovery"] = report["discovery"]
+
+
+# the run modes, by the name `mode=` takes (rlexp.config.MODES lists the same names for validation)
+MODES = {"train": train, "eval": evaluate_only, "discover": discover_mode}
 
 
 def results_table(results: dict[str, dict]) -> str:

@@ -64,9 +64,7 @@ def default_text(field: dataclasses.Field) -> str:
 def groups() -> list[tuple[str, type]]:
     """(the key prefix a user types, dataclass) for every config group."""
     from rlexp import algos, envs
-    from rlexp.config import EvalConfig, LauncherConfig, LoggerConfig, RunConfig
-    from rlexp.discover import DiscoverConfig
-    from rlexp.models import ModelConfig
+    from rlexp.schema import DiscoverConfig, EvalConfig, LauncherConfig, LoggerConfig, ModelConfig, RunConfig
 
     return ([("top level", RunConfig), ("eval", EvalConfig), ("discover", DiscoverConfig), ("model", ModelConfig),
              ("launcher", LauncherConfig), ("logger", LoggerConfig)]

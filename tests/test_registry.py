@@ -1,6 +1,7 @@
 """The registries, by their properties: every registered name has its YAML and every YAML its name,
 so adding an algorithm or an environment (one module, one YAML) breaks no test here."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,10 @@ def test_every_registered_name_has_its_yaml_and_every_yaml_a_registered_schema(g
 
 
 def test_a_name_registered_twice_is_refused():
-    registry = Registry("algorithm", "rlexp.algos")
-    registry.register("x")(type("A", (), {}))
+    registry = Registry("algorithm", "rlexp.algos", "schema/test_registry")
+    registry.register("x")(dataclasses.make_dataclass("A", []))
     with pytest.raises(ValueError, match="registered twice"):
-        registry.register("x")(type("B", (), {}))
+        registry.register("x")(dataclasses.make_dataclass("B", []))
 
 
 def test_unknown_names_list_the_valid_ones():

@@ -8,7 +8,7 @@ trainer. Importing the package imports them all, so a new algorithm is one modul
 from rlexp.algos.base import Algo
 from rlexp.registry import Registry
 
-_registry = Registry("algorithm", __name__)
+_registry = Registry("algorithm", __name__, "schema/algo")
 register = _registry.register
 names = _registry.names
 algo_class = _registry.get

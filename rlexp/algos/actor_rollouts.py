@@ -33,6 +33,7 @@ from trl.extras.profiling import profiling_context
 from trl.trainer.utils import pad
 
 from rlexp import models
+from rlexp.schema import structured
 from rlexp.errors import ConfigError
 from rlexp.models import ModelConfig, check_available
 
@@ -369,7 +370,6 @@ class ActorRolloutGRPOTrainer(GRPOTrainer):
 
 def actor_model_config(actor) -> ModelConfig | None:
     """algo.actor ("self", a hub id or checkpoint path, or a model config mapping) as a ModelConfig; None for "self"."""
-    from rlexp.config import structured  # rlexp.config imports the algorithms: import it when needed
 
     if actor == "self":
         return None

@@ -13,8 +13,23 @@ from rlexp.envs import Env
 from rlexp.errors import ConfigError
 
 
-# TrainingArguments fields the worker sets from the run itself (rlexp/worker.py: training_args)
-RUN_OWNED = {"output_dir", "seed", "bf16", "fp16", "use_cpu", "report_to", "save_strategy"}
+def run_owned(output_dir, seed: int, precision: str) -> dict[str, Any]:
+    """The TRL config fields rlexp sets from the run itself, for every stage and for mode=discover: a user
+    sets them through the run (seed=, precision=, hydra.run.dir=), never through algo.*."""
+    import torch
+
+    return {
+        "output_dir": str(output_dir),
+        "seed": seed,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "use_cpu": not torch.cuda.is_available(),
+        "report_to": "none",  # rlexp's Tracker logs, on one step axis across stages
+        "save_strategy": "no",  # each stage saves its final checkpoint itself
+    }
+
+
+RUN_OWNED = set(run_owned("", 0, "fp32"))
 
 
 @dataclass
@@ -67,9 +82,16 @@ class Algo(abc.ABC):
             )
         return {**ours, **self.trl}
 
+    def training_args(self, output_dir, seed: int, precision: str, **extra) -> TrainingArguments:
+        """This algorithm's TRL config for a run: its hyperparameters, the run's own fields, and `extra`."""
+        return self.config_class(**self.trl_kwargs(), **run_owned(output_dir, seed, precision), **extra)
+
     def check(self, world_size: int) -> None:
         """Cross-field checks that must fail before any model loads. Raise ConfigError."""
         self.trl_kwargs()
+        if self.warmup_steps and self.lr_scheduler_type == "constant":
+            raise ConfigError(f"algo.warmup_steps={self.warmup_steps} does nothing with algo.lr_scheduler_type=constant, "
+                              "which keeps the rate fixed from the first step; use constant_with_warmup, or drop warmup_steps")
 
     @abc.abstractmethod
     def build_trainer(

@@ -15,7 +15,7 @@ import dataclasses
 from rlexp.envs.base import Env, Score
 from rlexp.registry import Registry
 
-_registry = Registry("environment", __name__)
+_registry = Registry("environment", __name__, "schema/env")
 names = _registry.names
 env_class = _registry.get
 

@@ -1,0 +1,176 @@
+"""The config schemas, a leaf module: it imports nothing of rlexp but the one-line rlexp.errors, so any module
+may import it without a cycle.
+
+Each dataclass is the one place where its keys' defaults and meanings are written (docs/config.md is
+generated from them). Algorithms and environments keep their own dataclasses in their modules; their
+registries store them in Hydra's ConfigStore as `schema/algo/<name>` and `schema/env/<name>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from rlexp.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Schema shared by every `conf/model/*.yaml`."""
+
+    name: str = "tiny"
+    # hub id or local directory; null builds the tiny model from the sizes below
+    pretrained: Optional[str] = None
+    # > Sizes of the model built from a config (used only when `pretrained` is null)
+    # width of the residual stream
+    hidden_size: int = 128
+    # transformer blocks
+    num_layers: int = 4
+    # attention heads (as many key-value heads)
+    num_heads: int = 4
+    # width of each block's MLP
+    intermediate_size: int = 512
+    # longest sequence, prompt and completion together, in tokens
+    max_position_embeddings: int = 2048
+    # seed of the random initial weights, so every run of `tiny` starts from the same model
+    init_seed: int = 0
+    # dtype of the loaded weights: float32 keeps fp32 master weights under bf16 autocast
+    dtype: str = "float32"
+
+
+@dataclass
+class DiscoverConfig:
+    # the split questions come from; empty: the environment's first evaluation split
+    split: str = ""
+    # hard questions to run (the first ones of the split that the starting model rarely solves)
+    num_questions: int = 4
+    # questions looked at to find them
+    max_candidates: int = 32
+    # attempts per candidate to measure its pass rate; 0 takes the first questions as they are
+    probe_samples: int = 16
+    # a question is hard when its pass rate is below this
+    max_pass_rate: float = 0.5
+    # attempts per question, method and run
+    budget: int = 64
+    # attempts per SDPO step and per round of the other two methods
+    attempts_per_step: int = 16
+    # independent runs (seeds) per question
+    runs: int = 3
+    # the k of each discovery@k reported
+    k: List[int] = field(default_factory=lambda: [1, 4, 16, 64])
+    # null: algo.learning_rate
+    learning_rate: Optional[float] = None
+    # SDPO's bound on the per-token advantage |log q - log pi|
+    advantage_clip: float = 5.0
+    # EMA rate of SDPO's teacher
+    teacher_update_rate: float = 0.01
+    # multi-turn: feedback history kept in the prompt, in tokens
+    max_history_tokens: int = 32000
+    # bootstrap resamples of the confidence interval
+    bootstrap: int = 2000
+    # level of the confidence interval
+    confidence: float = 0.9
+
+
+@dataclass
+class EvalConfig:
+    # splits to report; empty: the environment's own (GeneralPoints: id, ood)
+    splits: List[str] = field(default_factory=list)
+    # prompts per split (the first N rows of the split)
+    num_prompts: int = 64
+    # samples per prompt; pass@k needs k <= num_samples
+    num_samples: int = 4
+    # the k of each pass@k reported
+    k: List[int] = field(default_factory=lambda: [1, 4])
+    # 0 decodes greedily (then use num_samples=1)
+    temperature: float = 1.0
+    # tokens a sampled completion may have
+    max_new_tokens: int = 256
+    # sequences generated at once
+    batch_size: int = 64
+    # evaluate the starting model too, for the before/after table
+    before: bool = True
+
+
+@dataclass
+class LauncherConfig:
+    name: str = "local"
+    # processes to start; null: every visible GPU, or 2 on a machine without one
+    num_processes: Optional[int] = None
+    # written to the accelerate config file of the run (distributed_type, deepspeed_config ...)
+    accelerate: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoggerConfig:
+    # wandb | none
+    name: str = "none"
+    # W&B project
+    project: str = "rlexp"
+    # W&B entity (user or team); null: your default
+    entity: Optional[str] = None
+    # W&B group; null: the experiment's name, or the sweep's directory for -m
+    group: Optional[str] = None
+    # W&B run name; null: built from the command-line overrides
+    run_name: Optional[str] = None
+    # online | offline | disabled; the WANDB_MODE variable wins over it
+    mode: str = "online"
+    # W&B tags besides the algorithm, environment and model
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RunConfig:
+    # the last stage's algorithm (a conf/algo/ option and its keys)
+    algo: Any = MISSING
+    # the environment (a conf/env/ option and its knobs)
+    env: Any = MISSING
+    # the policy (a conf/model/ option)
+    model: Any = MISSING
+    # how the run starts (a conf/launcher/ option)
+    launcher: LauncherConfig = MISSING
+    # where metrics go besides metrics.jsonl (a conf/logger/ option)
+    logger: LoggerConfig = MISSING
+    # stages that run before `algo`, in order, each starting from the previous one's checkpoint
+    prepare: Dict[str, Any] = field(default_factory=dict)
+    # evaluation after each stage and in mode=eval
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    # test-time self-distillation against best-of-k and multi-turn retry (mode=discover)
+    discover: DiscoverConfig = field(default_factory=DiscoverConfig)
+    # train: run the stages, then evaluate; eval: evaluate `checkpoint` only; discover: discovery@k (algo=sdpo)
+    mode: str = "train"
+    # a checkpoint directory to start from (train), to evaluate (eval) or to discover with (discover)
+    checkpoint: Optional[str] = None
+    # seed of the run: initialisation order, sampling, data shuffling, evaluation
+    seed: int = 0
+    # auto: bf16 on a GPU that supports it, else fp32
+    precision: str = "auto"
+    # the experiment's name, used as the W&B group
+    name: str = "default"
+    # torch threads per process; null: this machine's cores divided among the processes the run starts
+    threads: Optional[int] = None
+    # your own packages of algorithms and environments, imported before anything composes (README: plugins)
+    plugins: List[str] = field(default_factory=list)
+    # where the run writes; set by Hydra (hydra.run.dir=...)
+    run_dir: str = "${hydra:runtime.output_dir}"
+
+
+def register_schemas() -> None:
+    """Store the run's schema and the groups' shared ones; algorithms and environments store their own when they register."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="rlexp_schema", node=RunConfig)
+    cs.store(group="schema/launcher", name="base", node=LauncherConfig)
+    cs.store(group="schema/logger", name="base", node=LoggerConfig)
+    cs.store(group="schema/model", name="base", node=ModelConfig)
+
+
+def structured(cls: type, node: DictConfig | dict):
+    """`node` as an instance of dataclass `cls`; unknown keys and bad types raise ConfigError."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
+    except Exception as exc:  # OmegaConf's errors name the key; keep their first line
+        raise ConfigError(str(exc).splitlines()[0]) from exc
