@@ -47,13 +47,13 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="pear-vs-sft-"))
     print(f"runs in {out}", flush=True)
 
-    behaviour = rlexp("algo=sft", *GAME, *EVAL, "eval.before=false", "algo.learning_rate=1e-3", "algo.warmup_steps=20",
+    behaviour = rlexp("algo=sft", *GAME, *EVAL, "eval.before=false", "algo.learning_rate=1e-3",
                       f"algo.max_steps={args.behaviour_steps}", "algo.per_device_train_batch_size=16", f"hydra.run.dir={out}/behaviour")
     behaviour_ckpt = Path(behaviour["run_dir"]) / "sft" / "checkpoint"
     print(f"behaviour model: ID success {behaviour['results']['sft']['id']['success']:.3f}", flush=True)
 
     common = [*GAME, *EVAL, "eval.before=false", "experiment=pear_then_grpo", "prepare.pear.learning_rate=1e-3",
-              "prepare.pear.warmup_steps=20", f"prepare.pear.max_steps={args.sft_steps}",
+              f"prepare.pear.max_steps={args.sft_steps}",
               "prepare.pear.per_device_train_batch_size=16", "algo.learning_rate=1e-4",
               f"algo.max_steps={args.grpo_steps}", "algo.per_device_train_batch_size=32", "algo.num_generations=8",
               "algo.max_completion_length=96"]

@@ -63,7 +63,7 @@ def context_reader(checkpoint: Path, out: Path, steps: int) -> Path:
         prompt = templates.reprompt_template.format(prompt=question, solution=solution, feedback=feedback) if i % 3 else question
         rows.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]})
     model, tokenizer = models.load(models.ModelConfig(), str(checkpoint))
-    args = SFTConfig(output_dir=str(out), max_steps=steps, learning_rate=1e-3, warmup_steps=20, lr_scheduler_type="constant",
+    args = SFTConfig(output_dir=str(out), max_steps=steps, learning_rate=1e-3, lr_scheduler_type="constant",
                      per_device_train_batch_size=16, max_length=1024, use_cpu=True, bf16=False, report_to="none",
                      save_strategy="no", logging_steps=max(steps // 5, 1), seed=0)
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
@@ -112,7 +112,7 @@ def main() -> None:
     if (sft_dir / "summary.json").is_file():  # a rerun in the same --out keeps its starting model
         start = json.loads((sft_dir / "summary.json").read_text())
     else:
-        start = rlexp("algo=sft", *GAME, *EVAL, "eval.before=false", "algo.learning_rate=1e-3", "algo.warmup_steps=20",
+        start = rlexp("algo=sft", *GAME, *EVAL, "eval.before=false", "algo.learning_rate=1e-3",
                       f"algo.max_steps={args.sft_steps}", "algo.per_device_train_batch_size=16", f"hydra.run.dir={sft_dir}")
     checkpoint = sft_dir / "sft" / "checkpoint"
     print(f"SFT stage: ID success {start['results']['sft']['id']['success']:.3f}", flush=True)

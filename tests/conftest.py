@@ -34,6 +34,34 @@ def cli():
     return run_cli
 
 
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory):
+    """A checkpoint of the default tiny model as built, for tests that need a model, not a trained one."""
+    from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
+
+    path = tmp_path_factory.mktemp("untrained") / "checkpoint"
+    tokenizer = byte_tokenizer()
+    build_tiny(ModelConfig(), tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def weights(checkpoint) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(checkpoint) / "model.safetensors"))
+
+
+def initial_weights(run_dir) -> dict:
+    """The weights the run's tiny model started from, rebuilt from its config.yaml."""
+    from omegaconf import OmegaConf
+
+    from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
+
+    cfg = OmegaConf.load(Path(run_dir) / "config.yaml").model
+    return dict(build_tiny(ModelConfig(**cfg), byte_tokenizer()).state_dict())
+
+
 @pytest.fixture(autouse=True)
 def empty_hub_cache(tmp_path_factory, monkeypatch):
     """Tests see an empty Hugging Face cache, as on a fresh machine, whatever this one holds."""
@@ -52,7 +80,7 @@ def pytest_configure(config):
 
 # a test that starts the CLI or another Python process is a smoke test; the rest (in-process) are unit tests
 SMOKE_SIGNS = ("run_cli(", "cli(", "subprocess.")
-SMOKE_FIXTURES = {"cli", "sft_checkpoint"}
+SMOKE_FIXTURES = {"cli", "sft_checkpoint", "untrained_checkpoint"}
 
 
 def pytest_collection_modifyitems(config, items):

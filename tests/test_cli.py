@@ -1,15 +1,16 @@
-"""The real CLI in a subprocess: SFT and GRPO smoke runs, a sweep, eval mode, the zero2 launch."""
+"""The real CLI in a subprocess: runs from a checkpoint, eval mode, pipelines, sweeps, distributed launches
+(every algorithm x environment pair runs in test_smoke.py)."""
 
 import json
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from omegaconf import OmegaConf
-from safetensors.torch import load_file
 
-from conftest import SMALL, run_cli
-from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
+from conftest import SMALL, initial_weights, run_cli, weights
+from rlexp.tracking import read_metrics
 
 # the demo's game (conf/experiment/demo.yaml): 3 cards, target 12, the short prompt
 EASY_GAME = ["env.num_cards=3", "env.target=12", "env.prompt_style=short", "eval.max_new_tokens=96"]
@@ -18,16 +19,6 @@ EASY_GAME = ["env.num_cards=3", "env.target=12", "env.prompt_style=short", "eval
 def ok(done):
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
-
-
-def weights(checkpoint) -> dict[str, torch.Tensor]:
-    return load_file(str(Path(checkpoint) / "model.safetensors"))
-
-
-def initial_weights(run_dir) -> dict[str, torch.Tensor]:
-    cfg = OmegaConf.load(Path(run_dir) / "config.yaml").model
-    model = build_tiny(ModelConfig(**{k: v for k, v in cfg.items()}), byte_tokenizer())
-    return {k: v for k, v in model.state_dict().items()}
 
 
 def changed(before: dict, after: dict) -> list[str]:
@@ -40,7 +31,7 @@ def sft_checkpoint(tmp_path_factory):
     solves about 40% of ID deals, for GRPO to start from."""
     run_dir = tmp_path_factory.mktemp("sft") / "run"
     ok(run_cli(
-        "algo=sft", *EASY_GAME, "logger=none", "algo.learning_rate=1e-3", "algo.warmup_steps=20", "algo.max_steps=700",
+        "algo=sft", *EASY_GAME, "logger=none", "algo.learning_rate=1e-3", "algo.max_steps=700",
         "algo.per_device_train_batch_size=16", "eval.before=false", "eval.num_prompts=8", "eval.num_samples=2", "eval.k=[1,2]",
         run_dir=run_dir,
     ))  # fmt: skip
@@ -57,7 +48,7 @@ def test_sft_smoke_changes_every_parameter_and_writes_the_run_dir(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert list(summary["results"]) == ["init", "sft"]
     assert set(summary["results"]["sft"]) == {"id", "ood"}
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = read_metrics(run_dir)
     assert [r["step"] for r in steps if "loss" in r] == [1, 2]
     assert any(k.startswith("eval/generalpoints/ood/") for r in steps for k in r)
     assert list((run_dir / "wandb").glob("offline-run-*")), "W&B did not log offline into the run dir"
@@ -73,7 +64,7 @@ def test_grpo_smoke_from_a_checkpoint_changes_every_parameter(tmp_path, sft_chec
     ))  # fmt: skip
     before, after = weights(sft_checkpoint), weights(run_dir / "grpo" / "checkpoint")
     assert set(changed(before, after)) == set(after), "some parameters did not change"
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = read_metrics(run_dir)
     assert [r["step"] for r in steps if "reward" in r] == [1, 2]
     assert all(r["reward_std"] > 0 for r in steps if "reward" in r), "rewards did not vary: no learning signal"
 
@@ -111,7 +102,7 @@ def test_pipeline_stages_chain_checkpoints_on_one_step_axis(tmp_path):
     assert done.stdout.splitlines()[-1] == f"[rlexp] run directory: {run_dir}"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stages"] == ["sft", "grpo"] and list(summary["results"]) == ["init", "sft", "grpo"]
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = read_metrics(run_dir)
     trained = [(r["stage"], r["step"]) for r in steps if "loss" in r and "train_runtime" not in r]
     assert trained == [("sft", 1), ("sft", 2), ("grpo", 3), ("grpo", 4)], "one run's steps, across stages"
     # GRPO started from SFT's checkpoint, not from the initial model
@@ -131,13 +122,13 @@ def test_multirun_gives_each_job_its_own_run_dir(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher,kind,zero_stage", [("zero2", "DeepSpeed ZeRO-2", 2), ("zero3", "DeepSpeed ZeRO-3", 3), ("ddp", "DDP", None)])
-def test_distributed_launch_runs_grpo_on_two_processes(tmp_path, sft_checkpoint, launcher, kind, zero_stage):
+def test_distributed_launch_runs_grpo_on_two_processes(tmp_path, untrained_checkpoint, launcher, kind, zero_stage):
     """accelerate launch with 2 CPU processes (DeepSpeed's first run JIT-builds a small op)."""
     if torch.cuda.is_available():
         pytest.skip("checks the CPU process group")
     run_dir = tmp_path / "run"
     done = ok(run_cli(
-        f"launcher={launcher}", "launcher.num_processes=2", "algo=grpo", f"checkpoint={sft_checkpoint}", *SMALL, *EASY_GAME,
+        f"launcher={launcher}", "launcher.num_processes=2", "algo=grpo", f"checkpoint={untrained_checkpoint}", *SMALL, *EASY_GAME,
         "algo.max_steps=3", "algo.per_device_train_batch_size=4", "algo.num_generations=4", "algo.max_completion_length=96",
         "eval.before=false", run_dir=run_dir,
     ))  # fmt: skip
@@ -146,7 +137,7 @@ def test_distributed_launch_runs_grpo_on_two_processes(tmp_path, sft_checkpoint,
         assert OmegaConf.load(run_dir / "accelerate.yaml").deepspeed_config.zero_stage == zero_stage
     assert [p.name for p in tmp_path.iterdir()] == ["run"], "more than one run directory"
     assert (run_dir / "grpo" / "checkpoint" / "model.safetensors").is_file()
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = read_metrics(run_dir)
     assert [r["step"] for r in steps if "reward" in r] == [1, 2, 3], "only rank 0 writes metrics, once per step"
     assert set(json.loads((run_dir / "summary.json").read_text())["results"]["grpo"]) == {"id", "ood"}
 
@@ -161,7 +152,7 @@ def test_grpo_raises_success_on_fixed_deals(tmp_path, sft_checkpoint):
         "algo.max_completion_length=96", "logger=none", "eval.splits=[train]", "eval.num_prompts=16", "eval.num_samples=8",
         "eval.k=[1,8]", run_dir=run_dir,
     ))  # fmt: skip
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = read_metrics(run_dir)
     rewards = [r["reward"] for r in steps if "reward" in r]
     first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
     assert last - first >= 0.1, f"training reward {first:.3f} -> {last:.3f}"
@@ -170,88 +161,23 @@ def test_grpo_raises_success_on_fixed_deals(tmp_path, sft_checkpoint):
     assert after - before >= 0.15, f"success on the trained deals {before:.3f} -> {after:.3f}"
 
 
-# the tiny model reads bytes: LiveCodeBench prompts with a reference answer run to about 2000 tokens
-LIVECODE = ["env=livecode", "env.time_limit=2.0", "model.max_position_embeddings=4096"]
-
-
-def test_livecode_sft_on_reference_solutions_then_eval_by_difficulty(tmp_path):
-    run_dir = tmp_path / "run"
-    ok(run_cli("algo=sft", *LIVECODE, *SMALL, "algo.max_length=4096", "algo.max_steps=2",
-               "algo.per_device_train_batch_size=2", "eval.before=false", run_dir=run_dir))
-    results = json.loads((run_dir / "summary.json").read_text())["results"]["sft"]["test"]
-    assert results["n_prompts"] == 4 and {"pass@1", "pass@2", "easy/pass@1"} <= set(results)
-    # an untrained model writes no code block: every sample is a format failure, and is counted as one
-    assert results["category/format"] + results.get("category/runtime_error", 0) + results.get("category/wrong_answer", 0) == pytest.approx(1.0)
-
-
-def test_livecode_grpo_two_steps_scores_rewards_in_the_sandbox(tmp_path):
-    run_dir = tmp_path / "run"
-    ok(run_cli("algo=grpo", *LIVECODE, *SMALL, "algo.max_steps=2", "algo.max_completion_length=32",
-               "algo.per_device_train_batch_size=4", "algo.num_generations=2", "eval.before=false", run_dir=run_dir))
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    trained = [r for r in steps if "reward" in r]
-    assert [r["step"] for r in trained] == [1, 2]
-    assert all("livecode/success" in r and "livecode/reward_wall_ms" in r for r in trained)
-    assert "test" in json.loads((run_dir / "summary.json").read_text())["results"]["grpo"]
-
-
 def test_livecode_sft_with_too_short_max_length_is_one_clear_error(tmp_path):
     done = run_cli("algo=sft", "env=livecode", *SMALL, "algo.max_steps=1", "eval.before=false", run_dir=tmp_path / "run")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("rlexp: error: algo.max_length=1024 would cut the answer off")
 
 
-@pytest.mark.parametrize("env_args", [
-    ["env=math", "env.difficulty=1", "env.train_size=32", "env.eval_size=8"],
-    ["env=synlogic", "env.difficulty=1", "env.train_size=32", "env.eval_size=8"],
-], ids=["math", "synlogic"])
-def test_grpo_and_sft_two_steps_each_and_eval_per_group(tmp_path, env_args):
+def test_pear_rejection_samples_the_behaviour_models_correct_answers(tmp_path, sft_checkpoint):
+    """The SFT model solves about 40% of deals: with behaviour_keep=correct, only those are trained on."""
     run_dir = tmp_path / "run"
-    ok(run_cli(*env_args, *SMALL, "algo=grpo", "algo.max_steps=2", "algo.max_completion_length=32",
-               "algo.per_device_train_batch_size=4", "algo.num_generations=2", "eval.before=false", run_dir=run_dir))
-    ok(run_cli(*env_args, *SMALL, "algo=sft", "algo.max_steps=2", "algo.max_length=2048", "model.max_position_embeddings=2048",
-               "algo.per_device_train_batch_size=2", "eval.before=false", run_dir=tmp_path / "sft"))
-    results = json.loads((run_dir / "summary.json").read_text())["results"]["grpo"]["test"]
-    groups = {key.split("/")[0] for key in results if "/pass@1" in key}
-    expected = {"procedural", "Level 1", "arithmetic"} if "env=math" in env_args else {"game_of_24", "cryptarithm", "sudoku"}
-    assert expected <= groups, groups
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in steps if "reward" in r] == [1, 2]
-
-
-@pytest.mark.parametrize("env_args, keep", [
-    (EASY_GAME, "correct"),  # the SFT model solves ~40% of deals: rejection sampling keeps those
-    (["env=math", "env.difficulty=1", "env.train_size=8", "env.eval_size=4"], "all"),
-], ids=["generalpoints", "math"])
-def test_pear_samples_behaviour_data_then_trains_two_steps(tmp_path, sft_checkpoint, env_args, keep):
-    run_dir = tmp_path / "run"
-    behaviour = [f"algo.behaviour_model={sft_checkpoint}", f"algo.behaviour_keep={keep}", "algo.behaviour_prompts=8",
+    behaviour = [f"algo.behaviour_model={sft_checkpoint}", "algo.behaviour_keep=correct", "algo.behaviour_prompts=8",
                  "algo.behaviour_samples=4", "algo.behaviour_max_new_tokens=96"]
-    ok(run_cli("algo=pear", *behaviour, *env_args, *SMALL, "algo.max_steps=2", "algo.per_device_train_batch_size=4",
+    ok(run_cli("algo=pear", *behaviour, *EASY_GAME, *SMALL, "algo.max_steps=2", "algo.per_device_train_batch_size=4",
                "algo.max_length=2048", "model.max_position_embeddings=2048", "eval.before=false", run_dir=run_dir))
-    cached = run_dir / "pear" / "behaviour"
-    assert (cached / "dataset_info.json").is_file()
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    trained = [r for r in steps if "pear/weight_mean" in r]
+    kept = datasets.load_from_disk(str(run_dir / "pear" / "behaviour"))
+    assert 0 < len(kept) < 8 * 4, "some samples were right and kept, some wrong and dropped"
+    trained = [r for r in read_metrics(run_dir) if "pear/weight_mean" in r]
     assert [r["step"] for r in trained] == [1, 2] and all(0 < r["pear/ess"] <= 1 for r in trained)
-    # the cached samples are reusable by path
-    ok(run_cli("algo=pear", f"algo.behaviour_data={cached}", *env_args, *SMALL, "algo.max_steps=1",
-               "algo.per_device_train_batch_size=4", "algo.max_length=2048", "model.max_position_embeddings=2048",
-               "eval.before=false", run_dir=tmp_path / "again"))
-
-
-@pytest.mark.parametrize("env_args, start", [
-    (EASY_GAME, "checkpoint"),  # the reference is the SFT checkpoint the stage starts from
-    (["env=synlogic", "env.difficulty=1", "env.train_size=8", "env.eval_size=4"], "scratch"),
-], ids=["generalpoints", "synlogic"])
-def test_iwsft_runs_two_steps(tmp_path, sft_checkpoint, env_args, start):
-    run_dir = tmp_path / "run"
-    begin = [f"checkpoint={sft_checkpoint}"] if start == "checkpoint" else []
-    ok(run_cli("algo=iwsft", *begin, *env_args, *SMALL, "algo.max_steps=2", "algo.per_device_train_batch_size=4",
-               "algo.max_length=2048", "model.max_position_embeddings=2048", "eval.before=false", run_dir=run_dir))
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    trained = [r for r in steps if "iwsft/w_mean" in r]
-    assert [r["step"] for r in trained] == [1, 2] and trained[0]["iwsft/w_mean"] == pytest.approx(1.0, abs=1e-4)
 
 
 def test_a_sweep_over_pipelines_ends_with_one_table_comparing_the_arms(tmp_path):
@@ -274,54 +200,10 @@ def test_a_sweep_over_pipelines_ends_with_one_table_comparing_the_arms(tmp_path)
     assert done.stdout.splitlines()[-1] == f"[rlexp] sweep directory: {sweep}"
 
 
-@pytest.mark.parametrize("env_args", [
-    EASY_GAME,
-    ["env=math", "env.difficulty=1", "env.train_size=8", "env.eval_size=4"],
-], ids=["generalpoints", "math"])
-def test_luffy_puts_one_demonstration_in_each_group(tmp_path, env_args):
-    run_dir = tmp_path / "run"
-    ok(run_cli("algo=luffy", *env_args, *SMALL, "algo.max_steps=2", "algo.per_device_train_batch_size=8",
-               "algo.num_generations=4", "algo.max_completion_length=64", "eval.before=false", run_dir=run_dir))
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    trained = [r for r in steps if "luffy/demo_fraction" in r]
-    assert [r["step"] for r in trained] == [1, 2]
-    assert all(r["luffy/demo_fraction"] == pytest.approx(1 / 4) for r in trained)  # G - 1 rollouts + 1 demonstration
-    assert all(r["luffy/demo_advantage"] > 0 for r in trained)  # the demonstration is right, the rollouts mostly not
-    if "env=math" in env_args:  # the untrained model never boxes an answer: A_demo = 1 - 1/G, no std scaling
-        assert all(r["luffy/demo_advantage"] == pytest.approx(0.75) for r in trained)
-
-
-SDPO_ENVS = {
-    "generalpoints": [*EASY_GAME, "env.reveal_solution=true"],
-    "livecode": LIVECODE,
-    "math": ["env=math", "env.difficulty=1", "env.train_size=8", "env.eval_size=4", "env.reveal_answer=true"],
-    "synlogic": ["env=synlogic", "env.difficulty=1", "env.train_size=8", "env.eval_size=4"],
-}
-
-
-@pytest.mark.parametrize("name", sorted(SDPO_ENVS))
-def test_sdpo_two_steps_on_every_environment_with_its_feedback_in_the_teacher(tmp_path, sft_checkpoint, name):
-    run_dir = tmp_path / "run"
-    start = [f"checkpoint={sft_checkpoint}"] if name == "generalpoints" else []
-    ok(run_cli("algo=sdpo", *SDPO_ENVS[name], *SMALL, *start, "algo.max_steps=2", "algo.learning_rate=1e-4",
-               "algo.per_device_train_batch_size=8", "algo.num_generations=4", "algo.max_completion_length=48",
-               "eval.before=false", run_dir=run_dir))
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    trained = [r for r in steps if "sdpo/context_fraction" in r]
-    assert [r["step"] for r in trained] == [1, 2]
-    for r in trained:
-        assert {"reward", "success", "completions/mean_length", "sdpo/teacher_minus_student_logp",
-                "sdpo/context_with_solution", "sdpo/context_feedback_only", "sdpo/distillation_loss"} <= set(r)
-        # every failed completion has feedback (the env's, or being cut off), so distillation is active
-        assert r["sdpo/context_fraction"] >= 1 - r["success"] > 0
-    before = weights(sft_checkpoint) if start else initial_weights(run_dir)
-    assert changed(before, weights(run_dir / "sdpo" / "checkpoint")), "SDPO changed no parameter"
-
-
-def test_discover_mode_prints_discovery_at_k_for_three_methods(tmp_path, sft_checkpoint):
+def test_discover_mode_prints_discovery_at_k_for_three_methods(tmp_path, untrained_checkpoint):
     run_dir = tmp_path / "run"
     done = ok(run_cli(
-        "mode=discover", "algo=sdpo", f"checkpoint={sft_checkpoint}", *EASY_GAME, "env.reveal_solution=true", *SMALL,
+        "mode=discover", "algo=sdpo", f"checkpoint={untrained_checkpoint}", *EASY_GAME, "env.reveal_solution=true", *SMALL,
         "algo.max_completion_length=48", "algo.learning_rate=1e-4", "discover.num_questions=2", "discover.probe_samples=4",
         "discover.max_pass_rate=1.0", "discover.budget=8", "discover.attempts_per_step=4", "discover.runs=2",
         "discover.k=[1,4,8]", run_dir=run_dir,

@@ -269,3 +269,15 @@ def test_a_paper_sized_stage_on_a_cpu_says_what_it_costs_and_the_demo_does_not()
     assert hint.startswith("no GPU: every step of grpo runs 8 completions of up to 256 tokens") and "experiment=demo" in hint
     cfg = composed("experiment=demo")
     assert cpu_hint(cfg, algo_from(cfg.algo)) is None and cpu_hint(cfg, algo_from(cfg.prepare.sft)) is None
+
+
+def test_the_modes_validation_accepts_are_the_modes_the_worker_runs():
+    from rlexp.config import MODES
+    from rlexp.worker import MODES as RUNS
+
+    assert tuple(RUNS) == MODES
+
+
+def test_a_warmup_that_the_schedule_ignores_is_refused():
+    assert "use constant_with_warmup" in error_of("algo=sft", "algo.warmup_steps=20")
+    validate(composed("algo=sft", "algo.warmup_steps=20", "algo.lr_scheduler_type=constant_with_warmup"))
