@@ -34,7 +34,7 @@ def compat():
     return make("generalpoints", strict_original=True)
 
 
-# -- solver (spec 2.2, 2.3) ---------------------------------------------------------------------------------------
+# -- solver (the authors' solver, LeslieTrue/SFTvsRL) ---------------------------------------------------------------------------------------
 
 
 def test_solvable_multiset_counts():
@@ -109,7 +109,7 @@ def test_tree_solutions_use_fewest_parentheses():
     assert not any(s.startswith("(2*3)") for s in sols)
 
 
-# -- sampler (spec 2.1, 2.3) --------------------------------------------------------------------------------------
+# -- sampler (the authors' seed-42 sampler) --------------------------------------------------------------------------------------
 
 
 def test_first_five_episodes_match_paper():
@@ -130,7 +130,7 @@ def test_first_five_episodes_other_suit_sets(suits, expected):
     assert got == expected
 
 
-def test_paper_eval_splits_have_spec_statistics():
+def test_paper_eval_splits_have_the_papers_statistics():
     env = make("generalpoints")
     ids, ood = env.dataset("id"), env.dataset("ood")
     assert len(ids) == len(ood) == 234
@@ -170,7 +170,7 @@ def test_other_card_counts_sample_solvable_deals(n, target, split):
         assert (max(row["values"]) >= 11) == (split == "ood")
 
 
-# -- prompts and responses (spec 3.1, 3.4) -------------------------------------------------------------------------
+# -- prompts and responses (the paper's templates) -------------------------------------------------------------------------
 
 SPEC_PROMPT = (
     "\n[Task Description]\nYou are an expert {target_number} points card game player. You will receive a set of 4 "
@@ -247,7 +247,7 @@ def test_three_card_game_end_to_end():
             assert score.success and score.reward == 5.0 and score.feedback == ""
 
 
-# -- verifier, compat mode (spec 6.3) -------------------------------------------------------------------------------
+# -- verifier, compat mode (the authors' check order) -------------------------------------------------------------------------------
 
 COMPAT_TABLE = [
     ("4*3+2+10", CARDS, 5, "Correct solution."),
@@ -268,7 +268,7 @@ COMPAT_TABLE = [
     ("8/(3-8/3)", EIGHTS, 0, "."),
     ("(8/(3-8/3))", EIGHTS, -1, "your formula does not match any solution."),
     ("8/(3-3)+8", EIGHTS, -1, "8/(3- is partially correct but the full formula does not match any solution."),
-    # a bracket reported as an invalid sequence neither opens nor closes (spec 6.2)
+    # a bracket reported as an invalid sequence neither opens nor closes (the authors' check order)
     ("4*3+2(10)", CARDS, -6, "invalid sequence before '(', unmatched closing parenthesis."),
     ("(4*)3+2+10)", CARDS, -6, "invalid sequence after ')', invalid sequence after number."),
     ("(4)(3)+2+10", CARDS, -6, "invalid sequence before '(', unmatched closing parenthesis."),
@@ -352,7 +352,7 @@ def test_categories(compat):
     assert compat.score(answer("4*3+2+10"), CARDS).info["category"] == "CORRECT_SOLUTION"
 
 
-# -- verifier, robust mode (spec 10, 11, 14) ------------------------------------------------------------------------
+# -- verifier, robust mode (rlexp's fixes) ------------------------------------------------------------------------
 
 MB = 1 << 20
 HOSTILE = [
@@ -386,7 +386,7 @@ HOSTILE = [
     (answer("4**3+2+10"), CARDS, -3, "invalid sequence after operator"),
     (answer("4//3+2+10"), CARDS, -3, "invalid sequence after operator"),
     (answer("-4+3*2*10"), CARDS, -3, "invalid sequence after operator"),
-    # the ")" is rejected, so it does not close the "(" (spec 6.2): two violations
+    # the ")" is rejected, so it does not close the "(" (the authors' check order): two violations
     (answer("4*3+2+10+()"), CARDS, -6, "invalid sequence after ')', unmatched opening parenthesis."),
     (answer("4*3+2+10+"), CARDS, -3, "incomplete formula"),
     (answer("4%3+2+10"), CARDS, -3, "illegal characters"),
@@ -404,7 +404,7 @@ HOSTILE = [
     (answer("eval('4*3+2+10')"), CARDS, None, "illegal characters"),
     (answer("9**9**9**9"), CARDS, None, "invalid sequence after operator"),
     (answer("1+" * 20_000 + "1"), CARDS, -3, "formula too long"),
-    # a formula longer than the 64 KB completion cap loses its key with the head (spec 5.2 step 1)
+    # a formula longer than the 64 KB completion cap loses its key with the head (the cap keeps the tail)
     (answer("1+" * 50_000 + "1"), CARDS, -3, "no formula found"),
     (answer("(" * 10_000 + "4*3+2+10" + ")" * 10_000), CARDS, -3, "formula too long"),
     (answer("+".join(["1"] * 40)), CARDS, -3, "formula too long"),
@@ -552,7 +552,7 @@ def test_dataset_is_deterministic():
 
 def test_heldout_split():
     held = gp.heldout_multisets(24, 4)
-    assert 90 <= len(held) <= 140  # about 113 of the 566 ID multisets (spec 12)
+    assert 90 <= len(held) <= 140  # about 113 of the 566 ID multisets
     held_keys = {gp.heldout_key(24, "face10", ms) for ms in held}
     env = make("generalpoints", split="heldout_multisets", train_size=400, eval_size=10)
     train = env.dataset("train")
@@ -578,7 +578,7 @@ def test_heldout_split_with_ood_training_rejects_nothing():
 
 
 def test_iid_train_with_eval_seed_replays_eval_episodes():
-    # the paper trained with seed 42 too, so its training stream starts with the ID eval episodes (spec 2.3)
+    # the paper trained with seed 42 too, so its training stream starts with the ID eval episodes
     env = make("generalpoints", seed=42, train_size=5, eval_size=5)
     assert env.dataset("train")["card_ids"] == env.dataset("id")["card_ids"]
 

@@ -39,7 +39,7 @@ ACTOR = dict(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, in
 
 
 def synthetic(vocab=5000, seed=0, spread=2.0):
-    """The spec's setting (10.3): p = softmax(l), q = softmax(l + eps), l ~ N(0, 3), eps ~ N(0, spread)."""
+    """The paper's synthetic setting (arXiv 2602.06107): p = softmax(l), q = softmax(l + eps), l ~ N(0, 3), eps ~ N(0, spread)."""
     g = torch.Generator().manual_seed(seed)
     logits = 3.0 * torch.randn(vocab, generator=g, dtype=torch.float64)
     logp = F.log_softmax(logits, -1)

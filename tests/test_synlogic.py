@@ -124,7 +124,7 @@ def test_generators_are_fast():
     assert time.perf_counter() - start < 5.0
 
 
-# -- uniqueness (spec 5.1: cryptarithm, sudoku, futoshiki) ------------------------------------------------------
+# -- uniqueness (cryptarithm, sudoku, futoshiki) ------------------------------------------------------
 
 
 def _naive_latin(grid, n, box=None, less=()):
@@ -347,7 +347,7 @@ def test_feedback_never_shows_the_solution(env, generated):
                 assert ref not in fb and ref.replace(" ", "") not in fb.replace(" ", ""), (family, fb)
 
 
-# -- reward rule (spec 4.2) -------------------------------------------------------------------------------------
+# -- reward rule (SynLogic's: layout and answer) -------------------------------------------------------------------------------------
 
 
 def test_format_rule_and_reward_modes():
@@ -562,7 +562,7 @@ def test_yaml_composes_and_names_every_knob():
             env_from(compose(config_name="config", overrides=["env=synlogic", "env.difficulty=0"]).env)
 
 
-# -- hub rows (spec 3), offline ---------------------------------------------------------------------------------
+# -- hub rows, offline ---------------------------------------------------------------------------------
 
 
 def hub_row(source: str, data, *, as_text: bool = False, index: int = 0) -> dict:
