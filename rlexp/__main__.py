@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlexp.console import error, exit_now, libraries_to_stderr, say
 from rlexp.errors import ConfigError
+from rlexp.schema import CONF_DIR
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 # most sweep combinations checked before a multirun starts; the rest are checked as each job starts
 MAX_PREFLIGHT = 64
 
@@ -114,17 +114,26 @@ def preflight(argv: list[str]) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from rlexp.config import from_training_run, validate
+    from rlexp.config import from_training_run, training_run, validate
 
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            for job in _sweep_combinations(overrides_of(argv)):
+            jobs = _sweep_combinations(overrides_of(argv))
+            for job in jobs:
                 cfg = compose(config_name="config", overrides=job)
                 from_training_run(cfg, job)
                 validate(cfg)
     except (ConfigError, HydraException, OmegaConfBaseException) as exc:  # a bug in our code keeps its traceback
         error(describe(exc))
         sys.exit(2)
+    if _asks_for_job_config(argv) and len(jobs) == 1 and cfg.mode == "eval" and training_run(cfg.checkpoint):
+        # Hydra would print the config before mode=eval takes the training run's settings: print what will run
+        print(OmegaConf.to_yaml(cfg), end="", flush=True)
+        sys.exit(0)
+
+
+def _asks_for_job_config(argv: list[str]) -> bool:
+    return any(a in ("--cfg", "-c") and b == "job" for a, b in zip(argv, argv[1:])) or "--cfg=job" in argv
 
 
 def run_name(*, _root_: DictConfig) -> str:
@@ -171,16 +180,14 @@ def main() -> None:
             exit_now(2)
         register_schemas()
     OmegaConf.register_new_resolver("rlexp.run_name", run_name, replace=True)
-    from rlexp.launch import stop_children
-
     try:
         preflight(sys.argv[1:])
         hydra_main()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    # everything is written and finished: skip the interpreter's slow teardown
-    stop_children()
+    # everything is written and finished, and the verifier and sandbox workers end when their pipes
+    # close: skip the interpreter's slow teardown
     exit_now(code)
 
 

@@ -1,8 +1,10 @@
-"""Config schemas (registered in Hydra's ConfigStore) and the checks that run before anything loads.
+"""The checks that run before anything loads, and what the command line needs around them.
 
-Every group's YAML names its schema in its defaults list (`/schema/<group>/<name>@_here_`), so
-an unknown key or a wrongly typed value fails while Hydra composes. Algorithms and
-environments are dataclasses in their own modules; their schemas are stored here by name.
+Every group's YAML names its schema in its defaults list (`/schema/<group>/<name>@_here_`), so an
+unknown key or a wrongly typed value fails while Hydra composes; the schemas are rlexp/schema.py's
+dataclasses and the algorithms' and environments' own, which their registries store. Here:
+`validate` (what composing cannot see), the stages, mode=eval's start from its training run, the
+"did you mean" for a misspelt key, the thread count, and the import of plugins.
 """
 
 from __future__ import annotations
@@ -186,8 +188,23 @@ def training_run(checkpoint: Optional[str]) -> Optional[DictConfig]:
 
 
 def _picked(overrides: list[str], key: str) -> bool:
-    """Whether the command line chooses `key` as a whole: `env=...`, `seed=...`, or an experiment."""
-    return any(o.lstrip("+~").split("=", 1)[0] in (key, "experiment") for o in overrides)
+    """Whether the command line chooses `key` as a whole: `env=...`, `seed=...`, or an experiment that sets it."""
+    for override in overrides:
+        name, _, value = override.lstrip("+~").partition("=")
+        if name == key or (name == "experiment" and key in _experiment_sets(value)):
+            return True
+    return False
+
+
+def _experiment_sets(experiment: str) -> set[str]:
+    """The top-level keys and groups conf/experiment/<experiment>.yaml sets (`env: {...}`, `override /model: ...`)."""
+    path = Path(schema.CONF_DIR, "experiment", f"{experiment}.yaml")
+    if not path.is_file():
+        return set()
+    node = OmegaConf.to_container(OmegaConf.load(path))
+    entries = [e for e in node.pop("defaults", []) if isinstance(e, dict)]
+    groups = {k.split("/")[-1].split("@")[0] for entry in entries for k in entry}
+    return set(node) | groups
 
 
 def eval_env_name(cfg: DictConfig, overrides: list[str]) -> str:
@@ -234,12 +251,17 @@ def load_plugins(modules: list[str]) -> list[str]:
     `conf/` directories beside them (a package's own `conf/`), for Hydra's config search path."""
     import importlib
 
+    algos.names(), envs.names()  # rlexp's own first, so a plugin that reuses one of their names is refused
     conf_dirs = []
     for name in modules:
         try:
             module = importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"plugins: cannot import {name!r} ({exc}); is its package on PYTHONPATH or installed?") from None
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):  # the plugin itself, not one of its imports
+                raise ConfigError(f"plugins: cannot import {name!r} ({exc}); is its package on PYTHONPATH or installed?") from None
+            raise ConfigError(f"plugins: importing {name!r} failed: {exc}") from None
+        except Exception as exc:  # the plugin's own code failed, e.g. a name registered twice
+            raise ConfigError(f"plugins: importing {name!r} failed: {type(exc).__name__}: {exc}") from None
         for folder in getattr(module, "__path__", []):
             if Path(folder, "conf").is_dir() and str(Path(folder, "conf")) not in conf_dirs:
                 conf_dirs.append(str(Path(folder, "conf")))

@@ -92,13 +92,3 @@ def launch_accelerate(config: dict, config_path: Path) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"the {config['launcher']['name']} launch failed with exit code {done.returncode}; its output is above, the run dir is {run_dir}")
     return json.loads((run_dir / "summary.json").read_text())
-
-
-def stop_children() -> None:
-    """End the worker processes a run left (math-verify's pool, the sandbox's), before a fast exit."""
-    import multiprocessing
-
-    for child in multiprocessing.active_children():
-        child.terminate()
-    for child in multiprocessing.active_children():
-        child.join(timeout=5)

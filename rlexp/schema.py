@@ -9,11 +9,15 @@ registries store them in Hydra's ConfigStore as `schema/algo/<name>` and `schema
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from rlexp.errors import ConfigError
+
+# the config tree: rlexp runs from its clone (an editable install), where conf/ sits beside the package
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 @dataclass

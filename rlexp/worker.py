@@ -28,7 +28,7 @@ from rlexp.discover import discover
 from rlexp.envs import Env
 from rlexp.evaluate import evaluate
 from rlexp.plots import plot_learning_curve
-from rlexp.schema import DiscoverConfig
+from rlexp.schema import CONF_DIR, DiscoverConfig
 from rlexp.tracking import Tracker
 
 
@@ -85,8 +85,9 @@ def _run(cfg: DictConfig) -> dict:
     summary = {"run_dir": cfg.run_dir, "status": "failed", "mode": cfg.mode, "algo": cfg.algo.name, "stages": [],
                "env": cfg.env.name, "model": cfg.model.name, "seed": cfg.seed, "final_checkpoint": cfg.checkpoint,
                "results": {}}  # fmt: skip
+    env, model_cfg = env_from(cfg.env), structured(models.ModelConfig, cfg.model)
     tracker = Tracker(OmegaConf.to_container(cfg, resolve=True), state.is_main_process)
-    run = Run(cfg, state, env_from(cfg.env), structured(models.ModelConfig, cfg.model), tracker, Path(cfg.run_dir), summary)
+    run = Run(cfg, state, env, model_cfg, tracker, Path(cfg.run_dir), summary)
     try:  # everything after the tracker starts, so W&B is finished whatever fails
         MODES[cfg.mode](run)
         summary["status"] = "done"
@@ -196,8 +197,14 @@ def how_it_runs(trainer) -> str:
     return f"{processes}, {'DDP' if kind in ('MULTI_GPU', 'MULTI_CPU') else kind}, {where}"
 
 
-# the demo's knobs (conf/experiment/demo.yaml): a game and completions small enough for a CPU
-DEMO_KNOBS = "experiment=demo (tiny model, env.num_cards=3 env.target=12 env.prompt_style=short, 96-token completions)"
+DEMO = Path(CONF_DIR, "experiment", "demo.yaml")
+
+
+def demo_knobs() -> tuple[str, int]:
+    """What the demo changes to fit a CPU (its game and completion length), read from its own file."""
+    demo = OmegaConf.load(DEMO)
+    game = " ".join(f"env.{k}={v}" for k, v in demo.env.items())
+    return f"experiment=demo (the tiny model, {game}, {demo.algo.max_completion_length}-token completions)", demo.algo.max_completion_length
 
 
 def cpu_hint(cfg: DictConfig, algo) -> str | None:
@@ -206,11 +213,12 @@ def cpu_hint(cfg: DictConfig, algo) -> str | None:
         return None
     completion = getattr(algo, "max_completion_length", None) or 0
     hub_model = structured(models.ModelConfig, cfg.model).pretrained is not None
-    if not hub_model and completion <= 128:  # the demo's completions are 96 tokens
+    demo, demo_completion = demo_knobs()
+    if not hub_model and completion <= demo_completion:
         return None
     what = f"a hub model ({cfg.model.name})" if hub_model else f"{algo.per_device_train_batch_size} completions of up to {completion} tokens"
     return (f"no GPU: every step of {algo.name} runs {what} on the CPU, which can take minutes per step "
-            f"(the time per step is printed after the first one); for a run that finishes on a laptop try {DEMO_KNOBS}")
+            f"(the time per step is printed after the first one); for a run that finishes on a laptop try {demo}")
 
 
 class StepCost(TrainerCallback):

@@ -2,7 +2,6 @@
 (every algorithm x environment pair runs in test_smoke.py)."""
 
 import json
-from pathlib import Path
 
 import datasets
 import pytest
@@ -98,7 +97,7 @@ def test_pipeline_stages_chain_checkpoints_on_one_step_axis(tmp_path):
         done = ok(run_cli(*args, run_dir=str(tmp_path / "${rlexp.run_name:}")))
     (run_dir,) = tmp_path.iterdir()
     assert run_dir.name == "sft-grpo_generalpoints", "a run directory is named after its whole pipeline"
-    assert "[rlexp] stage sft: single process, CPU" in done.stdout.splitlines()
+    assert f"[rlexp] stage sft: single process, {'1 GPU' if torch.cuda.is_available() else 'CPU'}" in done.stdout.splitlines()
     assert done.stdout.splitlines()[-1] == f"[rlexp] run directory: {run_dir}"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stages"] == ["sft", "grpo"] and list(summary["results"]) == ["init", "sft", "grpo"]

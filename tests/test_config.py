@@ -240,6 +240,13 @@ def test_eval_mode_starts_from_the_training_run_and_applies_the_command_line_on_
     cfg = composed(*job)
     assert from_training_run(cfg, job) == "mode=eval: evaluating on env=math; the checkpoint was trained on env=generalpoints"
     validate(cfg)
+    # an experiment chooses only what it sets: sft_then_grpo sets no environment, demo no seed
+    job = ["mode=eval", f"checkpoint={checkpoint}", "experiment=sft_then_grpo"]
+    cfg = composed(*job)
+    assert from_training_run(cfg, job) is None and (cfg.env.num_cards, cfg.seed) == (3, 7)
+    job = ["mode=eval", f"checkpoint={checkpoint}", "experiment=demo"]
+    cfg = composed(*job)
+    assert from_training_run(cfg, job) is None and cfg.seed == 7
     # a checkpoint outside an rlexp run directory: the command line alone
     (tmp_path / "config.yaml").unlink()
     cfg = composed("mode=eval", f"checkpoint={checkpoint}")
@@ -260,9 +267,13 @@ def test_cfg_job_prints_yaml_only_and_checks_the_config_like_a_run(cli):
     assert "prepare.pear.behaviour_model" in bad.stderr
 
 
-def test_a_paper_sized_stage_on_a_cpu_says_what_it_costs_and_the_demo_does_not():
+def test_a_paper_sized_stage_on_a_cpu_says_what_it_costs_and_the_demo_does_not(monkeypatch):
+    import torch
+
     from rlexp.config import algo_from
     from rlexp.worker import cpu_hint
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the hint is for machines without a GPU
 
     cfg = composed("algo=grpo", "env=generalpoints")
     hint = cpu_hint(cfg, algo_from(cfg.algo))
@@ -281,3 +292,13 @@ def test_the_modes_validation_accepts_are_the_modes_the_worker_runs():
 def test_a_warmup_that_the_schedule_ignores_is_refused():
     assert "use constant_with_warmup" in error_of("algo=sft", "algo.warmup_steps=20")
     validate(composed("algo=sft", "algo.warmup_steps=20", "algo.lr_scheduler_type=constant_with_warmup"))
+
+
+def test_cfg_job_shows_what_mode_eval_will_run(cli, tmp_path):
+    import yaml
+
+    checkpoint = saved_run(tmp_path)
+    done = cli("--cfg", "job", "mode=eval", f"checkpoint={checkpoint}", "eval.num_prompts=5")
+    assert done.returncode == 0, done.stderr
+    cfg = yaml.safe_load(done.stdout)
+    assert (cfg["env"]["num_cards"], cfg["env"]["prompt_style"], cfg["seed"], cfg["eval"]["num_prompts"]) == (3, "short", 7, 5)

@@ -1,6 +1,5 @@
 """algo=jackpot (arXiv 2602.06107): the OBRS math, the trainer's weights, vLLM parsing, CLI smokes."""
 
-import json
 import math
 from types import SimpleNamespace
 
@@ -11,7 +10,6 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import pad
 from trl.generation.vllm_generation import extract_logprobs
 
-from conftest import SMALL, run_cli
 from rlexp import envs
 from rlexp.algos.actor_rollouts import actor_logprobs_from_vllm, candidates_to_tensors, check_same_vocabulary, topk_candidates
 from rlexp.algos.jackpot import (

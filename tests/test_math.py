@@ -236,15 +236,20 @@ def test_hostile_completions_each_return_a_score_quickly(env):
     for text in HOSTILE:
         start = time.monotonic()
         score = env.score(text, row)
-        assert time.monotonic() - start < env.timeout_s + 2, text[:60]
+        # killed at timeout_s: without the kill these run for minutes; the margin is for a loaded machine
+        assert time.monotonic() - start < env.timeout_s + 30, text[:60]
         assert score.reward in (0.0, 1.0) and isinstance(score.feedback, str), text[:60]
 
 
+# a check that sleeps this long only ends by being killed: a "timeout" result proves the kill, with no
+# clock in the test; the pool's timeout leaves a loaded machine seconds for the quick checks
+HUNG_S, POOL_TIMEOUT_S = 3600, 5.0
+
+
 def test_a_hung_check_is_killed_and_its_worker_replaced():
-    pool = BoundedPool(slow_echo, workers=1, timeout_s=0.5)
+    pool = BoundedPool(slow_echo, workers=1, timeout_s=POOL_TIMEOUT_S)
     assert pool.call(0, "first") == ("ok", "first")
-    start = time.monotonic()
-    assert pool.call(30, "hung") == ("timeout", None) and time.monotonic() - start < 5
+    assert pool.call(HUNG_S, "hung") == ("timeout", None)
     assert pool.call(0, "after") == ("ok", "after")  # a fresh worker took the hung one's place
     pool.close()
 
@@ -254,15 +259,14 @@ def test_scoring_off_the_main_thread_keeps_its_bound(env):
     out = []
     thread = threading.Thread(target=lambda: out.append(env.score(row["reference_solution"], row)))
     thread.start()
-    thread.join(30)
+    thread.join()
     assert out and out[0].reward == 1.0
-    pool = BoundedPool(slow_echo, workers=1, timeout_s=0.5)
+    pool = BoundedPool(slow_echo, workers=1, timeout_s=POOL_TIMEOUT_S)
     results = []
-    start = time.monotonic()
-    thread = threading.Thread(target=lambda: results.append(pool.call(30, "hung")))
+    thread = threading.Thread(target=lambda: results.append(pool.call(HUNG_S, "hung")))
     thread.start()
-    thread.join(10)
-    assert results == [("timeout", None)] and time.monotonic() - start < 5
+    thread.join()
+    assert results == [("timeout", None)]
     pool.close()
 
 

@@ -65,3 +65,14 @@ def test_a_plugin_that_does_not_import_is_one_line(plugin):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["rlexp: error: plugins: cannot import 'nope_not_a_package' "
                                                 "(No module named 'nope_not_a_package'); is its package on PYTHONPATH or installed?"]
+
+
+def test_a_plugin_that_reuses_a_name_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "dupplug").mkdir()
+    (tmp_path / "dupplug" / "__init__.py").write_text(
+        "from rlexp.algos import register\nfrom rlexp.algos.grpo import GRPO\n\nregister('grpo')(GRPO)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    done = run_cli("plugins=[dupplug]")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("rlexp: error: plugins: importing 'dupplug' failed: ValueError: algorithm 'grpo' is registered twice")

@@ -532,9 +532,7 @@ def sdpo_trainer_from_the_algo(tmp_path, **fields):
                 max_prompt_length=None, distillation_mode="full_logits", **fields)
     algo.check(world_size=1)
     model, tokenizer = tiny()
-    args = algo.config_class(**algo.trl_kwargs(), output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none",
-                             save_strategy="no", seed=0)
-    return algo.build_trainer(model, tokenizer, envs.make("generalpoints", **GAME), args)
+    return algo.build_trainer(model, tokenizer, envs.make("generalpoints", **GAME), algo.training_args(tmp_path, 0, "fp32"))
 
 
 def test_several_steps_per_generation_batch_clip_from_the_second_and_move_the_ema_once_per_batch(tmp_path):
