@@ -1,5 +1,6 @@
 # make test   set up .venv if needed, then run the test suite (offline)
 # make test-fast  the same, unit tests only (in-process, no CLI runs): the inner loop
+# make lint   ruff: the format and the lint rules of pyproject.toml (make test runs it first)
 # make demo   set up .venv if needed, then SFT -> GRPO -> ID/OOD eval on the tiny model (CPU, ~5 min)
 # make bench  set up .venv if needed, then the benchmarks in scripts/ (ratios against a baseline run beside them)
 PYTHON ?= python3
@@ -9,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-rlexp
 
-.PHONY: setup sandbox-tools test test-fast demo bench clean
+.PHONY: setup sandbox-tools lint test test-fast demo bench clean
 
 setup: $(STAMP) sandbox-tools
 
@@ -28,7 +29,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e ".[test]"
 	touch $(STAMP)
 
-test: setup
+lint: setup
+	$(BIN)/ruff format --check rlexp scripts tests
+	$(BIN)/ruff check rlexp scripts tests
+
+test: setup lint
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -ra
 
 test-fast: setup

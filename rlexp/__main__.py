@@ -72,8 +72,19 @@ def _sweep_combinations(overrides: list[str]) -> list[list[str]]:
 # Hydra's flags that only show information; the command line is then not checked
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--version", "--shell-completion", "-sc"}
 # Hydra's flags that take a value (`--cfg job`): that value is not an override
-VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-               "--experimental-rerun"}
+VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 
 
 def overrides_of(argv: list[str]) -> list[str]:

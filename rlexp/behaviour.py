@@ -36,8 +36,17 @@ def token_logps(model, input_ids: list[int], temperature: float) -> list[float]:
 
 
 @torch.no_grad()
-def sample_demonstrations(model, tokenizer, env, split: str, num_samples: int, temperature: float,
-                          max_new_tokens: int, keep: str = "correct", limit: int = 0) -> datasets.Dataset:
+def sample_demonstrations(
+    model,
+    tokenizer,
+    env,
+    split: str,
+    num_samples: int,
+    temperature: float,
+    max_new_tokens: int,
+    keep: str = "correct",
+    limit: int = 0,
+) -> datasets.Dataset:
     """Sample `num_samples` answers per prompt from `model`, keep the correct ones (or all), record log-probs."""
     rows = env.dataset(split)
     if limit:
@@ -46,12 +55,20 @@ def sample_demonstrations(model, tokenizer, env, split: str, num_samples: int, t
     out = {name: [] for name in COLUMNS}
     kept = total = 0
     for row in tqdm(rows, desc="behaviour samples", leave=False):
-        prompt_ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True,
-                                                   return_dict=True)["input_ids"]
+        prompt_ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
         prompt = torch.tensor([prompt_ids] * num_samples, device=model.device)
-        generated = model.generate(prompt, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-                                   max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                   eos_token_id=tokenizer.eos_token_id)[:, len(prompt_ids):]
+        generated = model.generate(
+            prompt,
+            do_sample=True,
+            temperature=temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )[:, len(prompt_ids) :]
         answers = []
         for ids in generated.tolist():
             if tokenizer.eos_token_id in ids:  # keep the EOS: the student learns to stop
@@ -85,12 +102,15 @@ def tokenize_demonstrations(tokenizer, demos: datasets.Dataset) -> datasets.Data
     """`messages` rows as the ids the student trains on: the chat prompt, then the last (assistant) turn."""
     out = {"input_ids": [], "completion_mask": []}
     for messages in demos["messages"]:
-        prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True,
-                                               return_dict=True)["input_ids"]
+        prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
         full = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
         if full[: len(prompt)] != prompt:
-            raise ConfigError("the chat template renders the prompt differently once the answer follows it, so the "
-                              "answer's tokens cannot be told apart; use a model whose template keeps the prefix")
+            raise ConfigError(
+                "the chat template renders the prompt differently once the answer follows it, so the "
+                "answer's tokens cannot be told apart; use a model whose template keeps the prefix"
+            )
         out["input_ids"].append(full)
         out["completion_mask"].append([0] * len(prompt) + [1] * (len(full) - len(prompt)))
     return datasets.Dataset.from_dict(out)
@@ -99,9 +119,10 @@ def tokenize_demonstrations(tokenizer, demos: datasets.Dataset) -> datasets.Data
 def with_logps(model, data: datasets.Dataset, column: str, temperature: float = 1.0) -> datasets.Dataset:
     """`data` plus `column`: `model`'s log-prob of each trained token (0 elsewhere)."""
     model.eval()
-    values = [[lp if m else 0.0 for lp, m in zip(token_logps(model, ids, temperature), mask)]
-              for ids, mask in tqdm(zip(data["input_ids"], data["completion_mask"]), total=len(data),
-                                    desc=f"{column}", leave=False)]
+    values = [
+        [lp if m else 0.0 for lp, m in zip(token_logps(model, ids, temperature), mask)]
+        for ids, mask in tqdm(zip(data["input_ids"], data["completion_mask"]), total=len(data), desc=f"{column}", leave=False)
+    ]
     return data.add_column(column, values)
 
 
@@ -123,7 +144,9 @@ def check(data: datasets.Dataset, where: str, column: str = "behavior_logps") ->
     for i, row in enumerate(data):
         n = len(row["input_ids"])
         if len(row["completion_mask"]) != n or len(row[column]) != n:
-            raise ConfigError(f"{where}: row {i} has {n} input_ids but {len(row['completion_mask'])} completion_mask and "
-                              f"{len(row[column])} {column} entries; they must line up token by token")
+            raise ConfigError(
+                f"{where}: row {i} has {n} input_ids but {len(row['completion_mask'])} completion_mask and "
+                f"{len(row[column])} {column} entries; they must line up token by token"
+            )
         if any(lp > 1e-6 for lp in row[column]):
             raise ConfigError(f"{where}: row {i} has a positive log-prob; {column} must be log-probabilities")

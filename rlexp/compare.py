@@ -49,8 +49,12 @@ def comparison_table(grouped: dict[str, list[dict]]) -> str:
     if not grouped:
         return ""
     first = next(iter(grouped.values()))[0]
-    columns = [(split, metric) for split, metrics in first.items() if split != "job"
-               for metric in ["success"] + sorted(k for k in metrics if k.startswith("pass@"))]
+    columns = [
+        (split, metric)
+        for split, metrics in first.items()
+        if split != "job"
+        for metric in ["success"] + sorted(k for k in metrics if k.startswith("pass@"))
+    ]
     head = ["arm", "seeds", "jobs"] + [f"{split} {metric}" for split, metric in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for arm, runs in grouped.items():

@@ -73,7 +73,9 @@ def resolve_precision(precision: str) -> str:
     if precision == "auto":
         return "bf16" if bf16_ok else "fp32"
     if precision == "bf16" and not bf16_ok:
-        raise ConfigError("precision=bf16 needs a GPU with bf16 support and this machine has none; use precision=fp32 or precision=auto")
+        raise ConfigError(
+            "precision=bf16 needs a GPU with bf16 support and this machine has none; use precision=fp32 or precision=auto"
+        )
     if precision == "fp16" and not has_cuda:
         raise ConfigError("precision=fp16 needs a GPU and this machine has none; use precision=fp32 or precision=auto")
     return precision
@@ -119,9 +121,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"threads={cfg.threads} must be at least 1 (or null: the cores divided among the run's processes)")
     bad_k = [k for k in cfg.eval.k if not 1 <= k <= cfg.eval.num_samples]
     if bad_k:
-        raise ConfigError(f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples")
+        raise ConfigError(
+            f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples"
+        )
     check_available(structured(ModelConfig, cfg.model))
-
 
 
 @contextlib.contextmanager
@@ -149,7 +152,13 @@ def known_keys() -> dict[str, list[str]]:
     """Every key a user can type, by its last part: {"learning_rate": ["algo.learning_rate", ...]}."""
     sections: list[tuple[str, type]] = [("", RunConfig)]
     sections += [("algo", algos.algo_class(n)) for n in algos.names()] + [("env", envs.env_class(n)) for n in envs.names()]
-    sections += [("eval", EvalConfig), ("model", ModelConfig), ("discover", DiscoverConfig), ("launcher", LauncherConfig), ("logger", LoggerConfig)]
+    sections += [
+        ("eval", EvalConfig),
+        ("model", ModelConfig),
+        ("discover", DiscoverConfig),
+        ("launcher", LauncherConfig),
+        ("logger", LoggerConfig),
+    ]
     keys: dict[str, list[str]] = {}
     for prefix, cls in sections:
         for f in dataclasses.fields(cls):
@@ -242,8 +251,12 @@ def from_training_run(cfg: DictConfig, overrides: list[str]) -> Optional[str]:
     if now["name"] != then["name"]:
         return f"mode=eval: evaluating on env={now['name']}; the checkpoint was trained on env={then['name']}"
     changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
-    return ("mode=eval: evaluating with " + ", ".join(f"env.{k}={now.get(k)}" for k in changed)
-            + "; the checkpoint was trained with " + ", ".join(f"env.{k}={then.get(k)}" for k in changed))
+    return (
+        "mode=eval: evaluating with "
+        + ", ".join(f"env.{k}={now.get(k)}" for k in changed)
+        + "; the checkpoint was trained with "
+        + ", ".join(f"env.{k}={then.get(k)}" for k in changed)
+    )
 
 
 def load_plugins(modules: list[str]) -> list[str]:
@@ -258,7 +271,9 @@ def load_plugins(modules: list[str]) -> list[str]:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name is not None and name.startswith(exc.name):  # the plugin itself, not one of its imports
-                raise ConfigError(f"plugins: cannot import {name!r} ({exc}); is its package on PYTHONPATH or installed?") from None
+                raise ConfigError(
+                    f"plugins: cannot import {name!r} ({exc}); is its package on PYTHONPATH or installed?"
+                ) from None
             raise ConfigError(f"plugins: importing {name!r} failed: {exc}") from None
         except Exception as exc:  # the plugin's own code failed, e.g. a name registered twice
             raise ConfigError(f"plugins: importing {name!r} failed: {type(exc).__name__}: {exc}") from None

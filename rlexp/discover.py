@@ -52,7 +52,9 @@ def check(cfg: DiscoverConfig, algo, launcher: str) -> None:
         if getattr(cfg, knob) < 1:
             raise ConfigError(f"discover.{knob}={getattr(cfg, knob)} must be at least 1")
     if cfg.budget % cfg.attempts_per_step:
-        raise ConfigError(f"discover.budget={cfg.budget} must be a multiple of discover.attempts_per_step={cfg.attempts_per_step}")
+        raise ConfigError(
+            f"discover.budget={cfg.budget} must be a multiple of discover.attempts_per_step={cfg.attempts_per_step}"
+        )
     bad = [k for k in cfg.k if not 1 <= k <= cfg.budget]
     if bad:
         raise ConfigError(f"discover.k={list(cfg.k)} has k outside 1..discover.budget={cfg.budget}")
@@ -105,8 +107,9 @@ def multi_turn(model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, sampl
     history: list[list[str]] = [[] for _ in range(chains)]
     question = _question_text(row["prompt"])
     for round_ in range(cfg.budget // chains):
-        prompts = [_with_question(row["prompt"], multi_turn_prompt(question, h, tokenizer, cfg.max_history_tokens))
-                   for h in history]
+        prompts = [
+            _with_question(row["prompt"], multi_turn_prompt(question, h, tokenizer, cfg.max_history_tokens)) for h in history
+        ]
         texts = [samples[0] for samples in generate(model, tokenizer, prompts, 1, desc="multi-turn", **sampling)]
         scores = env.score_batch(texts, [row] * chains)
         found = first_success([s.success for s in scores], round_ * chains)
@@ -141,23 +144,37 @@ class StopWhenFound(TrainerCallback):
             control.should_training_stop = True
 
 
-def sdpo_run(model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, algo, seed: int, workdir: Path,
-             precision: str = "fp32") -> float:
+def sdpo_run(
+    model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, algo, seed: int, workdir: Path, precision: str = "fp32"
+) -> float:
     """Test-time SDPO on one question from a fresh copy of `model`: the discovery time."""
     from rlexp.algos.sdpo import FeedbackSDPOTrainer
 
     m = cfg.attempts_per_step
     steps = cfg.budget // m
     test_time = dataclasses.replace(
-        algo, per_device_train_batch_size=m, num_generations=m, gradient_accumulation_steps=1, num_iterations=1,
-        max_steps=steps, learning_rate=cfg.learning_rate or algo.learning_rate, advantage_clip=cfg.advantage_clip,
-        teacher_update_rate=cfg.teacher_update_rate, distillation_alpha=1.0, logging_steps=steps + 1,
+        algo,
+        per_device_train_batch_size=m,
+        num_generations=m,
+        gradient_accumulation_steps=1,
+        num_iterations=1,
+        max_steps=steps,
+        learning_rate=cfg.learning_rate or algo.learning_rate,
+        advantage_clip=cfg.advantage_clip,
+        teacher_update_rate=cfg.teacher_update_rate,
+        distillation_alpha=1.0,
+        logging_steps=steps + 1,
     )
     args = test_time.training_args(workdir, seed, precision, disable_tqdm=True)
     args.teacher_sync_steps = 1  # one generation batch per step: the EMA follows every step
     reward = DiscoveryReward.for_env(env)
-    trainer = FeedbackSDPOTrainer(model=copy.deepcopy(model), reward_funcs=[reward], args=args,
-                                  train_dataset=datasets.Dataset.from_list([row]), processing_class=tokenizer)
+    trainer = FeedbackSDPOTrainer(
+        model=copy.deepcopy(model),
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=datasets.Dataset.from_list([row]),
+        processing_class=tokenizer,
+    )
     trainer.add_callback(StopWhenFound(reward))
     trainer.train()
     return reward.found
@@ -225,18 +242,24 @@ def hard_questions(model, tokenizer, env: Env, rows: datasets.Dataset, cfg: Disc
     return hard
 
 
-def discover(model, tokenizer, env: Env, algo, cfg: DiscoverConfig, run_dir: Path, seed: int, split: str,
-             precision: str = "fp32") -> dict:
+def discover(
+    model, tokenizer, env: Env, algo, cfg: DiscoverConfig, run_dir: Path, seed: int, split: str, precision: str = "fp32"
+) -> dict:
     """Run the three methods on the hard questions; print and write (`discovery.json`, `discovery.md`) the table."""
-    sampling = {"temperature": algo.temperature, "max_new_tokens": algo.max_completion_length,
-                "batch_size": cfg.attempts_per_step}
+    sampling = {
+        "temperature": algo.temperature,
+        "max_new_tokens": algo.max_completion_length,
+        "batch_size": cfg.attempts_per_step,
+    }
     rows = env.dataset(split)
     torch.manual_seed(seed)
     questions = hard_questions(model, tokenizer, env, rows, cfg, sampling)
     if not questions:
-        raise ConfigError(f"no question of split {split} is hard for this model (pass rate below "
-                          f"discover.max_pass_rate={cfg.max_pass_rate} over {cfg.probe_samples} attempts among the "
-                          f"first {cfg.max_candidates}); raise discover.max_pass_rate or discover.max_candidates")
+        raise ConfigError(
+            f"no question of split {split} is hard for this model (pass rate below "
+            f"discover.max_pass_rate={cfg.max_pass_rate} over {cfg.probe_samples} attempts among the "
+            f"first {cfg.max_candidates}); raise discover.max_pass_rate or discover.max_candidates"
+        )
     results: dict[str, list[list[float]]] = {method: [] for method in METHODS}
     workdir = Path(tempfile.mkdtemp(prefix="discover-", dir=run_dir))
     try:
@@ -257,9 +280,11 @@ def discover(model, tokenizer, env: Env, algo, cfg: DiscoverConfig, run_dir: Pat
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     text, numbers = table(results, cfg)
-    header = (f"discovery@k on env={env.name} split={split}: {len(questions)} hard question(s) "
-              f"(pass rate < {cfg.max_pass_rate} over {cfg.probe_samples} attempts), {cfg.runs} run(s) each, "
-              f"budget {cfg.budget}, {cfg.attempts_per_step} attempts per step; [{cfg.confidence:.0%} bootstrap CI]")
+    header = (
+        f"discovery@k on env={env.name} split={split}: {len(questions)} hard question(s) "
+        f"(pass rate < {cfg.max_pass_rate} over {cfg.probe_samples} attempts), {cfg.runs} run(s) each, "
+        f"budget {cfg.budget}, {cfg.attempts_per_step} attempts per step; [{cfg.confidence:.0%} bootstrap CI]"
+    )
     say(header + "\n" + text)
     report = {
         "split": split,

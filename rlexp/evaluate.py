@@ -24,18 +24,26 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list, num_samples: int, temperature: float, max_new_tokens: int, batch_size: int, desc: str) -> list[list[str]]:
+def generate(
+    model, tokenizer, prompts: list, num_samples: int, temperature: float, max_new_tokens: int, batch_size: int, desc: str
+) -> list[list[str]]:
     """`num_samples` completions for each chat prompt, as text."""
     texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
     jobs = [(i, t) for i, t in enumerate(texts) for _ in range(num_samples)]
     out: list[list[str]] = [[] for _ in prompts]
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    )
     model.eval()
     for start in tqdm(range(0, len(jobs), batch_size), desc=desc, leave=False):
         batch = jobs[start : start + batch_size]
         enc = tokenizer([t for _, t in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         ids = model.generate(
-            **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **sampling
+            **enc,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **sampling,
         )
         for (i, _), row in zip(batch, ids[:, enc["input_ids"].shape[1] :]):
             out[i].append(tokenizer.decode(row, skip_special_tokens=True))
@@ -78,13 +86,23 @@ def evaluate(model, tokenizer, env: Env, cfg) -> dict[str, dict[str, float]]:
         rows = env.dataset(split)
         rows = rows.select(range(min(cfg.num_prompts, len(rows))))
         completions = generate(
-            model, tokenizer, rows["prompt"], cfg.num_samples, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, f"eval {split}"
+            model,
+            tokenizer,
+            rows["prompt"],
+            cfg.num_samples,
+            cfg.temperature,
+            cfg.max_new_tokens,
+            cfg.batch_size,
+            f"eval {split}",
         )
         texts = [text for samples in completions for text in samples]
         repeated = [row for row in rows for _ in range(cfg.num_samples)]
         # in chunks: a slow environment's deadline for one batch (livecode's batch_timeout_s) covers one chunk
-        scores = [s for i in range(0, len(texts), cfg.batch_size)
-                  for s in env.score_batch(texts[i : i + cfg.batch_size], repeated[i : i + cfg.batch_size])]
+        scores = [
+            s
+            for i in range(0, len(texts), cfg.batch_size)
+            for s in env.score_batch(texts[i : i + cfg.batch_size], repeated[i : i + cfg.batch_size])
+        ]
         per_row = [scores[i * cfg.num_samples : (i + 1) * cfg.num_samples] for i in range(len(rows))]
         metrics = _summary(per_row, cfg)
         if "split_key" in rows.column_names:

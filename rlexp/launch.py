@@ -90,5 +90,7 @@ def launch_accelerate(config: dict, config_path: Path) -> dict:
     say(f"[rlexp] launching: {' '.join(cmd)}")
     done = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if done.returncode != 0:
-        raise RuntimeError(f"the {config['launcher']['name']} launch failed with exit code {done.returncode}; its output is above, the run dir is {run_dir}")
+        raise RuntimeError(
+            f"the {config['launcher']['name']} launch failed with exit code {done.returncode}; its output is above, the run dir is {run_dir}"
+        )
     return json.loads((run_dir / "summary.json").read_text())

@@ -13,7 +13,8 @@ import socket
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers
+from tokenizers import Tokenizer, decoders, pre_tokenizers
+from tokenizers import models as tok_models
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from rlexp.errors import ConfigError
@@ -40,7 +41,9 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, padding_side="left")
-    fast.add_special_tokens({"pad_token": "<|endoftext|>", "eos_token": "<|im_end|>", "additional_special_tokens": ["<|im_start|>"]})
+    fast.add_special_tokens(
+        {"pad_token": "<|endoftext|>", "eos_token": "<|im_end|>", "additional_special_tokens": ["<|im_start|>"]}
+    )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 

@@ -19,7 +19,9 @@ class Registry:
             from hydra.core.config_store import ConfigStore
 
             if name in self._classes:
-                raise ValueError(f"{self.kind} {name!r} is registered twice ({self._classes[name].__module__} and {cls.__module__})")
+                raise ValueError(
+                    f"{self.kind} {name!r} is registered twice ({self._classes[name].__module__} and {cls.__module__})"
+                )
             self._classes[name] = cls
             ConfigStore.instance().store(group=self.schema_group, name=name, node=cls)
             return cls

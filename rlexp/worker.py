@@ -116,7 +116,9 @@ def train(run: Run) -> None:
         set_seed(cfg.seed)
         model, tokenizer = models.load(run.model_cfg, checkpoint)
         with stage_keys(cfg, name):
-            trainer = algo.build_trainer(model, tokenizer, run.env, algo.training_args(run.run_dir / name, cfg.seed, cfg.precision))
+            trainer = algo.build_trainer(
+                model, tokenizer, run.env, algo.training_args(run.run_dir / name, cfg.seed, cfg.precision)
+            )
         trainer.add_callback(run.tracker.callback(name))
         if state.is_main_process:
             say(f"[rlexp] stage {name}: {how_it_runs(trainer)}")
@@ -169,7 +171,9 @@ def results_table(results: dict[str, dict]) -> str:
     splits = list(first)
     some = first[splits[0]]
     ks = sorted((key for key in some if key.startswith("pass@")), key=lambda key: int(key[5:]))
-    head = f"{'stage':<12}" + "".join(f"{f'{s} success':>18}" + "".join(f"{f'{s} {k}':>12}" for k in ks) + f"{f'{s} reward':>12}" for s in splits)
+    head = f"{'stage':<12}" + "".join(
+        f"{f'{s} success':>18}" + "".join(f"{f'{s} {k}':>12}" for k in ks) + f"{f'{s} reward':>12}" for s in splits
+    )
     lines = [
         f"success: the share of samples solved, ± its standard error over {some['n_prompts']} prompts; "
         f"pass@k: unbiased, from {some['n_samples']} samples per prompt; reward: the mean",
@@ -179,7 +183,11 @@ def results_table(results: dict[str, dict]) -> str:
         cells = ""
         for s in splits:
             m = per_split[s]
-            cells += f"{m['success']:>10.3f} ± {m['success_se']:.3f}" + "".join(f"{m[k]:>12.3f}" for k in ks) + f"{m['mean_reward']:>12.3f}"
+            cells += (
+                f"{m['success']:>10.3f} ± {m['success_se']:.3f}"
+                + "".join(f"{m[k]:>12.3f}" for k in ks)
+                + f"{m['mean_reward']:>12.3f}"
+            )
         lines.append(f"{stage:<12}{cells}")
     return "\n".join(lines)
 
@@ -204,7 +212,10 @@ def demo_knobs() -> tuple[str, int]:
     """What the demo changes to fit a CPU (its game and completion length), read from its own file."""
     demo = OmegaConf.load(DEMO)
     game = " ".join(f"env.{k}={v}" for k, v in demo.env.items())
-    return f"experiment=demo (the tiny model, {game}, {demo.algo.max_completion_length}-token completions)", demo.algo.max_completion_length
+    return (
+        f"experiment=demo (the tiny model, {game}, {demo.algo.max_completion_length}-token completions)",
+        demo.algo.max_completion_length,
+    )
 
 
 def cpu_hint(cfg: DictConfig, algo) -> str | None:
@@ -216,9 +227,15 @@ def cpu_hint(cfg: DictConfig, algo) -> str | None:
     demo, demo_completion = demo_knobs()
     if not hub_model and completion <= demo_completion:
         return None
-    what = f"a hub model ({cfg.model.name})" if hub_model else f"{algo.per_device_train_batch_size} completions of up to {completion} tokens"
-    return (f"no GPU: every step of {algo.name} runs {what} on the CPU, which can take minutes per step "
-            f"(the time per step is printed after the first one); for a run that finishes on a laptop try {demo}")
+    what = (
+        f"a hub model ({cfg.model.name})"
+        if hub_model
+        else f"{algo.per_device_train_batch_size} completions of up to {completion} tokens"
+    )
+    return (
+        f"no GPU: every step of {algo.name} runs {what} on the CPU, which can take minutes per step "
+        f"(the time per step is printed after the first one); for a run that finishes on a laptop try {demo}"
+    )
 
 
 class StepCost(TrainerCallback):
@@ -234,8 +251,10 @@ class StepCost(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == 1 and state.max_steps > 1:
             took = time.time() - self.started
-            say(f"[rlexp] stage {self.stage}: the first step took {took:.1f} s; "
-                f"{state.max_steps} steps at that pace take about {duration(took * state.max_steps)}")
+            say(
+                f"[rlexp] stage {self.stage}: the first step took {took:.1f} s; "
+                f"{state.max_steps} steps at that pace take about {duration(took * state.max_steps)}"
+            )
 
 
 def duration(seconds: float) -> str:

@@ -25,11 +25,24 @@ ROOT = Path(__file__).resolve().parent.parent
 GRPO_BATCH = 32
 
 HOSTILE = [
-    "", "   \n\t", "x" * 1_000_000, "\\boxed{9^{9^{9^{9}}}}", "\\boxed{10**10**10}", "<answer>" + "[" * 1000 + "</answer>",
-    "<answer>10**10**10</answer>", "<answer>２４</answer>", "<think><answer>1</answer>", "\\boxed{" + "{" * 5000,
-    "<answer>[[1,2],[3]]</answer>", "<answer>\x00\ud800</answer>", "\\boxed{\\frac{1}{" * 300,
-    "<answer>1</answer><answer>2</answer>" * 100, "\\boxed{10^{10^{10}}}", "\\boxed{99999999999^99999999999}",
-    "\\boxed{(10^{100})!}", "\\boxed{2^{100}}",
+    "",
+    "   \n\t",
+    "x" * 1_000_000,
+    "\\boxed{9^{9^{9^{9}}}}",
+    "\\boxed{10**10**10}",
+    "<answer>" + "[" * 1000 + "</answer>",
+    "<answer>10**10**10</answer>",
+    "<answer>２４</answer>",
+    "<think><answer>1</answer>",
+    "\\boxed{" + "{" * 5000,
+    "<answer>[[1,2],[3]]</answer>",
+    "<answer>\x00\ud800</answer>",
+    "\\boxed{\\frac{1}{" * 300,
+    "<answer>1</answer><answer>2</answer>" * 100,
+    "\\boxed{10^{10^{10}}}",
+    "\\boxed{99999999999^99999999999}",
+    "\\boxed{(10^{100})!}",
+    "\\boxed{2^{100}}",
 ]
 
 
@@ -63,11 +76,28 @@ def grpo_step_seconds(env_name: str, env_args: list[str]) -> float:
     """Median step time of a short GRPO run of the tiny model (32 completions a step), in a subprocess."""
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "rlexp", "algo=grpo", f"env={env_name}", *env_args, "logger=none", "eval.before=false",
-             "eval.num_prompts=1", "eval.num_samples=1", "eval.k=[1]", "algo.max_steps=6",
-             f"algo.per_device_train_batch_size={GRPO_BATCH}", "algo.num_generations=8", "algo.max_completion_length=96",
-             f"hydra.run.dir={tmp}/run"],
-            cwd=ROOT, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"},
+            [
+                sys.executable,
+                "-m",
+                "rlexp",
+                "algo=grpo",
+                f"env={env_name}",
+                *env_args,
+                "logger=none",
+                "eval.before=false",
+                "eval.num_prompts=1",
+                "eval.num_samples=1",
+                "eval.k=[1]",
+                "algo.max_steps=6",
+                f"algo.per_device_train_batch_size={GRPO_BATCH}",
+                "algo.num_generations=8",
+                "algo.max_completion_length=96",
+                f"hydra.run.dir={tmp}/run",
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"},
         )
         steps = [json.loads(line) for line in Path(tmp, "run", "metrics.jsonl").read_text().splitlines()]
     times = [r["step_time"] for r in steps if "step_time" in r][1:]  # the first step warms up
@@ -89,8 +119,10 @@ def measure(env_name: str, knobs: dict, env_args: list[str], size: int = 240) ->
     p99 = statistics.quantiles(latencies, n=100)[98]
     step = grpo_step_seconds(env_name, env_args)
     share = GRPO_BATCH / rate / step
-    print(f"{env_name:10s} {rate:8.0f} completions/s | p99 of one score {p99 * 1000:7.1f} ms | tiny GRPO step "
-          f"{step:5.2f} s; scoring its {GRPO_BATCH} completions = {share:.1%} of it")
+    print(
+        f"{env_name:10s} {rate:8.0f} completions/s | p99 of one score {p99 * 1000:7.1f} ms | tiny GRPO step "
+        f"{step:5.2f} s; scoring its {GRPO_BATCH} completions = {share:.1%} of it"
+    )
 
 
 def main() -> None:

@@ -67,7 +67,9 @@ def step_seconds(t, model, rows, seed: int) -> tuple[float, float, int, float, f
     attention = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
     started = time.perf_counter()
     with torch.no_grad():
-        GRPOTrainer._get_per_token_logps_and_entropies(t, model, ids, attention, inputs["completion_ids"].size(1), batch_size=len(rows))
+        GRPOTrainer._get_per_token_logps_and_entropies(
+            t, model, ids, attention, inputs["completion_ids"].size(1), batch_size=len(rows)
+        )
     trl_pass = time.perf_counter() - started
     return seconds, getattr(t, "jackpot_seconds", 0.0), int(inputs["completion_mask"].sum()), trl_pass, seconds - generated
 
@@ -102,10 +104,14 @@ def bench_steps() -> None:
         ratio = statistics.median(a / b for a, b in zip(times[name], times["grpo"]))
         share = statistics.median(a / b for a, b in zip(extra[name], times["grpo"]))
         shown = f"{100 * share:.1f}%" if name != "grpo" else "-"
-        print(f"{name:<15}{step:>9.3f}{ratio:>9.3f}{statistics.median(loss_times[name]):>12.3f}{statistics.median(extra[name]):>11.3f}"
-              f"{shown:>21}{statistics.median(tokens[name]):>9.0f}")
-    print(f"for context, TRL's no-grad log-prob pass over this batch (GRPO runs it when vLLM generates): "
-          f"{statistics.median(trl_pass):.3f} s = {100 * statistics.median(trl_pass) / grpo:.1f}% of the grpo step")
+        print(
+            f"{name:<15}{step:>9.3f}{ratio:>9.3f}{statistics.median(loss_times[name]):>12.3f}{statistics.median(extra[name]):>11.3f}"
+            f"{shown:>21}{statistics.median(tokens[name]):>9.0f}"
+        )
+    print(
+        f"for context, TRL's no-grad log-prob pass over this batch (GRPO runs it when vLLM generates): "
+        f"{statistics.median(trl_pass):.3f} s = {100 * statistics.median(trl_pass) / grpo:.1f}% of the grpo step"
+    )
 
 
 def bench_z(positions: int = 256, k: int = 20) -> None:
@@ -144,7 +150,9 @@ def bench_z(positions: int = 256, k: int = 20) -> None:
                 runs.append(time.perf_counter() - started)
             timings.append(1000 * statistics.median(runs))
         assert (topk_z() <= exact_z() + 1e-5).all()
-        print(f"{vocab:>8}{timings[0]:>19.2f}{timings[1]:>12.2f}{timings[2]:>14.2f}{timings[3]:>12.2f}{timings[3] / timings[1]:>15.2f}")
+        print(
+            f"{vocab:>8}{timings[0]:>19.2f}{timings[1]:>12.2f}{timings[2]:>14.2f}{timings[3]:>12.2f}{timings[3] / timings[1]:>15.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -33,16 +33,23 @@ COMPETITOR = "while True:\n    sum(i * i for i in range(10000))"
 def step_times(threads: str, workdir: Path) -> list[float]:
     run_dir = workdir / f"threads-{threads}-{len(list(workdir.iterdir()))}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-    subprocess.run([sys.executable, "-m", "rlexp", *RUN, f"threads={threads}", f"hydra.run.dir={run_dir}"],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "rlexp", *RUN, f"threads={threads}", f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [r["step_time"] for r in rows if "step_time" in r][1:]  # the first step warms up
 
 
 def main() -> None:
     cores = len(os.sched_getaffinity(0))
-    print(f"tiny GRPO step ({STEPS - 1} steps after the first, 16 completions of up to 64 tokens), {cores} cores; "
-          f"default = threads=null ({cores} here), median step time in seconds")
+    print(
+        f"tiny GRPO step ({STEPS - 1} steps after the first, 16 completions of up to 64 tokens), {cores} cores; "
+        f"default = threads=null ({cores} here), median step time in seconds"
+    )
     print(f"{'machine':<28}{'default':>10}{'threads=1':>12}{'default / 1':>14}")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -61,7 +61,11 @@ def simulate(noise: float, vocab: int, states: int, sigma: float, gen: torch.Gen
     logits = sigma * torch.randn(states, vocab, generator=gen, dtype=torch.float64)
     logp = F.log_softmax(logits, -1)
     logq = F.log_softmax(logits + noise * torch.randn(states, vocab, generator=gen, dtype=torch.float64), -1)
-    row = {"noise": noise, "kl_before": kl(logp, logq).mean().item(), "tv": 0.5 * (logp.exp() - logq.exp()).abs().sum(-1).mean().item()}
+    row = {
+        "noise": noise,
+        "kl_before": kl(logp, logq).mean().item(),
+        "tv": 0.5 * (logp.exp() - logq.exp()).abs().sum(-1).mean().item(),
+    }
     log_tis = torch.minimum(logp, logq + math.log(TIS_CLIP))
     row["kl_tis"] = kl(logp, log_tis - torch.logsumexp(log_tis, -1, keepdim=True)).mean().item()
     sampled = torch.multinomial(logq.exp(), 64, replacement=True, generator=gen)  # 64 tokens per state
@@ -128,7 +132,9 @@ def main() -> None:
     ax_kl.legend()
     ax_acc.plot(x, [r["mc_l1"] for r in rows], "s-", color="C1", label="lambda=1 (= 1 - TV)")
     ax_acc.plot(x, [r["mc_a95"] for r in rows], "^-", color="C3", label="lambda for 95%")
-    ax_acc.set(xscale="log", ylim=(0, 1.02), xlabel="initial KL(p || q)", ylabel="acceptance rate (Monte Carlo)", title="Acceptance")
+    ax_acc.set(
+        xscale="log", ylim=(0, 1.02), xlabel="initial KL(p || q)", ylabel="acceptance rate (Monte Carlo)", title="Acceptance"
+    )
     ax_acc.legend()
     fig.tight_layout()
     out = Path(args.out)

@@ -47,16 +47,33 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="pear-vs-sft-"))
     print(f"runs in {out}", flush=True)
 
-    behaviour = rlexp("algo=sft", *GAME, *EVAL, "eval.before=false", "algo.learning_rate=1e-3",
-                      f"algo.max_steps={args.behaviour_steps}", "algo.per_device_train_batch_size=16", f"hydra.run.dir={out}/behaviour")
+    behaviour = rlexp(
+        "algo=sft",
+        *GAME,
+        *EVAL,
+        "eval.before=false",
+        "algo.learning_rate=1e-3",
+        f"algo.max_steps={args.behaviour_steps}",
+        "algo.per_device_train_batch_size=16",
+        f"hydra.run.dir={out}/behaviour",
+    )
     behaviour_ckpt = Path(behaviour["run_dir"]) / "sft" / "checkpoint"
     print(f"behaviour model: ID success {behaviour['results']['sft']['id']['success']:.3f}", flush=True)
 
-    common = [*GAME, *EVAL, "eval.before=false", "experiment=pear_then_grpo", "prepare.pear.learning_rate=1e-3",
-              f"prepare.pear.max_steps={args.sft_steps}",
-              "prepare.pear.per_device_train_batch_size=16", "algo.learning_rate=1e-4",
-              f"algo.max_steps={args.grpo_steps}", "algo.per_device_train_batch_size=32", "algo.num_generations=8",
-              "algo.max_completion_length=96"]
+    common = [
+        *GAME,
+        *EVAL,
+        "eval.before=false",
+        "experiment=pear_then_grpo",
+        "prepare.pear.learning_rate=1e-3",
+        f"prepare.pear.max_steps={args.sft_steps}",
+        "prepare.pear.per_device_train_batch_size=16",
+        "algo.learning_rate=1e-4",
+        f"algo.max_steps={args.grpo_steps}",
+        "algo.per_device_train_batch_size=32",
+        "algo.num_generations=8",
+        "algo.max_completion_length=96",
+    ]
     arms = {
         "sft": ["prepare.pear.gamma=1.0", "prepare.pear.delta_clip=[0,0]", "prepare.pear.log_weight_clip=[0,0]"],
         "pear": [],
@@ -65,18 +82,34 @@ def main() -> None:
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     for seed in args.seeds:
         for arm, knobs in arms.items():
-            source = ([f"prepare.pear.behaviour_data={data}"] if data else
-                      [f"prepare.pear.behaviour_model={behaviour_ckpt}", "prepare.pear.behaviour_samples=4",
-                       f"prepare.pear.behaviour_prompts={args.behaviour_prompts}", "prepare.pear.behaviour_max_new_tokens=96"])
+            source = (
+                [f"prepare.pear.behaviour_data={data}"]
+                if data
+                else [
+                    f"prepare.pear.behaviour_model={behaviour_ckpt}",
+                    "prepare.pear.behaviour_samples=4",
+                    f"prepare.pear.behaviour_prompts={args.behaviour_prompts}",
+                    "prepare.pear.behaviour_max_new_tokens=96",
+                ]
+            )
             run = out / f"{arm}-seed{seed}"
             summary = rlexp(*common, *source, *knobs, f"seed={seed}", f"hydra.run.dir={run}")
             data = data or run / "pear" / "behaviour"  # every later run trains on these same samples
             final = summary["results"]["grpo"]["id"]
             after_sft = summary["results"]["pear"]["id"]
-            results[arm].append({"sft_success": after_sft["success"], "reward": final["mean_reward"],
-                                 "success": final["success"], "pass@4": final["pass@4"]})
-            print(f"seed {seed} {arm:5s} after SFT stage {after_sft['success']:.3f} | after GRPO: reward "
-                  f"{final['mean_reward']:.3f} success {final['success']:.3f} pass@4 {final['pass@4']:.3f}", flush=True)
+            results[arm].append(
+                {
+                    "sft_success": after_sft["success"],
+                    "reward": final["mean_reward"],
+                    "success": final["success"],
+                    "pass@4": final["pass@4"],
+                }
+            )
+            print(
+                f"seed {seed} {arm:5s} after SFT stage {after_sft['success']:.3f} | after GRPO: reward "
+                f"{final['mean_reward']:.3f} success {final['success']:.3f} pass@4 {final['pass@4']:.3f}",
+                flush=True,
+            )
 
     print(f"\n{'arm':6s}{'after SFT stage':>22s}{'final reward':>22s}{'final success':>22s}{'final pass@4':>22s}")
     for arm, rows in results.items():

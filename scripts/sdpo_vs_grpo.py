@@ -47,8 +47,7 @@ def context_reader(checkpoint: Path, out: Path, steps: int) -> Path:
     from rlexp.algos.sft import as_prompt_completion
     from rlexp.envs.generalpoints import render_response, solve
 
-    env = envs.make("generalpoints", num_cards=3, target=12, prompt_style="short", reward_mode="binary",
-                    reveal_solution=True)
+    env = envs.make("generalpoints", num_cards=3, target=12, prompt_style="short", reward_mode="binary", reveal_solution=True)
     templates = SDPO()
     rows = []
     for i, row in enumerate(env.dataset("train")):
@@ -63,11 +62,23 @@ def context_reader(checkpoint: Path, out: Path, steps: int) -> Path:
         prompt = templates.reprompt_template.format(prompt=question, solution=solution, feedback=feedback) if i % 3 else question
         rows.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]})
     model, tokenizer = models.load(models.ModelConfig(), str(checkpoint))
-    args = SFTConfig(output_dir=str(out), max_steps=steps, learning_rate=1e-3, lr_scheduler_type="constant",
-                     per_device_train_batch_size=16, max_length=1024, use_cpu=True, bf16=False, report_to="none",
-                     save_strategy="no", logging_steps=max(steps // 5, 1), seed=0)
-    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
-                         train_dataset=as_prompt_completion(datasets.Dataset.from_list(rows)))
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=steps,
+        learning_rate=1e-3,
+        lr_scheduler_type="constant",
+        per_device_train_batch_size=16,
+        max_length=1024,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=max(steps // 5, 1),
+        seed=0,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, processing_class=tokenizer, train_dataset=as_prompt_completion(datasets.Dataset.from_list(rows))
+    )
     trainer.train()
     trainer.save_model(str(out / "checkpoint"))
     return out / "checkpoint"
@@ -76,13 +87,12 @@ def context_reader(checkpoint: Path, out: Path, steps: int) -> Path:
 def training_success(run_dir: Path) -> list[float]:
     """Training success per step: SDPO logs `success`, GRPO `generalpoints/success`."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [r.get("success", r.get("generalpoints/success")) for r in rows
-            if "success" in r or "generalpoints/success" in r]
+    return [r.get("success", r.get("generalpoints/success")) for r in rows if "success" in r or "generalpoints/success" in r]
 
 
 def steps_to(curve: list[float], threshold: float) -> float:
     for step in range(WINDOW, len(curve) + 1):
-        if statistics.fmean(curve[step - WINDOW:step]) >= threshold:
+        if statistics.fmean(curve[step - WINDOW : step]) >= threshold:
             return step
     return float("inf")
 
@@ -112,19 +122,38 @@ def main() -> None:
     if (sft_dir / "summary.json").is_file():  # a rerun in the same --out keeps its starting model
         start = json.loads((sft_dir / "summary.json").read_text())
     else:
-        start = rlexp("algo=sft", *GAME, *EVAL, "eval.before=false", "algo.learning_rate=1e-3",
-                      f"algo.max_steps={args.sft_steps}", "algo.per_device_train_batch_size=16", f"hydra.run.dir={sft_dir}")
+        start = rlexp(
+            "algo=sft",
+            *GAME,
+            *EVAL,
+            "eval.before=false",
+            "algo.learning_rate=1e-3",
+            f"algo.max_steps={args.sft_steps}",
+            "algo.per_device_train_batch_size=16",
+            f"hydra.run.dir={sft_dir}",
+        )
     checkpoint = sft_dir / "sft" / "checkpoint"
     print(f"SFT stage: ID success {start['results']['sft']['id']['success']:.3f}", flush=True)
     if args.read_context_steps:
         checkpoint = context_reader(checkpoint, out / "context-reader", args.read_context_steps)
         check = rlexp("mode=eval", f"checkpoint={checkpoint}", *GAME, *EVAL, f"hydra.run.dir={out}/context-reader/eval")
-        print(f"after {args.read_context_steps} steps of reading a teacher's context: ID success "
-              f"{check['results']['checkpoint']['id']['success']:.3f}", flush=True)
+        print(
+            f"after {args.read_context_steps} steps of reading a teacher's context: ID success "
+            f"{check['results']['checkpoint']['id']['success']:.3f}",
+            flush=True,
+        )
 
-    common = [*GAME, *EVAL, "eval.before=false", f"checkpoint={checkpoint}", f"algo.learning_rate={args.learning_rate}",
-              f"algo.max_steps={args.steps}", "algo.per_device_train_batch_size=32", "algo.num_generations=8",
-              "algo.max_completion_length=96"]
+    common = [
+        *GAME,
+        *EVAL,
+        "eval.before=false",
+        f"checkpoint={checkpoint}",
+        f"algo.learning_rate={args.learning_rate}",
+        f"algo.max_steps={args.steps}",
+        "algo.per_device_train_batch_size=32",
+        "algo.num_generations=8",
+        "algo.max_completion_length=96",
+    ]
     results: dict[str, dict[str, list[float]]] = {arm: {"steps": [], "final": []} for arm in args.arms}
     for seed in args.seeds:
         for arm in args.arms:
@@ -134,9 +163,12 @@ def main() -> None:
             final = summary["results"][summary["stages"][-1]]["id"]["success"]
             results[arm]["steps"].append(steps_to(curve, args.threshold))
             results[arm]["final"].append(final)
-            print(f"seed {seed} {arm:<7} training success first {WINDOW} steps {statistics.fmean(curve[:WINDOW]):.3f}, "
-                  f"last {WINDOW} {statistics.fmean(curve[-WINDOW:]):.3f} | steps to {args.threshold} "
-                  f"{results[arm]['steps'][-1]} | final ID success {final:.3f}", flush=True)
+            print(
+                f"seed {seed} {arm:<7} training success first {WINDOW} steps {statistics.fmean(curve[:WINDOW]):.3f}, "
+                f"last {WINDOW} {statistics.fmean(curve[-WINDOW:]):.3f} | steps to {args.threshold} "
+                f"{results[arm]['steps'][-1]} | final ID success {final:.3f}",
+                flush=True,
+            )
 
     print(f"\n{'arm':<8}{'steps to ' + str(args.threshold) + ' (window ' + str(WINDOW) + ')':>32}{'final ID success':>22}")
     for arm in args.arms:

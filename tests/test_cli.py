@@ -6,9 +6,9 @@ import json
 import datasets
 import pytest
 import torch
+from conftest import SMALL, initial_weights, run_cli, weights
 from omegaconf import OmegaConf
 
-from conftest import SMALL, initial_weights, run_cli, weights
 from rlexp.tracking import read_metrics
 
 # the demo's game (conf/experiment/demo.yaml): 3 cards, target 12, the short prompt
@@ -81,10 +81,20 @@ def test_eval_mode_evaluates_a_checkpoint_on_the_task_it_was_trained_for(tmp_pat
     assert f"[rlexp] run directory: {run_dir}" in done.stdout.splitlines()
     assert "mode=eval" not in done.stdout, "nothing changed from training, so nothing to say"
     # a changed environment is said in one line, and used
-    done = ok(run_cli("mode=eval", f"checkpoint={sft_checkpoint}", "logger=none", "env.target=10", "eval.num_prompts=2",
-                      run_dir=tmp_path / "changed"))
-    assert ("[rlexp] mode=eval: evaluating with env.target=10; the checkpoint was trained with env.target=12"
-            in done.stdout.splitlines())
+    done = ok(
+        run_cli(
+            "mode=eval",
+            f"checkpoint={sft_checkpoint}",
+            "logger=none",
+            "env.target=10",
+            "eval.num_prompts=2",
+            run_dir=tmp_path / "changed",
+        )
+    )
+    assert (
+        "[rlexp] mode=eval: evaluating with env.target=10; the checkpoint was trained with env.target=12"
+        in done.stdout.splitlines()
+    )
     changed = OmegaConf.load(tmp_path / "changed" / "config.yaml")
     assert (changed.env.num_cards, changed.env.target, changed.env.prompt_style, changed.eval.num_prompts) == (3, 10, "short", 2)
 
@@ -105,7 +115,9 @@ def test_pipeline_stages_chain_checkpoints_on_one_step_axis(tmp_path):
     trained = [(r["stage"], r["step"]) for r in steps if "loss" in r and "train_runtime" not in r]
     assert trained == [("sft", 1), ("sft", 2), ("grpo", 3), ("grpo", 4)], "one run's steps, across stages"
     # GRPO started from SFT's checkpoint, not from the initial model
-    assert set(changed(initial_weights(run_dir), weights(run_dir / "grpo" / "checkpoint"))) == set(weights(run_dir / "sft" / "checkpoint"))
+    assert set(changed(initial_weights(run_dir), weights(run_dir / "grpo" / "checkpoint"))) == set(
+        weights(run_dir / "sft" / "checkpoint")
+    )
 
 
 def test_multirun_gives_each_job_its_own_run_dir(tmp_path):
@@ -120,7 +132,9 @@ def test_multirun_gives_each_job_its_own_run_dir(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher,kind,zero_stage", [("zero2", "DeepSpeed ZeRO-2", 2), ("zero3", "DeepSpeed ZeRO-3", 3), ("ddp", "DDP", None)])
+@pytest.mark.parametrize(
+    "launcher,kind,zero_stage", [("zero2", "DeepSpeed ZeRO-2", 2), ("zero3", "DeepSpeed ZeRO-3", 3), ("ddp", "DDP", None)]
+)
 def test_distributed_launch_runs_grpo_on_two_processes(tmp_path, untrained_checkpoint, launcher, kind, zero_stage):
     """accelerate launch with 2 CPU processes (DeepSpeed's first run JIT-builds a small op)."""
     if torch.cuda.is_available():
@@ -169,10 +183,27 @@ def test_livecode_sft_with_too_short_max_length_is_one_clear_error(tmp_path):
 def test_pear_rejection_samples_the_behaviour_models_correct_answers(tmp_path, sft_checkpoint):
     """The SFT model solves about 40% of deals: with behaviour_keep=correct, only those are trained on."""
     run_dir = tmp_path / "run"
-    behaviour = [f"algo.behaviour_model={sft_checkpoint}", "algo.behaviour_keep=correct", "algo.behaviour_prompts=8",
-                 "algo.behaviour_samples=4", "algo.behaviour_max_new_tokens=96"]
-    ok(run_cli("algo=pear", *behaviour, *EASY_GAME, *SMALL, "algo.max_steps=2", "algo.per_device_train_batch_size=4",
-               "algo.max_length=2048", "model.max_position_embeddings=2048", "eval.before=false", run_dir=run_dir))
+    behaviour = [
+        f"algo.behaviour_model={sft_checkpoint}",
+        "algo.behaviour_keep=correct",
+        "algo.behaviour_prompts=8",
+        "algo.behaviour_samples=4",
+        "algo.behaviour_max_new_tokens=96",
+    ]
+    ok(
+        run_cli(
+            "algo=pear",
+            *behaviour,
+            *EASY_GAME,
+            *SMALL,
+            "algo.max_steps=2",
+            "algo.per_device_train_batch_size=4",
+            "algo.max_length=2048",
+            "model.max_position_embeddings=2048",
+            "eval.before=false",
+            run_dir=run_dir,
+        )
+    )
     kept = datasets.load_from_disk(str(run_dir / "pear" / "behaviour"))
     assert 0 < len(kept) < 8 * 4, "some samples were right and kept, some wrong and dropped"
     trained = [r for r in read_metrics(run_dir) if "pear/weight_mean" in r]
@@ -222,4 +253,6 @@ def test_discover_mode_prints_discovery_at_k_for_three_methods(tmp_path, untrain
 def test_discover_mode_needs_algo_sdpo(tmp_path):
     done = run_cli("mode=discover", "algo=grpo", *SMALL, run_dir=tmp_path / "run")
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1] == "rlexp: error: mode=discover runs test-time SDPO: use algo=sdpo (got algo=grpo)"
+    assert (
+        done.stderr.strip().splitlines()[-1] == "rlexp: error: mode=discover runs test-time SDPO: use algo=sdpo (got algo=grpo)"
+    )

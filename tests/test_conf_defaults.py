@@ -39,7 +39,9 @@ def test_a_group_yaml_sets_only_what_differs_from_its_dataclass_each_with_a_comm
     for key, value in node.items():
         if key in ("defaults", "name"):
             continue
-        assert value != default_of(fields[key]), f"{path.name} repeats {key}'s default {value!r}: say it once, in {cls.__module__}"
+        assert value != default_of(fields[key]), (
+            f"{path.name} repeats {key}'s default {value!r}: say it once, in {cls.__module__}"
+        )
         row = next(i for i, line in enumerate(lines) if line.startswith(f"{key}:"))
         assert "#" in lines[row] or lines[row - 1].startswith("#"), f"{path.name}: say why {key} differs from its default"
 

@@ -106,8 +106,12 @@ def test_trl_passthrough_cannot_shadow_a_field_or_the_run():
 
 
 def test_generation_batch_rule_follows_trl():
-    assert "steps_per_generation 3" in error_of("+algo.trl.steps_per_generation=3", "algo.per_device_train_batch_size=4", "algo.num_generations=8")
-    assert "divisible by per_device_train_batch_size" in error_of("+algo.trl.generation_batch_size=12", "algo.per_device_train_batch_size=8")
+    assert "steps_per_generation 3" in error_of(
+        "+algo.trl.steps_per_generation=3", "algo.per_device_train_batch_size=4", "algo.num_generations=8"
+    )
+    assert "divisible by per_device_train_batch_size" in error_of(
+        "+algo.trl.generation_batch_size=12", "algo.per_device_train_batch_size=8"
+    )
     validate(composed("+algo.trl.generation_batch_size=16", "algo.per_device_train_batch_size=8", "algo.num_generations=4"))
 
 

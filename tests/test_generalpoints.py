@@ -13,8 +13,8 @@ from fractions import Fraction
 
 import pytest
 
-from rlexp.envs import make
 from rlexp.envs import generalpoints as gp
+from rlexp.envs import make
 
 CARDS = {"values": [4, 3, 2, 10], "target": 24}
 EIGHTS = {"values": [3, 3, 8, 8], "target": 24}
@@ -65,8 +65,9 @@ def test_pattern_solver_agrees_with_tree_search():
             assert gp.verify(s, values, target).category == "CORRECT_SOLUTION"
 
 
-@pytest.mark.parametrize("values,target", [([5], 5), ([3, 8], 24), ([2, 3, 4], 24), ([1, 2, 3, 4, 5], 24),
-                                           ([13, 13, 12, 11, 1, 2], 24)])
+@pytest.mark.parametrize(
+    "values,target", [([5], 5), ([3, 8], 24), ([2, 3, 4], 24), ([1, 2, 3, 4, 5], 24), ([13, 13, 12, 11, 1, 2], 24)]
+)
 def test_solver_other_card_counts(values, target):
     sols = gp.solve(values, target)
     assert sols, values
@@ -95,8 +96,10 @@ def _all_trees(values):
                     yield value, left + op + right, prec[op]
 
 
-@pytest.mark.parametrize("values,target", [([3, 6, 10], 24), ([8, 7, 11], 12), ([10, 5, 5], 1), ([3] * 5, 24),
-                                           ([1, 1, 1, 1, 13], 24), ([2] * 6, 16), ([4, 6], 24)])
+@pytest.mark.parametrize(
+    "values,target",
+    [([3, 6, 10], 24), ([8, 7, 11], 12), ([10, 5, 5], 1), ([3] * 5, 24), ([1, 1, 1, 1, 13], 24), ([2] * 6, 16), ([4, 6], 24)],
+)
 def test_tree_solver_matches_brute_force(values, target):
     brute = {s for perm in set(itertools.permutations(values)) for v, s, _ in _all_trees(perm) if v == target}
     assert set(gp.solve(values, target)) == brute
@@ -120,10 +123,13 @@ def test_first_five_episodes_match_paper():
     assert ood == ["HQ C2 H7 D6", "SJ CQ CJ DJ", "DJ HA SK DK", "S7 CQ HT HK", "H8 D3 SK SA"]
 
 
-@pytest.mark.parametrize("suits,expected", [
-    (("S", "C"), ["SK C5 C2 C4", "C7 S5 C2 C4", "SA SQ CQ S5", "SK S5 S4 CA", "S2 S6 SA ST"]),
-    (("H", "D"), ["HK D5 D2 D4", "D7 H5 D2 D4", "HA HQ DQ H5", "HK H5 H4 DA", "H2 H6 HA HT"]),
-])
+@pytest.mark.parametrize(
+    "suits,expected",
+    [
+        (("S", "C"), ["SK C5 C2 C4", "C7 S5 C2 C4", "SA SQ CQ S5", "SK S5 S4 CA", "S2 S6 SA ST"]),
+        (("H", "D"), ["HK D5 D2 D4", "D7 H5 D2 D4", "HA HQ DQ H5", "HK H5 H4 DA", "H2 H6 HA HT"]),
+    ],
+)
 def test_first_five_episodes_other_suit_sets(suits, expected):
     stream = gp.paper_stream(42, rule="face10", num_cards=4, target=24, suits=suits)
     got = [" ".join(gp.card_id(s, r) for s, r in zip(d.suits, d.ranks)) for d in itertools.islice(stream, 5)]
@@ -159,8 +165,10 @@ def test_rows_carry_values_and_keys():
     assert row["prompt"][0]["role"] == "user"
 
 
-@pytest.mark.parametrize("n,target,split", [(1, 5, "id"), (1, 12, "ood"), (2, 20, "id"), (2, 20, "ood"),
-                                            (3, 24, "id"), (3, 24, "ood"), (5, 24, "id"), (5, 24, "ood")])
+@pytest.mark.parametrize(
+    "n,target,split",
+    [(1, 5, "id"), (1, 12, "ood"), (2, 20, "id"), (2, 20, "ood"), (3, 24, "id"), (3, 24, "ood"), (5, 24, "id"), (5, 24, "ood")],
+)
 def test_other_card_counts_sample_solvable_deals(n, target, split):
     env = make("generalpoints", num_cards=n, target=target, eval_size=4)
     rows = env.dataset(split)
@@ -177,15 +185,18 @@ SPEC_PROMPT = (
     "cards.\nNote that {face_card_msg}, and each card must be used once.\nYour goal is to output a formula that "
     "evaluates to {target_number} using numbers from the cards and operators such as '+', '-', '*', '/', '(', ')', "
     "and '='.\n\n[Input]\nCards: {cards}\n\n[Output]\n{{\n  \"cards\": [x, y, z, w], where {face_card_msg},\n  "
-    "\"number\": [a, b, c, d], where a, b, c, and d are the numbers on the cards,\n  \"formula\": 'an equation that "
+    '"number": [a, b, c, d], where a, b, c, and d are the numbers on the cards,\n  "formula": \'an equation that '
     "equals {target_number}',\n}}\n\n"
 )
 
 
-@pytest.mark.parametrize("rule,msg", [
-    ("face10", "'J', 'Q', and 'K' count as '10'."),
-    ("face_ood", "'J', 'Q', and 'K' count as '11', '12', and '13' respectively."),
-])
+@pytest.mark.parametrize(
+    "rule,msg",
+    [
+        ("face10", "'J', 'Q', and 'K' count as '10'."),
+        ("face_ood", "'J', 'Q', and 'K' count as '11', '12', and '13' respectively."),
+    ],
+)
 def test_prompt_byte_exact(rule, msg):
     cards = ["A", "3", "K", "10"]
     expected = SPEC_PROMPT.format(target_number=24, face_card_msg=msg, cards=repr(cards))
@@ -218,9 +229,7 @@ def test_prompt_other_card_counts():
 
 def test_response_format():
     text = gp.render_response(["4", "3", "2", "K"], [4, 3, 2, 10], "4*3+2+10", 24)
-    assert text == (
-        '\n{\n  "cards": [\'4\', \'3\', \'2\', \'K\'],\n  "number": [4, 3, 2, 10],\n  "formula": "4*3+2+10=24",\n}'
-    )
+    assert text == ("\n{\n  \"cards\": ['4', '3', '2', 'K'],\n  \"number\": [4, 3, 2, 10],\n  \"formula\": \"4*3+2+10=24\",\n}")
 
 
 def test_demonstrations_score_as_success(robust):
@@ -272,8 +281,7 @@ COMPAT_TABLE = [
     ("4*3+2(10)", CARDS, -6, "invalid sequence before '(', unmatched closing parenthesis."),
     ("(4*)3+2+10)", CARDS, -6, "invalid sequence after ')', invalid sequence after number."),
     ("(4)(3)+2+10", CARDS, -6, "invalid sequence before '(', unmatched closing parenthesis."),
-    ("4*(3+2(+10))", CARDS, -9,
-     "invalid sequence before '(', invalid sequence after operator, unmatched closing parenthesis."),
+    ("4*(3+2(+10))", CARDS, -9, "invalid sequence before '(', invalid sequence after operator, unmatched closing parenthesis."),
     ("4(3+2+10", CARDS, -3, "invalid sequence before '('."),
 ]
 
@@ -327,8 +335,7 @@ def test_compat_nesting_follows_pythons_parser(compat):
 ROBUST_BRACKETS = [
     ("4*3+2(10)", -6, "invalid sequence before '(', unmatched closing parenthesis."),
     ("(4*)3+2+10)", -6, "invalid sequence after ')', invalid sequence after number."),
-    ("4*(3+2(+10))", -9,
-     "invalid sequence before '(', invalid sequence after operator, unmatched closing parenthesis."),
+    ("4*(3+2(+10))", -9, "invalid sequence before '(', invalid sequence after operator, unmatched closing parenthesis."),
     # the rejected "(" opens nothing, so nothing is left unclosed
     ("4(3+2+10", -3, "invalid sequence before '('."),
     ("(4*3+2+10", -3, "unmatched opening parenthesis."),
@@ -366,8 +373,12 @@ HOSTILE = [
     ('{"formula": "4*3+2+10",}', CARDS, 5, None),
     ("{'formula': '4*3+2+10'}", CARDS, 5, None),
     ('```json\n{"formula": "4*3+2+10"}\n```', CARDS, 5, None),
-    ("<think>{\"formula\": \"1\"}</think>\n" + gp.render_response(["4", "3", "2", "K"], [4, 3, 2, 10], "4*3+2+10", 24),
-     CARDS, 5, None),
+    (
+        '<think>{"formula": "1"}</think>\n' + gp.render_response(["4", "3", "2", "K"], [4, 3, 2, 10], "4*3+2+10", 24),
+        CARDS,
+        5,
+        None,
+    ),
     ('{"answer": {"formula": "4*3+2+10"}}', CARDS, 5, None),
     ('{"formula": 24}', CARDS, -3, "no formula found"),
     ('{"formula": null}', CARDS, -3, "no formula found"),
@@ -475,15 +486,21 @@ def test_robust_partial_is_unreachable_and_wrong_values_cost(robust):
     assert score.reward == -3 and not score.success
     score = robust.score(answer("(4+3)*2*10"), CARDS)
     assert score.reward == -1 and score.info["category"] == "NO_SOLUTION" and score.info["value"] == "140"
-    assert score.feedback == ("You failed this trial because (4+3)*2 is partially correct but the full formula "
-                              "does not match any solution.")
+    assert score.feedback == (
+        "You failed this trial because (4+3)*2 is partially correct but the full formula does not match any solution."
+    )
 
 
 def test_score_info_fields(robust):
     score = robust.score(answer("4 × 3 + 2 + 10 = 24"), CARDS)
     assert score.success and score.feedback == ""
-    assert score.info == {"category": "CORRECT_SOLUTION", "verify_info": "Correct solution.",
-                          "formula": "4*3+2+10", "value": "24", "parse_ok": True}
+    assert score.info == {
+        "category": "CORRECT_SOLUTION",
+        "verify_info": "Correct solution.",
+        "formula": "4*3+2+10",
+        "value": "24",
+        "parse_ok": True,
+    }
     missing = robust.score("no answer", CARDS)
     assert missing.info["parse_ok"] is False and missing.info["formula"] is None
     assert missing.feedback == "You failed this trial because no formula found."
@@ -591,16 +608,19 @@ def test_unknown_split_raises():
 # -- knobs -----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("knob,value,words", [
-    ("face_rule", "face11", "face_rule must be one of 'face10', 'face_ood'"),
-    ("num_cards", 0, "num_cards must be an integer from 1 to 6"),
-    ("num_cards", 7, "num_cards must be an integer from 1 to 6"),
-    ("target", 0, "target must be an integer >= 1"),
-    ("split", "paper", "split must be one of 'iid', 'heldout_multisets'"),
-    ("reward_mode", "dense", "reward_mode must be one of 'paper', 'binary'"),
-    ("strict_original", "yes", "strict_original must be true or false"),
-    ("train_size", -1, "train_size must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "knob,value,words",
+    [
+        ("face_rule", "face11", "face_rule must be one of 'face10', 'face_ood'"),
+        ("num_cards", 0, "num_cards must be an integer from 1 to 6"),
+        ("num_cards", 7, "num_cards must be an integer from 1 to 6"),
+        ("target", 0, "target must be an integer >= 1"),
+        ("split", "paper", "split must be one of 'iid', 'heldout_multisets'"),
+        ("reward_mode", "dense", "reward_mode must be one of 'paper', 'binary'"),
+        ("strict_original", "yes", "strict_original must be true or false"),
+        ("train_size", -1, "train_size must be an integer >= 0"),
+    ],
+)
 def test_bad_knob_raises(knob, value, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(")):
         make("generalpoints", **{knob: value})

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import SMALL, run_cli
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]

@@ -4,13 +4,13 @@ import math
 
 import pytest
 import torch
+from test_pear import batch, loss_of, tiny
 from trl import SFTTrainer
 
 from rlexp import behaviour, envs
 from rlexp.algos.iwsft import IWSFT, IWSFTTrainer, iwsft_weights
 from rlexp.algos.sft import LogpsCollator
 from rlexp.errors import ConfigError
-from test_pear import batch, loss_of, tiny
 
 
 def test_at_the_start_the_weight_is_one_and_the_loss_is_plain_sft():
@@ -18,8 +18,14 @@ def test_at_the_start_the_weight_is_one_and_the_loss_is_plain_sft():
     env = envs.make("generalpoints", num_cards=3, target=12, prompt_style="short", train_size=6)
     data = behaviour.with_logps(model, behaviour.tokenize_demonstrations(tokenizer, env.demonstrations("train")), "ref_logps")
     for level in ("sequence", "token"):
-        iw_loss, iw_grads, trainer = loss_of(IWSFTTrainer, data, model, tokenizer, iwsft=IWSFT(name="iwsft", level=level),
-                                             data_collator=LogpsCollator(pad_token_id=tokenizer.pad_token_id, column="ref_logps"))
+        iw_loss, iw_grads, trainer = loss_of(
+            IWSFTTrainer,
+            data,
+            model,
+            tokenizer,
+            iwsft=IWSFT(name="iwsft", level=level),
+            data_collator=LogpsCollator(pad_token_id=tokenizer.pad_token_id, column="ref_logps"),
+        )
         sft_loss, sft_grads, _ = loss_of(SFTTrainer, data.remove_columns("ref_logps"), model, tokenizer)
         assert torch.allclose(iw_loss, sft_loss, atol=1e-6)
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(iw_grads, sft_grads))

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from trl import GRPOConfig, GRPOTrainer
-from trl.trainer.utils import pad
 from trl.generation.vllm_generation import extract_logprobs
+from trl.trainer.utils import pad
 
 from rlexp import envs
 from rlexp.algos.actor_rollouts import actor_logprobs_from_vllm, candidates_to_tensors, check_same_vocabulary, topk_candidates
@@ -174,8 +174,17 @@ def tiny_policy_and_tokenizer():
 def make_trainer(actor=None, temperature=1.0, **options):
     model, tokenizer = tiny_policy_and_tokenizer()
     env = envs.make("generalpoints", num_cards=3, target=12, prompt_style="short", reward_mode="binary", train_size=4)
-    args = GRPOConfig(output_dir="/tmp/rlexp-jackpot-test", use_cpu=True, report_to="none", bf16=False,
-                      per_device_train_batch_size=4, num_generations=2, max_completion_length=MAX_LEN, loss_type="dapo", temperature=temperature)
+    args = GRPOConfig(
+        output_dir="/tmp/rlexp-jackpot-test",
+        use_cpu=True,
+        report_to="none",
+        bf16=False,
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=MAX_LEN,
+        loss_type="dapo",
+        temperature=temperature,
+    )
     actor_model = build_tiny(ModelConfig(**ACTOR), tokenizer) if actor == "tiny" else actor
     trainer = JackpotGRPOTrainer(model=model, reward_funcs=[EnvReward("generalpoints", num_cards=3, target=12)], args=args,
                                  train_dataset=env.dataset("train"), processing_class=tokenizer, actor=actor_model,
@@ -338,7 +347,9 @@ def test_the_actor_records_its_logprobs_at_the_sampling_temperature_while_it_gen
               "completion_mask": completion_mask, "advantages": torch.zeros(4), "num_items_in_batch": completion_mask.sum()}  # fmt: skip
     ids = torch.cat([prompt, completion_ids], 1)
     with torch.no_grad():
-        logits = trainer.rollout_actor(input_ids=ids, attention_mask=torch.cat([inputs["prompt_mask"], completion_mask], 1)).logits
+        logits = trainer.rollout_actor(
+            input_ids=ids, attention_mask=torch.cat([inputs["prompt_mask"], completion_mask], 1)
+        ).logits
     full = F.log_softmax(logits[:, PROMPT_LEN - 1 : -1].float() / 0.7, -1)
     valid = completion_mask.bool()
     expected = full.gather(2, completion_ids[..., None])[..., 0]

@@ -2,13 +2,13 @@
 
 import pytest
 import torch
+from test_pear import tiny
 from trl import GRPOConfig, GRPOTrainer
 
 from rlexp import envs
 from rlexp.algos.luffy import LUFFY, LuffyTrainer, shaped_logps
 from rlexp.errors import ConfigError
 from rlexp.rewards import EnvReward
-from test_pear import tiny
 
 MAX_LEN = 6
 
@@ -25,16 +25,32 @@ def test_shaping_is_p_over_p_plus_gamma_and_lifts_unlikely_tokens():
 def trainer_and_inputs(demo_rows):
     model, tokenizer = tiny()
     env = envs.make("generalpoints", num_cards=3, target=12, prompt_style="short", reward_mode="binary", train_size=4)
-    args = GRPOConfig(output_dir="/tmp/rlexp-luffy-test", use_cpu=True, report_to="none", bf16=False,
-                      per_device_train_batch_size=4, num_generations=2, max_completion_length=MAX_LEN,
-                      scale_rewards="none", loss_type="dr_grpo", epsilon=1e9)
-    trainer = LuffyTrainer(model=model, reward_funcs=[EnvReward("generalpoints", num_cards=3, target=12)], args=args,
-                           train_dataset=env.dataset("train"), processing_class=tokenizer, demonstrations={},
-                           shaping_gamma=0.1)
+    args = GRPOConfig(
+        output_dir="/tmp/rlexp-luffy-test",
+        use_cpu=True,
+        report_to="none",
+        bf16=False,
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=MAX_LEN,
+        scale_rewards="none",
+        loss_type="dr_grpo",
+        epsilon=1e9,
+    )
+    trainer = LuffyTrainer(
+        model=model,
+        reward_funcs=[EnvReward("generalpoints", num_cards=3, target=12)],
+        args=args,
+        train_dataset=env.dataset("train"),
+        processing_class=tokenizer,
+        demonstrations={},
+        shaping_gamma=0.1,
+    )
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's training loop, which these tests skip
     g = torch.Generator().manual_seed(0)
     inputs = {
-        "prompt_ids": torch.randint(3, 250, (4, 5), generator=g), "prompt_mask": torch.ones(4, 5, dtype=torch.long),
+        "prompt_ids": torch.randint(3, 250, (4, 5), generator=g),
+        "prompt_mask": torch.ones(4, 5, dtype=torch.long),
         "completion_ids": torch.randint(3, 250, (4, MAX_LEN), generator=g),
         "completion_mask": torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 5 + [0], [1] * 6]),
         "advantages": torch.tensor([0.5, -0.5, 0.75, -0.25]),

@@ -66,12 +66,15 @@ def test_knobs_select_kinds_and_difficulty():
     assert e.knobs()["source"] == "procedural" and e.dataset("train")[0]["source"] == "procedural"
 
 
-@pytest.mark.parametrize("knobs, message", [
-    ({"source": "mmlu"}, "source must be"),
-    ({"kinds": ["calculus"]}, "kinds must be"),
-    ({"difficulty": 9}, "difficulty"),
-    ({"timeout_s": 0}, "timeout_s"),
-])
+@pytest.mark.parametrize(
+    "knobs, message",
+    [
+        ({"source": "mmlu"}, "source must be"),
+        ({"kinds": ["calculus"]}, "kinds must be"),
+        ({"difficulty": 9}, "difficulty"),
+        ({"timeout_s": 0}, "timeout_s"),
+    ],
+)
 def test_bad_knobs_are_one_clear_error(knobs, message):
     with pytest.raises(ValueError, match=message):
         envs.make("math", **knobs)
@@ -94,8 +97,15 @@ def test_the_old_knob_name_dataset_points_to_source():
 def test_hub_rows_are_normalised_per_dataset():
     gsm = normalise_hub_row("gsm8k", {"question": "Q?", "answer": "3 * 4 = <<3*4=12>>12 apples\n#### 1,012"})
     assert gsm["answer"] == "1012" and "<<" not in gsm["solution"] and gsm["solution"].endswith("\\boxed{1012}$.")
-    math_row = normalise_hub_row("math", {"problem": "P", "solution": "So $\\boxed{\\frac{1}{2}}$ and \\boxed{\\left\\{1,2\\right\\}}.",
-                                          "level": "Level 5", "type": "Algebra"})
+    math_row = normalise_hub_row(
+        "math",
+        {
+            "problem": "P",
+            "solution": "So $\\boxed{\\frac{1}{2}}$ and \\boxed{\\left\\{1,2\\right\\}}.",
+            "level": "Level 5",
+            "type": "Algebra",
+        },
+    )
     assert math_row["answer"] == "\\left\\{1,2\\right\\}" and math_row["level"] == "Level 5" and math_row["subject"] == "Algebra"
     assert normalise_hub_row("amc", {"problem": "P", "answer": 70.0})["answer"] == "70"
     assert normalise_hub_row("amc", {"problem": "P", "answer": 2.5})["answer"] == "2.5"
@@ -131,33 +141,48 @@ def test_hub_loader_asks_for_every_math_subject(monkeypatch):
 # -- extraction ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, boxed, why", [
-    ("The answer is \\boxed{72}.", "72", ""),
-    ("\\boxed{7}. Check: \\boxed{5}", "5", ""),
-    ("<think>\\boxed{5}</think> so \\boxed{7}", "7", ""),
-    ("<think>it is \\boxed{5}</think> I am done.", None, "no_boxed"),
-    ("<think>never closed \\boxed{5}", None, "unclosed_think"),
-    ("\\boxed{}", None, "empty_boxed"),
-    ("\\boxed{\\frac{1}{2}", None, "unbalanced_boxed"),
-    ("\\boxed{" + "{" * 100, None, "too_deep"),
-    ("\\boxed{1}" + "{" * 10000, None, "no_boxed"),  # only the last 4000 characters are read
-    ("\\boxed 5", "5", ""),
-    ("\\fbox{\\frac{1}{2}} done", "\\frac{1}{2}", ""),
-    ("", None, "no_boxed"),
-    ("   \n\t ", None, "no_boxed"),
-])
+@pytest.mark.parametrize(
+    "text, boxed, why",
+    [
+        ("The answer is \\boxed{72}.", "72", ""),
+        ("\\boxed{7}. Check: \\boxed{5}", "5", ""),
+        ("<think>\\boxed{5}</think> so \\boxed{7}", "7", ""),
+        ("<think>it is \\boxed{5}</think> I am done.", None, "no_boxed"),
+        ("<think>never closed \\boxed{5}", None, "unclosed_think"),
+        ("\\boxed{}", None, "empty_boxed"),
+        ("\\boxed{\\frac{1}{2}", None, "unbalanced_boxed"),
+        ("\\boxed{" + "{" * 100, None, "too_deep"),
+        ("\\boxed{1}" + "{" * 10000, None, "no_boxed"),  # only the last 4000 characters are read
+        ("\\boxed 5", "5", ""),
+        ("\\fbox{\\frac{1}{2}} done", "\\frac{1}{2}", ""),
+        ("", None, "no_boxed"),
+        ("   \n\t ", None, "no_boxed"),
+    ],
+)
 def test_extract_boxed(text, boxed, why):
     assert extract_boxed(text) == (boxed, why)
 
 
-@pytest.mark.parametrize("answer", ["9^{9^{9^{9}}}", "10^{10^{10}}", "9^9^9", "10**10**10", "1" * 300,
-                                    "(" * 30 + "1" + ")" * 30, "99999999999^99999999999", "(10^{100})!"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "9^{9^{9^{9}}}",
+        "10^{10^{10}}",
+        "9^9^9",
+        "10**10**10",
+        "1" * 300,
+        "(" * 30 + "1" + ")" * 30,
+        "99999999999^99999999999",
+        "(10^{100})!",
+    ],
+)
 def test_costly_answers_are_compared_as_strings(answer):
     assert too_costly(answer)
 
 
-@pytest.mark.parametrize("answer", ["\\frac{\\sqrt{2}}{2}", "2^{10}", "2^2\\cdot 3^2\\cdot 5^2", "x^{4}-2x^{3}+x^{2}",
-                                    "e^{i\\pi}", "5!", "2^{100}"])
+@pytest.mark.parametrize(
+    "answer", ["\\frac{\\sqrt{2}}{2}", "2^{10}", "2^2\\cdot 3^2\\cdot 5^2", "x^{4}-2x^{3}+x^{2}", "e^{i\\pi}", "5!", "2^{100}"]
+)
 def test_ordinary_powers_still_get_the_symbolic_check(answer):
     assert not too_costly(answer)
 
@@ -189,8 +214,18 @@ def test_a_bare_gold_would_be_misread_which_is_why_golds_are_wrapped():
 
 def test_fixture_golds_need_the_dollar_wrapping_and_accept_equivalent_forms(fixture_env):
     rows = list(fixture_env.dataset("test"))
-    answers = ["\\boxed{(2,1)}", "\\boxed{(3, \\pi/2)}", "\\boxed{\\{2,-1\\}}", "\\boxed{\\sqrt{200}}", "\\boxed{0.75}",
-               "\\boxed{C}", "\\boxed{120}", "\\boxed{-7.0}", "\\boxed{\\sqrt{2}/2}", "\\boxed{216}"]
+    answers = [
+        "\\boxed{(2,1)}",
+        "\\boxed{(3, \\pi/2)}",
+        "\\boxed{\\{2,-1\\}}",
+        "\\boxed{\\sqrt{200}}",
+        "\\boxed{0.75}",
+        "\\boxed{C}",
+        "\\boxed{120}",
+        "\\boxed{-7.0}",
+        "\\boxed{\\sqrt{2}/2}",
+        "\\boxed{216}",
+    ]
     rewards = [s.reward for s in fixture_env.score_batch(answers, rows)]
     assert rewards == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
 
@@ -220,14 +255,38 @@ def test_unparseable_gold_gives_none_and_is_counted(caplog):
 
 
 HOSTILE = [
-    "", "   ", "\\boxed{}", "\\boxed{\\frac{1}{2}", "\\boxed{7}. Check: \\boxed{5}", "<think>\\boxed{5}",
-    "\\boxed{9^{9^{9^{9}}}}", "\\boxed{10^{10^{10}}}", "\\boxed{10**10**10}", "\\boxed{" + "(" * 500 + "1" + ")" * 500 + "}",
-    "\\boxed{" + "{" * 10000, "\\boxed{" + "7" * 100000 + "}", "\\boxed{\\infty}", "\\boxed{NaN}", "\\boxed{\\text{}}",
-    "\\boxed{\\text{(C)}}", "\\boxed{\\$1,000}", "\\boxed{50\\%}", "\\boxed{3} and then a long explanation " * 50,
-    "\\boxed{\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}}", "\\boxed{\\dfrac{1}{2}}", "\\boxed{\\tfrac{1}{2}}",
-    "\\boxed{\\left. x \\right|}", "\\boxed{\\mathrm{m}}", "x" * 1_000_000 + "\\boxed{1}", "\\boxed{1\x00}",
-    "\\boxed{\ud800}", "\\boxed{" + "\\frac{1}{" * 1000 + "2" + "}" * 1000 + "}", "\\boxed{１２}", "\\boxed{x=2}",
-    "<think>\\boxed{1}</think>\\boxed{2}", "\\boxed{2^{2^{2}}}",
+    "",
+    "   ",
+    "\\boxed{}",
+    "\\boxed{\\frac{1}{2}",
+    "\\boxed{7}. Check: \\boxed{5}",
+    "<think>\\boxed{5}",
+    "\\boxed{9^{9^{9^{9}}}}",
+    "\\boxed{10^{10^{10}}}",
+    "\\boxed{10**10**10}",
+    "\\boxed{" + "(" * 500 + "1" + ")" * 500 + "}",
+    "\\boxed{" + "{" * 10000,
+    "\\boxed{" + "7" * 100000 + "}",
+    "\\boxed{\\infty}",
+    "\\boxed{NaN}",
+    "\\boxed{\\text{}}",
+    "\\boxed{\\text{(C)}}",
+    "\\boxed{\\$1,000}",
+    "\\boxed{50\\%}",
+    "\\boxed{3} and then a long explanation " * 50,
+    "\\boxed{\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}}",
+    "\\boxed{\\dfrac{1}{2}}",
+    "\\boxed{\\tfrac{1}{2}}",
+    "\\boxed{\\left. x \\right|}",
+    "\\boxed{\\mathrm{m}}",
+    "x" * 1_000_000 + "\\boxed{1}",
+    "\\boxed{1\x00}",
+    "\\boxed{\ud800}",
+    "\\boxed{" + "\\frac{1}{" * 1000 + "2" + "}" * 1000 + "}",
+    "\\boxed{１２}",
+    "\\boxed{x=2}",
+    "<think>\\boxed{1}</think>\\boxed{2}",
+    "\\boxed{2^{2^{2}}}",
 ]
 
 
@@ -325,15 +384,19 @@ CALLERS = {
     "script": "print('RESULT', json.dumps(score_all()))",
     "interactive": "print('RESULT', json.dumps(score_all()))",
     "stdin": "print('RESULT', json.dumps(score_all()))",
-    "thread": ("out = []\n"
-               "worker = threading.Thread(target=lambda: out.append(score_all())); worker.start(); worker.join()\n"
-               "print('RESULT', json.dumps(out[0]))"),
+    "thread": (
+        "out = []\n"
+        "worker = threading.Thread(target=lambda: out.append(score_all())); worker.start(); worker.join()\n"
+        "print('RESULT', json.dumps(out[0]))"
+    ),
     # the parent's pool has a worker when it forks; the child must start its own, and the parent keep its own
-    "fork": ("before = score_all()\n"
-             "reader, writer = os.pipe(); child = os.fork()\n"
-             "if child == 0: os.write(writer, json.dumps(score_all() if env.pool.started == 0 else 'inherited').encode()); os._exit(0)\n"
-             "os.close(writer); in_child = json.loads(os.read(reader, 1000)); os.waitpid(child, 0)\n"
-             "print('RESULT', json.dumps(before)); print('RESULT', json.dumps(in_child)); print('RESULT', json.dumps(score_all()))"),
+    "fork": (
+        "before = score_all()\n"
+        "reader, writer = os.pipe(); child = os.fork()\n"
+        "if child == 0: os.write(writer, json.dumps(score_all() if env.pool.started == 0 else 'inherited').encode()); os._exit(0)\n"
+        "os.close(writer); in_child = json.loads(os.read(reader, 1000)); os.waitpid(child, 0)\n"
+        "print('RESULT', json.dumps(before)); print('RESULT', json.dumps(in_child)); print('RESULT', json.dumps(score_all()))"
+    ),
 }
 
 
@@ -357,12 +420,14 @@ def test_every_kind_of_caller_gets_scores(caller, tmp_path):
 
 
 def test_a_busy_worker_exits_when_its_caller_is_killed(tmp_path):
-    caller = (f"import os, sys, threading, time\nsys.path.insert(0, {str(ROOT / 'tests')!r})\n"
-              "from math_pool_targets import slow_echo\nfrom rlexp.envs.math import BoundedPool\n"
-              "pool = BoundedPool(slow_echo, workers=1, timeout_s=600)\n"
-              "assert pool.call(0, 'started') == ('ok', 'started')\n"
-              "threading.Thread(target=pool.call, args=(600, 'busy'), daemon=True).start(); time.sleep(1)\n"
-              "print(next(iter(pool.alive)).process.pid, flush=True); os._exit(0)\n")
+    caller = (
+        f"import os, sys, threading, time\nsys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+        "from math_pool_targets import slow_echo\nfrom rlexp.envs.math import BoundedPool\n"
+        "pool = BoundedPool(slow_echo, workers=1, timeout_s=600)\n"
+        "assert pool.call(0, 'started') == ('ok', 'started')\n"
+        "threading.Thread(target=pool.call, args=(600, 'busy'), daemon=True).start(); time.sleep(1)\n"
+        "print(next(iter(pool.alive)).process.pid, flush=True); os._exit(0)\n"
+    )
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", caller], env=environment, capture_output=True, text=True, timeout=600)
     worker = int(done.stdout.split()[0])
@@ -396,7 +461,10 @@ def test_evaluation_reports_per_source_level_and_kind(env, monkeypatch):
     rows = env.dataset("test")
 
     def fake_generate(model, tokenizer, prompts, num_samples, *args):
-        return [[r["reference_solution"] if r["subject"] == "linear" else "no box"] * num_samples for r in rows.select(range(len(prompts)))]
+        return [
+            [r["reference_solution"] if r["subject"] == "linear" else "no box"] * num_samples
+            for r in rows.select(range(len(prompts)))
+        ]
 
     monkeypatch.setattr(evaluate, "generate", fake_generate)
     cfg = SimpleNamespace(splits=[], num_prompts=1000, num_samples=2, k=[1, 2], temperature=1.0, max_new_tokens=8, batch_size=8)

@@ -41,7 +41,7 @@ def loop_reference(theta, beta, mask, level, gamma, block_size, delta_clip, log_
                 size = 1 if level == "token" else block_size
                 k = t // size
                 last = min((k + 1) * size, T) - 1
-                log_g = (T - 1 - last) * math.log(gamma) + sum(deltas[(k + 1) * size:])
+                log_g = (T - 1 - last) * math.log(gamma) + sum(deltas[(k + 1) * size :])
             out[b, i] = min(max(log_g, log_weight_clip[0]), log_weight_clip[1])
     return out
 
@@ -65,7 +65,7 @@ def test_pure_discount_and_block_identities():
     theta, beta, mask = batch()
     log_g, _ = pear_log_weights(theta, theta, mask, level="token", gamma=0.9, **CLIPS)
     row = log_g[0, 3:12].exp()
-    assert torch.allclose(row, torch.tensor([0.9 ** k for k in range(8, -1, -1)]), atol=1e-6)  # last token: 1
+    assert torch.allclose(row, torch.tensor([0.9**k for k in range(8, -1, -1)]), atol=1e-6)  # last token: 1
     token, _ = pear_log_weights(theta, beta, mask, level="token", **CLIPS)
     block1, _ = pear_log_weights(theta, beta, mask, level="block", block_size=1, **CLIPS)
     assert torch.allclose(token, block1)
@@ -97,8 +97,14 @@ def test_weights_ignore_padding_and_prompt_length_and_prompt_logps():
     base, _ = pear_log_weights(theta, beta, mask, level="block", block_size=3, **CLIPS)
     trained = mask[0].bool()
     pad = torch.zeros(1, 7)
-    longer, _ = pear_log_weights(torch.cat([pad - 1, theta, pad - 2], 1), torch.cat([pad - 3, beta, pad], 1),
-                                 torch.cat([pad, mask, pad], 1), level="block", block_size=3, **CLIPS)
+    longer, _ = pear_log_weights(
+        torch.cat([pad - 1, theta, pad - 2], 1),
+        torch.cat([pad - 3, beta, pad], 1),
+        torch.cat([pad, mask, pad], 1),
+        level="block",
+        block_size=3,
+        **CLIPS,
+    )
     assert torch.equal(longer[0, 7:-7][trained], base[0][trained])
     noisy_prompt = beta.clone()
     noisy_prompt[0, :3] = -50.0  # positions 0..2 are prompt (mask 0)
@@ -119,8 +125,9 @@ def tiny():
 def samples(model, tokenizer):
     env = envs.make("generalpoints", num_cards=3, target=12, prompt_style="short", train_size=4)
     torch.manual_seed(1)
-    return behaviour.sample_demonstrations(model, tokenizer, env, "train", num_samples=2, temperature=0.7,
-                                           max_new_tokens=24, keep="all")
+    return behaviour.sample_demonstrations(
+        model, tokenizer, env, "train", num_samples=2, temperature=0.7, max_new_tokens=24, keep="all"
+    )
 
 
 def test_behaviour_logps_equal_a_fresh_forward_pass_on_the_same_ids():
@@ -140,8 +147,15 @@ def test_behaviour_logps_equal_a_fresh_forward_pass_on_the_same_ids():
 
 
 def loss_of(trainer_cls, data, model, tokenizer, **kwargs):
-    args = SFTConfig(output_dir="/tmp/rlexp-pear-test", use_cpu=True, report_to="none", per_device_train_batch_size=8,
-                     max_length=None, bf16=False, completion_only_loss=True)
+    args = SFTConfig(
+        output_dir="/tmp/rlexp-pear-test",
+        use_cpu=True,
+        report_to="none",
+        per_device_train_batch_size=8,
+        max_length=None,
+        bf16=False,
+        completion_only_loss=True,
+    )
     trainer = trainer_cls(model=model, args=args, train_dataset=data, processing_class=tokenizer, **kwargs)
     inputs = trainer.data_collator([dict(r) for r in trainer.train_dataset])
     model.zero_grad()
@@ -156,14 +170,20 @@ def test_with_behaviour_equal_to_policy_the_loss_is_plain_sft(level):
     model, tokenizer = tiny()
     data = samples(model, tokenizer)
     # behaviour = the policy at temperature 1, so that pi_beta is exactly the trained distribution
-    ones = datasets.Dataset.from_dict({
-        "input_ids": data["input_ids"], "completion_mask": data["completion_mask"],
-        "behavior_logps": [[lp if m else 0.0 for lp, m in zip(behaviour.token_logps(model, ids, 1.0), mask)]
-                           for ids, mask in zip(data["input_ids"], data["completion_mask"])],
-    })
+    ones = datasets.Dataset.from_dict(
+        {
+            "input_ids": data["input_ids"],
+            "completion_mask": data["completion_mask"],
+            "behavior_logps": [
+                [lp if m else 0.0 for lp, m in zip(behaviour.token_logps(model, ids, 1.0), mask)]
+                for ids, mask in zip(data["input_ids"], data["completion_mask"])
+            ],
+        }
+    )
     pear = PEAR(name="pear", level=level, gamma=1.0, behaviour_data="x")
-    pear_loss, pear_grads, trainer = loss_of(PEARTrainer, ones, model, tokenizer, pear=pear,
-                                             data_collator=LogpsCollator(pad_token_id=tokenizer.pad_token_id))
+    pear_loss, pear_grads, trainer = loss_of(
+        PEARTrainer, ones, model, tokenizer, pear=pear, data_collator=LogpsCollator(pad_token_id=tokenizer.pad_token_id)
+    )
     sft_loss, sft_grads, _ = loss_of(SFTTrainer, ones.remove_columns("behavior_logps"), model, tokenizer)
     assert torch.allclose(pear_loss, sft_loss, atol=1e-6)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(pear_grads, sft_grads))
@@ -175,14 +195,21 @@ def test_a_different_behaviour_changes_the_loss_and_logs_the_weights():
     model, tokenizer = tiny()
     data = samples(model, tokenizer)
     pear = PEAR(name="pear", behaviour_data="x")
-    lowered = data.map(lambda r: {"behavior_logps": [lp - 0.05 if m else 0.0 for lp, m in
-                                                     zip(r["behavior_logps"], r["completion_mask"])]})
-    loss, _, trainer = loss_of(PEARTrainer, lowered, model, tokenizer, pear=pear,
-                               data_collator=LogpsCollator(pad_token_id=tokenizer.pad_token_id))
+    lowered = data.map(
+        lambda r: {"behavior_logps": [lp - 0.05 if m else 0.0 for lp, m in zip(r["behavior_logps"], r["completion_mask"])]}
+    )
+    loss, _, trainer = loss_of(
+        PEARTrainer, lowered, model, tokenizer, pear=pear, data_collator=LogpsCollator(pad_token_id=tokenizer.pad_token_id)
+    )
     logged = trainer._metrics["eval"]
     assert logged["pear/weight_max"][0] > 1.0 and 0 < logged["pear/ess"][0] <= 1.0
-    assert set(logged) >= {"pear/weight_min", "pear/frac_at_floor", "pear/frac_at_ceiling", "pear/delta_mean",
-                           "pear/frac_delta_clipped"}
+    assert set(logged) >= {
+        "pear/weight_min",
+        "pear/frac_at_floor",
+        "pear/frac_at_ceiling",
+        "pear/delta_mean",
+        "pear/frac_delta_clipped",
+    }
 
 
 def test_missing_or_misaligned_behaviour_data_is_one_clear_error(tmp_path):
@@ -191,8 +218,9 @@ def test_missing_or_misaligned_behaviour_data_is_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="has no behavior_logps column"):
         behaviour.load_demonstrations(path)
     bad = str(tmp_path / "bad")
-    datasets.Dataset.from_dict({"input_ids": [[1, 2, 3]], "completion_mask": [[0, 1, 1]],
-                                "behavior_logps": [[0.0, -1.0]]}).save_to_disk(bad)
+    datasets.Dataset.from_dict(
+        {"input_ids": [[1, 2, 3]], "completion_mask": [[0, 1, 1]], "behavior_logps": [[0.0, -1.0]]}
+    ).save_to_disk(bad)
     with pytest.raises(ConfigError, match="must line up token by token"):
         behaviour.load_demonstrations(bad)
     with pytest.raises(ConfigError, match="needs behaviour log-probs"):

@@ -6,8 +6,8 @@ import re
 
 import pytest
 import yaml
-
 from conftest import ROOT, SMALL, run_cli
+
 from rlexp.tracking import read_metrics
 
 README = (ROOT / "README.md").read_text()
@@ -33,8 +33,10 @@ def plugin(tmp_path, monkeypatch):
 
 
 def test_the_example_yamls_name_their_schema_and_open_with_a_command():
-    for path, group, name in [("myplug/conf/env/reverse.yaml", "env", "reverse"),
-                              ("myplug/conf/algo/sft_smoothed.yaml", "algo", "sft_smoothed")]:
+    for path, group, name in [
+        ("myplug/conf/env/reverse.yaml", "env", "reverse"),
+        ("myplug/conf/algo/sft_smoothed.yaml", "algo", "sft_smoothed"),
+    ]:
         lines = readme_block(path).splitlines()
         assert lines[1].startswith("# python -m rlexp plugins=[myplug]") and f"{group}={name}" in lines[1]
         assert yaml.safe_load(readme_block(path)) == {"defaults": [f"/schema/{group}/{name}@_here_", "_self_"], "name": name}
@@ -63,8 +65,10 @@ def test_a_plugin_algorithm_and_environment_train_two_steps(plugin, tmp_path, al
 def test_a_plugin_that_does_not_import_is_one_line(plugin):
     done = run_cli("plugins=[nope_not_a_package]")
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["rlexp: error: plugins: cannot import 'nope_not_a_package' "
-                                                "(No module named 'nope_not_a_package'); is its package on PYTHONPATH or installed?"]
+    assert done.stderr.strip().splitlines() == [
+        "rlexp: error: plugins: cannot import 'nope_not_a_package' "
+        "(No module named 'nope_not_a_package'); is its package on PYTHONPATH or installed?"
+    ]
 
 
 def test_a_plugin_that_reuses_a_name_is_one_line(tmp_path, monkeypatch):
@@ -75,4 +79,6 @@ def test_a_plugin_that_reuses_a_name_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     done = run_cli("plugins=[dupplug]")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
-    assert done.stderr.startswith("rlexp: error: plugins: importing 'dupplug' failed: ValueError: algorithm 'grpo' is registered twice")
+    assert done.stderr.startswith(
+        "rlexp: error: plugins: importing 'dupplug' failed: ValueError: algorithm 'grpo' is registered twice"
+    )

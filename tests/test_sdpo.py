@@ -4,22 +4,34 @@ import math
 
 import pytest
 import torch
+from test_pear import tiny
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import selective_log_softmax
 
 from rlexp import envs
 from rlexp.algos.sdpo import (
-    FEEDBACK_TEMPLATE, REPROMPT_TEMPLATE, SDPO, SOLUTION_TEMPLATE, TRUNCATION_NOTICE, FeedbackSDPOConfig,
-    FeedbackSDPOTrainer, distillation_per_token,
+    FEEDBACK_TEMPLATE,
+    REPROMPT_TEMPLATE,
+    SDPO,
+    SOLUTION_TEMPLATE,
+    TRUNCATION_NOTICE,
+    FeedbackSDPOConfig,
+    FeedbackSDPOTrainer,
+    distillation_per_token,
 )
 from rlexp.discover import (
-    DiscoverConfig, DiscoveryReward, StopWhenFound, discovery_at_k, first_success, multi_turn_prompt, table,
+    DiscoverConfig,
+    DiscoveryReward,
+    StopWhenFound,
+    discovery_at_k,
+    first_success,
+    multi_turn_prompt,
+    table,
 )
 from rlexp.errors import ConfigError
 from rlexp.evaluate import pass_at_k
 from rlexp.rewards import EnvReward
-from test_pear import tiny
 
 V = 7
 G = 4
@@ -33,8 +45,9 @@ def logits(seed, shape=(2, 3, V)):
 
 def per_token(student, teacher, mode="full_logits", topk=None, add_tail=False, alpha=1.0, clip=None, ids=None):
     ids = torch.zeros(student.shape[:2], dtype=torch.long) if ids is None else ids
-    return distillation_per_token(student, teacher, ids, mode=mode, topk=topk, add_tail=add_tail, alpha=alpha,
-                                  advantage_clip=clip)
+    return distillation_per_token(
+        student, teacher, ids, mode=mode, topk=topk, add_tail=add_tail, alpha=alpha, advantage_clip=clip
+    )
 
 
 # -- the divergences ----------------------------------------------------------------------------------------------
@@ -86,12 +99,15 @@ def test_sampled_token_gradient_in_expectation_is_the_reverse_kl_gradient():
     assert torch.allclose(expected, exact, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode,topk,alpha", [("full_logits", None, 1.0), ("full_logits", None, 0.5),
-                                             ("topk_logits", 3, 1.0), ("sampled_token", None, 1.0)])
+@pytest.mark.parametrize(
+    "mode,topk,alpha",
+    [("full_logits", None, 1.0), ("full_logits", None, 0.5), ("topk_logits", 3, 1.0), ("sampled_token", None, 1.0)],
+)
 def test_teacher_equal_to_student_gives_zero_loss_and_zero_gradient(mode, topk, alpha):
     z = logits(8).requires_grad_(True)
-    loss = per_token(z, z.detach().clone(), mode=mode, topk=topk, add_tail=True, alpha=alpha,
-                     ids=torch.randint(0, V, (2, 3))).sum()
+    loss = per_token(
+        z, z.detach().clone(), mode=mode, topk=topk, add_tail=True, alpha=alpha, ids=torch.randint(0, V, (2, 3))
+    ).sum()
     (g,) = torch.autograd.grad(loss, z)
     assert abs(loss.item()) < 1e-6 and g.abs().max() < 1e-6
 
@@ -123,14 +139,29 @@ def test_advantage_clip_bounds_the_per_token_advantage():
 def make_trainer(tmp_path, reward=None, **overrides):
     model, tokenizer = tiny()
     env = envs.make("generalpoints", **GAME)
-    kwargs = dict(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=G,
-                  num_generations=G, max_completion_length=MAX_LEN, distillation_mode="full_logits",
-                  include_environment_feedback=True, environment_feedback_only_without_solution=True,
-                  remove_thinking_from_demonstration=True, teacher_model_kind="base", max_prompt_length=None)
+    kwargs = dict(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        per_device_train_batch_size=G,
+        num_generations=G,
+        max_completion_length=MAX_LEN,
+        distillation_mode="full_logits",
+        include_environment_feedback=True,
+        environment_feedback_only_without_solution=True,
+        remove_thinking_from_demonstration=True,
+        teacher_model_kind="base",
+        max_prompt_length=None,
+    )
     kwargs.update(overrides)
-    trainer = FeedbackSDPOTrainer(model=model, reward_funcs=[reward or EnvReward("generalpoints", **GAME)],
-                                  args=FeedbackSDPOConfig(**kwargs), train_dataset=env.dataset("train"),
-                                  processing_class=tokenizer)
+    trainer = FeedbackSDPOTrainer(
+        model=model,
+        reward_funcs=[reward or EnvReward("generalpoints", **GAME)],
+        args=FeedbackSDPOConfig(**kwargs),
+        train_dataset=env.dataset("train"),
+        processing_class=tokenizer,
+    )
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which these tests skip
     return trainer, env
 
@@ -138,8 +169,10 @@ def make_trainer(tmp_path, reward=None, **overrides):
 def completion_tensors(tokenizer, texts):
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
     width = max(map(len, ids))
-    return {"completion_ids": torch.tensor([i + [tokenizer.pad_token_id] * (width - len(i)) for i in ids]),
-            "completion_mask": torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids])}
+    return {
+        "completion_ids": torch.tensor([i + [tokenizer.pad_token_id] * (width - len(i)) for i in ids]),
+        "completion_mask": torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids]),
+    }
 
 
 def build(trainer, success, feedback, texts=None, prompt=None):
@@ -152,8 +185,10 @@ def build(trainer, success, feedback, texts=None, prompt=None):
     trainer._rollout_feedback = feedback
     context = trainer.teacher_context_builder.build(output, [prompt] * G, torch.zeros(G))
     width = output["completion_ids"].size(1)
-    prompts = [tok.decode(ids[:-width][mask[:-width].bool()]) for ids, mask in
-               zip(context["teacher_input_ids"], context["teacher_attention_mask"])]
+    prompts = [
+        tok.decode(ids[:-width][mask[:-width].bool()])
+        for ids, mask in zip(context["teacher_input_ids"], context["teacher_attention_mask"])
+    ]
     assert torch.equal(context["teacher_input_ids"][:, -width:], output["completion_ids"])
     return context, prompts
 
@@ -201,8 +236,9 @@ def test_thinking_is_stripped_from_the_solution_and_the_student_attempt_is_never
 
 
 def user_turn(trainer, content):
-    return trainer.processing_class.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                                         tokenize=False)
+    return trainer.processing_class.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+    )
 
 
 QUESTION = "Make 12 from 3 4 5."  # build()'s prompt
@@ -233,8 +269,12 @@ def test_templates_are_the_authors_as_their_yaml_loads_them(tmp_path):
     assert SOLUTION_TEMPLATE == SOLUTION + "{successful_previous_attempt}"
     assert FEEDBACK_TEMPLATE == FEEDBACK + "{feedback_raw}"
     algo, args = SDPO(), FeedbackSDPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none")
-    for knob, value in (("reprompt_template", REPROMPT_TEMPLATE), ("solution_template", SOLUTION_TEMPLATE),
-                        ("feedback_template", FEEDBACK_TEMPLATE), ("distillation_reduction", "row_mean")):
+    for knob, value in (
+        ("reprompt_template", REPROMPT_TEMPLATE),
+        ("solution_template", SOLUTION_TEMPLATE),
+        ("feedback_template", FEEDBACK_TEMPLATE),
+        ("distillation_reduction", "row_mean"),
+    ):
         assert getattr(algo, knob) == value and getattr(args, knob) == value, knob
     trainer, _ = make_trainer(tmp_path, environment_feedback_only_without_solution=False)
     _, prompts = build(trainer, [0, 1, 0, 0], ["wrong move", None, "  spaced out\n", None])
@@ -263,7 +303,9 @@ def test_empty_feedback_and_no_sibling_leave_the_student_prompt_and_zero_loss(tm
 def test_reprompt_never_exceeds_max_reprompt_len_and_keeps_the_generation_prompt(tmp_path):
     trainer, _ = make_trainer(tmp_path, max_reprompt_len=40)
     context, prompts = build(trainer, [0] * G, ["x" * 500] * G)
-    width = context["teacher_input_ids"].size(1) - completion_tensors(trainer.processing_class, ["answer 0"])["completion_ids"].size(1)
+    width = context["teacher_input_ids"].size(1) - completion_tensors(trainer.processing_class, ["answer 0"])[
+        "completion_ids"
+    ].size(1)
     assert width <= 40
     assert all(p.endswith("<|im_start|>assistant\n") for p in prompts)
 
@@ -296,8 +338,9 @@ def test_merge_privileged_context_joins_both_sources(tmp_path):
     output = completion_tensors(tok, ["a"] * G)
     trainer._rollout_success = torch.zeros(G)
     trainer._rollout_feedback = ["from env", None, None, None]
-    context = trainer.teacher_context_builder.build(output, [[{"role": "user", "content": "q"}]] * G, torch.zeros(G),
-                                                    feedbacks=["hint"] * G)
+    context = trainer.teacher_context_builder.build(
+        output, [[{"role": "user", "content": "q"}]] * G, torch.zeros(G), feedbacks=["hint"] * G
+    )
     text = tok.decode(context["teacher_input_ids"][0])
     assert "hint\n\nfrom env" in text
     assert context["self_distillation_mask"].tolist() == [1, 1, 1, 1]
@@ -383,8 +426,7 @@ def test_each_environments_feedback_reaches_the_teacher_prompt_of_its_own_comple
     rows = [row] * G
     trainer._calculate_rewards(rows, [row["prompt"]] * G, texts, [tok(t)["input_ids"] + [tok.eos_token_id] for t in texts])
     assert trainer._rollout_success.tolist() == [0.0] * G
-    _, prompts = build(trainer, trainer._rollout_success.tolist(), trainer._rollout_feedback, texts=texts,
-                       prompt=row["prompt"])
+    _, prompts = build(trainer, trainer._rollout_success.tolist(), trainer._rollout_feedback, texts=texts, prompt=row["prompt"])
     for i, prompt in enumerate(prompts):
         assert feedback[i % 2] in prompt and feedback[1 - i % 2] not in prompt
         assert row["prompt"][-1]["content"] in prompt
@@ -400,8 +442,10 @@ def build_inputs(trainer, mask, old=None, advantages=(0.5, -0.25, 1.0, -1.5)):
     completion_mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 5 + [0], [1] * 6])
     teacher_prompt = torch.randint(3, 250, (G, 9), generator=g)
     inputs = {
-        "prompt_ids": prompt, "prompt_mask": torch.ones(G, 5, dtype=torch.long),
-        "completion_ids": completion, "completion_mask": completion_mask,
+        "prompt_ids": prompt,
+        "prompt_mask": torch.ones(G, 5, dtype=torch.long),
+        "completion_ids": completion,
+        "completion_mask": completion_mask,
         "teacher_input_ids": torch.cat([teacher_prompt, completion], 1),
         "teacher_attention_mask": torch.cat([torch.ones(G, 9, dtype=torch.long), completion_mask], 1),
         "self_distillation_mask": torch.tensor(mask, dtype=torch.float32),
@@ -430,7 +474,7 @@ def test_the_default_reduction_is_the_authors_run_one_sequence_per_micro_batch(t
     row_mean = trainer.compute_loss(trainer.model, dict(inputs))
     # the authors' run: a token mean within each micro-batch of one sequence, scaled by 1 / accumulation steps
     trainer.current_gradient_accumulation_steps = G
-    micro_batches = [trainer.compute_loss(trainer.model, {k: v[i:i + 1] for k, v in inputs.items()}) for i in range(G)]
+    micro_batches = [trainer.compute_loss(trainer.model, {k: v[i : i + 1] for k, v in inputs.items()}) for i in range(G)]
     assert micro_batches[1].item() == 0.0 and all(m > 0 for i, m in enumerate(micro_batches) if i != 1)
     assert torch.allclose(row_mean, sum(micro_batches), atol=1e-6)
     # a single teacher row of the four: a quarter of that row's token mean
@@ -465,11 +509,22 @@ def test_weight_zero_is_grpos_loss(tmp_path, loss_type):
     inputs = build_inputs(trainer, mask=[1, 0, 1, 0])
     inputs["old_per_token_logps"] = student_logps(trainer, inputs).detach() - 0.1  # ratio e^0.1: inside the clip
     sdpo = trainer.compute_loss(trainer.model, dict(inputs))
-    grpo_trainer = GRPOTrainer(model=trainer.model, reward_funcs=[EnvReward("generalpoints", **GAME)],
-                               args=GRPOConfig(output_dir=str(tmp_path / "grpo"), use_cpu=True, report_to="none",
-                                               per_device_train_batch_size=G, num_generations=G, loss_type=loss_type,
-                                               max_completion_length=MAX_LEN, beta=0.0),
-                               train_dataset=env.dataset("train"), processing_class=trainer.processing_class)
+    grpo_trainer = GRPOTrainer(
+        model=trainer.model,
+        reward_funcs=[EnvReward("generalpoints", **GAME)],
+        args=GRPOConfig(
+            output_dir=str(tmp_path / "grpo"),
+            use_cpu=True,
+            report_to="none",
+            per_device_train_batch_size=G,
+            num_generations=G,
+            loss_type=loss_type,
+            max_completion_length=MAX_LEN,
+            beta=0.0,
+        ),
+        train_dataset=env.dataset("train"),
+        processing_class=trainer.processing_class,
+    )
     grpo_trainer.current_gradient_accumulation_steps = 1
 
     def same_forward(model, ids, mask, keep, **kwargs):  # GRPO's fused LM head differs from a plain forward by ~1e-3
@@ -485,16 +540,18 @@ def test_weight_zero_is_grpos_loss(tmp_path, loss_type):
 @pytest.mark.parametrize("reduction,loss_type", [("token_mean", "dapo"), ("row_mean", "grpo")])
 def test_the_hybrid_is_one_policy_gradient_with_mixed_advantages(tmp_path, reduction, loss_type):
     w = 0.1  # the paper's lambda = 0.9
-    trainer, _ = make_trainer(tmp_path, distillation_mode="sampled_token", distillation_weight=w, loss_type=loss_type,
-                              distillation_reduction=reduction)
+    trainer, _ = make_trainer(
+        tmp_path, distillation_mode="sampled_token", distillation_weight=w, loss_type=loss_type, distillation_reduction=reduction
+    )
     trainer.model.train()
     inputs = build_inputs(trainer, mask=[1, 0, 1, 1])  # row 1 has no teacher: its SDPO advantage is 0
     loss = trainer.compute_loss(trainer.model, dict(inputs))
     lp = student_logps(trainer, inputs)
     teacher_ids, teacher_mask = inputs["teacher_input_ids"], inputs["teacher_attention_mask"]
     with torch.no_grad():
-        teacher_lp = selective_log_softmax(trainer._forward_logits(trainer.teacher_model, teacher_ids, teacher_mask, MAX_LEN),
-                                           inputs["completion_ids"])
+        teacher_lp = selective_log_softmax(
+            trainer._forward_logits(trainer.teacher_model, teacher_ids, teacher_mask, MAX_LEN), inputs["completion_ids"]
+        )
     sdpo_advantage = (teacher_lp - lp.detach()) * inputs["self_distillation_mask"][:, None]
     advantage = (1 - w) * inputs["advantages"][:, None] + w * sdpo_advantage
     mask = inputs["completion_mask"]
@@ -528,8 +585,15 @@ def test_ema_teacher_follows_the_student_and_base_never_changes(tmp_path):
 
 
 def sdpo_trainer_from_the_algo(tmp_path, **fields):
-    algo = SDPO(name="sdpo", per_device_train_batch_size=G, num_generations=G, max_completion_length=MAX_LEN,
-                max_prompt_length=None, distillation_mode="full_logits", **fields)
+    algo = SDPO(
+        name="sdpo",
+        per_device_train_batch_size=G,
+        num_generations=G,
+        max_completion_length=MAX_LEN,
+        max_prompt_length=None,
+        distillation_mode="full_logits",
+        **fields,
+    )
     algo.check(world_size=1)
     model, tokenizer = tiny()
     return algo.build_trainer(model, tokenizer, envs.make("generalpoints", **GAME), algo.training_args(tmp_path, 0, "fp32"))
@@ -538,8 +602,9 @@ def sdpo_trainer_from_the_algo(tmp_path, **fields):
 def test_several_steps_per_generation_batch_clip_from_the_second_and_move_the_ema_once_per_batch(tmp_path):
     """The paper's rich-feedback setup in small: 2 optimiser steps of one question each per generation batch."""
     rate = 0.25
-    trainer = sdpo_trainer_from_the_algo(tmp_path, max_steps=4, learning_rate=1e-2, teacher_update_rate=rate,
-                                         trl={"steps_per_generation": 2})
+    trainer = sdpo_trainer_from_the_algo(
+        tmp_path, max_steps=4, learning_rate=1e-2, teacher_update_rate=rate, trl={"steps_per_generation": 2}
+    )
     assert trainer.args.teacher_sync_steps == 2
     start = [p.detach().clone() for p in trainer.teacher_model.parameters()]
     students, teachers, gaps, generated = [], [], [], []
@@ -572,8 +637,12 @@ def test_several_steps_per_generation_batch_clip_from_the_second_and_move_the_em
     assert gaps[0] < 1e-6 and gaps[2] < 1e-6 and gaps[1] > 1e-4 and gaps[3] > 1e-4, gaps
     assert all(not torch.equal(a, b) for a, b in zip(students[0], start))
     ema = [(1 - rate) * t + rate * s for t, s in zip(start, students[1])]
-    for after, expected in ((teachers[0], start), (teachers[1], ema), (teachers[2], ema),
-                            (teachers[3], [(1 - rate) * t + rate * s for t, s in zip(ema, students[3])])):
+    for after, expected in (
+        (teachers[0], start),
+        (teachers[1], ema),
+        (teachers[2], ema),
+        (teachers[3], [(1 - rate) * t + rate * s for t, s in zip(ema, students[3])]),
+    ):
         assert all(torch.allclose(a, e, atol=1e-6) for a, e in zip(after, expected))
     # with gradient accumulation the cadence still counts optimiser steps: 4 micro-steps of 2 = 2 steps per batch
     accumulating = sdpo_trainer_from_the_algo(tmp_path / "ga", gradient_accumulation_steps=2, trl={"steps_per_generation": 4})
@@ -602,19 +671,22 @@ def test_trust_region_teacher_interpolates_base_and_live_logits(tmp_path, rate):
 # -- config -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"distillation_mode": "logits"}, "distillation_mode=logits is not one of"),
-    ({"teacher_model_kind": "frozen"}, "teacher_model_kind=frozen"),
-    ({"distillation_mode": "sampled_token", "distillation_alpha": 0.5}, "reverse KL only"),
-    ({"distillation_topk": 0}, "distillation_topk >= 1"),
-    ({"distillation_weight": 1.5}, "must be in \\[0, 1\\]"),
-    ({"advantage_clip": 5.0, "distillation_alpha": 0.5}, "advantage_clip"),
-    ({"reprompt_template": "{question}{feedback}"}, "reprompt_template may only use"),
-    ({"trl": {"success_reward_threshold": 0.5}}, "Score.success"),
-    ({"trl": {"use_vllm": True}}, "vLLM"),
-    ({"distillation_weight": 0.1}, "set algo.loss_type=grpo \\(not dapo\\)"),
-    ({"gradient_accumulation_steps": 2, "trl": {"steps_per_generation": 3}}, "3 micro-steps .* multiple of"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"distillation_mode": "logits"}, "distillation_mode=logits is not one of"),
+        ({"teacher_model_kind": "frozen"}, "teacher_model_kind=frozen"),
+        ({"distillation_mode": "sampled_token", "distillation_alpha": 0.5}, "reverse KL only"),
+        ({"distillation_topk": 0}, "distillation_topk >= 1"),
+        ({"distillation_weight": 1.5}, "must be in \\[0, 1\\]"),
+        ({"advantage_clip": 5.0, "distillation_alpha": 0.5}, "advantage_clip"),
+        ({"reprompt_template": "{question}{feedback}"}, "reprompt_template may only use"),
+        ({"trl": {"success_reward_threshold": 0.5}}, "Score.success"),
+        ({"trl": {"use_vllm": True}}, "vLLM"),
+        ({"distillation_weight": 0.1}, "set algo.loss_type=grpo \\(not dapo\\)"),
+        ({"gradient_accumulation_steps": 2, "trl": {"steps_per_generation": 3}}, "3 micro-steps .* multiple of"),
+    ],
+)
 def test_bad_configs_fail_in_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):
         SDPO(name="sdpo", **overrides).check(world_size=1)
@@ -666,7 +738,7 @@ def test_multi_turn_history_fits_the_window_and_drops_the_oldest_first():
     history = [f"feedback number {i} " + "x" * 40 for i in range(10)]
     prompt = multi_turn_prompt("Q?", history, tokenizer, max_tokens=200)
     kept = [h for h in history if h in prompt]
-    assert kept == history[-len(kept):] and 0 < len(kept) < len(history)  # the newest, in order
+    assert kept == history[-len(kept) :] and 0 < len(kept) < len(history)  # the newest, in order
     assert sum(len(tokenizer(h + "\n\n")["input_ids"]) for h in kept) <= 200
     assert prompt.startswith("Q?\n\nThe following is feedback") and prompt.endswith("Correctly solve the original question.")
     assert multi_turn_prompt("Q?", [], tokenizer, 200) == "Q?"

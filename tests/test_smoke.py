@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import SMALL, initial_weights, run_cli, weights
+
 from rlexp import algos, envs
 from rlexp.tracking import read_metrics
 
@@ -26,8 +26,13 @@ ACTOR = "algo.actor={hidden_size:16,num_layers:1,num_heads:2,intermediate_size:3
 ALGO_ARGS = {
     "sft": SFT_ARGS,
     "iwsft": SFT_ARGS,
-    "pear": [*SFT_ARGS, "algo.behaviour_keep=all", "algo.behaviour_prompts=4", "algo.behaviour_samples=2",
-             "algo.behaviour_max_new_tokens=16"],  # fmt: skip
+    "pear": [
+        *SFT_ARGS,
+        "algo.behaviour_keep=all",
+        "algo.behaviour_prompts=4",
+        "algo.behaviour_samples=2",
+        "algo.behaviour_max_new_tokens=16",
+    ],  # fmt: skip
     "grpo": RL_ARGS,
     "luffy": RL_ARGS,
     "sdpo": [*RL_ARGS, "algo.learning_rate=1e-4"],

@@ -4,19 +4,19 @@ import itertools
 import json
 import pickle
 import re
-from pathlib import Path
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from rlexp import envs
 from rlexp.envs import synlogic
+from rlexp.envs.base import Score
 from rlexp.envs.synlogic import families as T
 from rlexp.envs.synlogic.cryptarithm import crypt_solutions
 from rlexp.envs.synlogic.latin import latin_search
-from rlexp.envs.base import Score
 from rlexp.errors import ConfigError
 
 FAMILIES = T.FAMILIES
@@ -29,8 +29,13 @@ def wrap(answer: str) -> str:
 
 
 def row_for(family: str, puzzle: dict, reference: str = "", difficulty: int = 1) -> dict:
-    return {"task": family, "difficulty": difficulty, "puzzle": json.dumps(puzzle), "reference": reference,
-            "prompt": [{"role": "user", "content": T.render_prompt(family, puzzle)}]}
+    return {
+        "task": family,
+        "difficulty": difficulty,
+        "puzzle": json.dumps(puzzle),
+        "reference": reference,
+        "prompt": [{"role": "user", "content": T.render_prompt(family, puzzle)}],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +80,14 @@ def test_generation_does_not_depend_on_the_hash_seed(generated):
         "import json; from rlexp.envs.synlogic import families as T\n"
         "print(json.dumps([[f, d, s, T.generate(f, s, d)] for f in T.FAMILIES for d in (1, 10) for s in (0, 1)]))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"}, cwd=str(envs.__file__).rsplit("/rlexp/", 1)[0])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"},
+        cwd=str(envs.__file__).rsplit("/rlexp/", 1)[0],
+    )
     assert out.returncode == 0, out.stderr
     for f, d, s, (puzzle, reference) in json.loads(out.stdout):
         here = generated[f, d, s] if d in DIFFICULTIES and s in SEEDS else T.generate(f, s, d)
@@ -170,11 +181,13 @@ def test_sudoku_and_futoshiki_have_unique_solutions(generated, d):
             box = tuple(p["box"]) if family == "sudoku" else None
             pairs = ()
             if family == "futoshiki":
-                pairs = tuple((r1 * n + c1, r2 * n + c2) if op == "<" else (r2 * n + c2, r1 * n + c1)
-                              for r1, c1, r2, c2, op in p["constraints"])
+                pairs = tuple(
+                    (r1 * n + c1, r2 * n + c2) if op == "<" else (r2 * n + c2, r1 * n + c1)
+                    for r1, c1, r2, c2, op in p["constraints"]
+                )
             found = latin_search(flat, n, box, constraints=pairs, limit=2, budget=10**7)
             assert found is not None and len(found) == 1, (family, d, s)
-            assert json.dumps([found[0][i * n:(i + 1) * n] for i in range(n)]) == task.reference
+            assert json.dumps([found[0][i * n : (i + 1) * n] for i in range(n)]) == task.reference
 
 
 def test_latin_solver_agrees_with_naive_backtracking():
@@ -182,7 +195,9 @@ def test_latin_solver_agrees_with_naive_backtracking():
         for family, d in (("sudoku", 3), ("futoshiki", 2)):
             p = T.generate(family, s, d).puzzle
             n = p["size"]
-            less = [((r1, c1), (r2, c2)) if op == "<" else ((r2, c2), (r1, c1)) for r1, c1, r2, c2, op in p.get("constraints", [])]
+            less = [
+                ((r1, c1), (r2, c2)) if op == "<" else ((r2, c2), (r1, c1)) for r1, c1, r2, c2, op in p.get("constraints", [])
+            ]
             assert len(_naive_latin(p["grid"], n, tuple(p["box"]) if "box" in p else None, less)) == 1
     # an empty 4x4 sudoku has 288 solutions; the solver counts them all when asked
     assert len(latin_search([0] * 16, 4, (2, 2), limit=1000)) == 288 == len(_naive_latin([[0] * 4 for _ in range(4)], 4, (2, 2)))
@@ -208,10 +223,13 @@ def test_cryptarithms_have_unique_solutions(generated):
             p = (generated.get(("cryptarithm", d, s)) or T.generate("cryptarithm", s, d)).puzzle
             assert len(crypt_solutions(p["words"], p["operators"], p["result"], limit=5)) == 1, (d, s)
     # the column solver agrees with brute force on small puzzles (unique or not)
-    assert crypt_solutions(["SEND", "MORE"], ["+"], "MONEY", limit=5) == [
-        dict(S=9, E=5, N=6, D=7, M=1, O=0, R=8, Y=2)]
-    for words, ops, result in ((["AB", "BA"], ["+"], "CC"), (["ABC", "AB"], ["-"], "CA"), (["A", "B"], ["+"], "C"),
-                               (["AB", "CB", "A"], ["+", "-"], "DC")):
+    assert crypt_solutions(["SEND", "MORE"], ["+"], "MONEY", limit=5) == [dict(S=9, E=5, N=6, D=7, M=1, O=0, R=8, Y=2)]
+    for words, ops, result in (
+        (["AB", "BA"], ["+"], "CC"),
+        (["ABC", "AB"], ["-"], "CA"),
+        (["A", "B"], ["+"], "C"),
+        (["AB", "CB", "A"], ["+", "-"], "DC"),
+    ):
         assert len(crypt_solutions(words, ops, result, limit=10**6)) == _brute_crypt(words, ops, result)
     for d in (1, 2):
         p = T.generate("cryptarithm", 5, d).puzzle
@@ -224,13 +242,15 @@ G24 = {"numbers": [1, 2, 3, 4], "target": 24, "operators": "+-*/"}
 SEND = {"words": ["SEND", "MORE"], "operators": ["+"], "result": "MONEY"}
 SOLVED4 = [[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]]
 SUDOKU4 = {"size": 4, "box": [2, 2], "grid": [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]}
-FUTO4 = {"size": 4, "grid": [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]],
-         "constraints": [[0, 1, 0, 2, "<"], [1, 0, 2, 0, ">"]]}
+FUTO4 = {
+    "size": 4,
+    "grid": [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]],
+    "constraints": [[0, 1, 0, 2, "<"], [1, 0, 2, 0, ">"]],
+}
 KUKU = {"rows": 2, "cols": 3, "row_sums": [4, 2], "col_sums": [1, 2, 1]}
 SURVO = {"size": 3, "grid": [[0, 2, 3], [4, 0, 9], [5, 7, 12]], "candidates": [1, 5]}
 DYCK = {"prefix": "([{", "n_types": 3}
-BOOL = {"labels": ["A", "B", "C", "D"], "options": ["True", "False", "not False", "True and False"],
-        "true_labels": ["A", "C"]}
+BOOL = {"labels": ["A", "B", "C", "D"], "options": ["True", "False", "not False", "True and False"], "true_labels": ["A", "C"]}
 
 CASES = [
     # family, puzzle, answer, reward, category, reason (regex)
@@ -254,14 +274,35 @@ CASES = [
     ("cryptarithm", SEND, "9567 + 1085 = 10652", 1, "correct", "^$"),
     ("cryptarithm", SEND, '{"S": 9, "E": 5, "N": 6, "D": 7, "M": 1, "O": 0, "R": 8, "Y": 2}', 1, "correct", "^$"),
     ("cryptarithm", SEND, "S=9, E=5, N=6, D=7, M=1, O=0, R=8, Y=2", 1, "correct", "^$"),
-    ("cryptarithm", SEND, "9567 + 1085 = 10653", 0, "wrong", "^the equation does not hold: the left side is 10652, the right side is 10653$"),
+    (
+        "cryptarithm",
+        SEND,
+        "9567 + 1085 = 10653",
+        0,
+        "wrong",
+        "^the equation does not hold: the left side is 10652, the right side is 10653$",
+    ),
     ("cryptarithm", SEND, "9567 + 1085 = 10642", 0, "wrong", "^letter E stands for both 5 and 4$"),
     ("cryptarithm", SEND, "9567 - 1085 = 10652", 0, "malformed", "should have \\+ where it has -"),
     ("cryptarithm", SEND, "9567 + 1085", 0, "malformed", "has 2 numbers"),
     ("cryptarithm", SEND, "956 + 1085 = 10652", 0, "wrong", "^number 1 has 3 digits, but SEND has 4 letters$"),
-    ("cryptarithm", SEND, '{"S": 9, "E": 9, "N": 6, "D": 7, "M": 1, "O": 0, "R": 8, "Y": 2}', 0, "wrong", "^letters S and E both stand for 9$"),
+    (
+        "cryptarithm",
+        SEND,
+        '{"S": 9, "E": 9, "N": 6, "D": 7, "M": 1, "O": 0, "R": 8, "Y": 2}',
+        0,
+        "wrong",
+        "^letters S and E both stand for 9$",
+    ),
     ("cryptarithm", SEND, '{"S": 9, "E": 5, "N": 6, "D": 7, "M": 1, "O": 0, "R": 8}', 0, "wrong", "^letter Y has no digit$"),
-    ("cryptarithm", SEND, '{"S": 9, "E": 5, "N": 6, "D": 7, "M": 0, "O": 1, "R": 8, "Y": 2}', 0, "wrong", "^MORE would start with 0$"),
+    (
+        "cryptarithm",
+        SEND,
+        '{"S": 9, "E": 5, "N": 6, "D": 7, "M": 0, "O": 1, "R": 8, "Y": 2}',
+        0,
+        "wrong",
+        "^MORE would start with 0$",
+    ),
     ("cryptarithm", SEND, "S=9, E=5, Q=1", 0, "malformed", "^Q is not a letter of the puzzle$"),
     ("cryptarithm", SEND, '{"S": "nine"}', 0, "malformed", "not a digit"),
     ("sudoku", SUDOKU4, json.dumps(SOLVED4), 1, "correct", "^$"),
@@ -269,22 +310,113 @@ CASES = [
     ("sudoku", SUDOKU4, "((1,2,3,4),(3,4,1,2),(2,1,4,3),(4,3,2,1))", 1, "correct", "^$"),
     ("sudoku", SUDOKU4, json.dumps(SOLVED4[:3]), 0, "malformed", "^answer grid has 3 rows, expected 4$"),
     ("sudoku", SUDOKU4, json.dumps(SOLVED4[:3] + [[4, 3, 2]]), 0, "malformed", "^row 4 has 3 cells, expected 4$"),
-    ("sudoku", SUDOKU4, "[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, \"1\"]]", 0, "malformed", r"^cell \(4,4\) is not an integer$"),
-    ("sudoku", SUDOKU4, "[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1.0]]", 0, "malformed", r"^cell \(4,4\) is not an integer$"),
-    ("sudoku", SUDOKU4, "[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, true]]", 0, "malformed", r"^cell \(4,4\) is not an integer$"),
-    ("sudoku", SUDOKU4, "[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, [1]]]", 0, "malformed", r"^cell \(4,4\) is not an integer$"),
+    (
+        "sudoku",
+        SUDOKU4,
+        '[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, "1"]]',
+        0,
+        "malformed",
+        r"^cell \(4,4\) is not an integer$",
+    ),
+    (
+        "sudoku",
+        SUDOKU4,
+        "[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1.0]]",
+        0,
+        "malformed",
+        r"^cell \(4,4\) is not an integer$",
+    ),
+    (
+        "sudoku",
+        SUDOKU4,
+        "[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, true]]",
+        0,
+        "malformed",
+        r"^cell \(4,4\) is not an integer$",
+    ),
+    (
+        "sudoku",
+        SUDOKU4,
+        "[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, [1]]]",
+        0,
+        "malformed",
+        r"^cell \(4,4\) is not an integer$",
+    ),
     ("sudoku", SUDOKU4, '{"grid": 1}', 0, "malformed", "^answer is not a list of rows$"),
     ("sudoku", SUDOKU4, "[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], 7]", 0, "malformed", "^row 4 is not a list$"),
-    ("sudoku", SUDOKU4, "[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 5]]", 0, "wrong", r"^cell \(4,4\) holds 5, not a number from 1 to 4$"),
-    ("sudoku", SUDOKU4, json.dumps([[2, 1, 3, 4], [3, 4, 1, 2], [1, 2, 4, 3], [4, 3, 2, 1]]), 0, "wrong", r"^given cell \(1,1\) was changed$"),
-    ("sudoku", SUDOKU4, json.dumps([[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [2, 1, 4, 3]]), 0, "wrong", "^column 1 has duplicate 2$"),
-    ("sudoku", SUDOKU4, json.dumps([[1, 2, 3, 4], [2, 1, 4, 3], [3, 4, 1, 2], [4, 3, 2, 1]]), 0, "wrong", "^box 1 has duplicate 1$"),
-    ("sudoku", SUDOKU4, json.dumps([[1, 1, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]]), 0, "wrong", "^row 1 has duplicate 1$"),
+    (
+        "sudoku",
+        SUDOKU4,
+        "[[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 5]]",
+        0,
+        "wrong",
+        r"^cell \(4,4\) holds 5, not a number from 1 to 4$",
+    ),
+    (
+        "sudoku",
+        SUDOKU4,
+        json.dumps([[2, 1, 3, 4], [3, 4, 1, 2], [1, 2, 4, 3], [4, 3, 2, 1]]),
+        0,
+        "wrong",
+        r"^given cell \(1,1\) was changed$",
+    ),
+    (
+        "sudoku",
+        SUDOKU4,
+        json.dumps([[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [2, 1, 4, 3]]),
+        0,
+        "wrong",
+        "^column 1 has duplicate 2$",
+    ),
+    (
+        "sudoku",
+        SUDOKU4,
+        json.dumps([[1, 2, 3, 4], [2, 1, 4, 3], [3, 4, 1, 2], [4, 3, 2, 1]]),
+        0,
+        "wrong",
+        "^box 1 has duplicate 1$",
+    ),
+    (
+        "sudoku",
+        SUDOKU4,
+        json.dumps([[1, 1, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]]),
+        0,
+        "wrong",
+        "^row 1 has duplicate 1$",
+    ),
     ("futoshiki", FUTO4, json.dumps(SOLVED4), 1, "correct", "^$"),
-    ("futoshiki", FUTO4, json.dumps([[1, 3, 2, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 2, 3, 1]]), 0, "wrong", r"^constraint \(1,2\) < \(1,3\) violated$"),
-    ("futoshiki", FUTO4, json.dumps([[1, 2, 3, 4], [2, 1, 4, 3], [3, 4, 1, 2], [4, 3, 2, 1]]), 0, "wrong", r"^constraint \(2,1\) > \(3,1\) violated$"),
-    ("futoshiki", FUTO4, json.dumps([[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 2]]), 0, "wrong", "^row 4 has duplicate 2$"),
-    ("futoshiki", FUTO4, json.dumps([[1, 2, 3], [3, 4, 1], [2, 1, 4], [4, 3, 2]]), 0, "malformed", "^row 1 has 3 cells, expected 4$"),
+    (
+        "futoshiki",
+        FUTO4,
+        json.dumps([[1, 3, 2, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 2, 3, 1]]),
+        0,
+        "wrong",
+        r"^constraint \(1,2\) < \(1,3\) violated$",
+    ),
+    (
+        "futoshiki",
+        FUTO4,
+        json.dumps([[1, 2, 3, 4], [2, 1, 4, 3], [3, 4, 1, 2], [4, 3, 2, 1]]),
+        0,
+        "wrong",
+        r"^constraint \(2,1\) > \(3,1\) violated$",
+    ),
+    (
+        "futoshiki",
+        FUTO4,
+        json.dumps([[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 2]]),
+        0,
+        "wrong",
+        "^row 4 has duplicate 2$",
+    ),
+    (
+        "futoshiki",
+        FUTO4,
+        json.dumps([[1, 2, 3], [3, 4, 1], [2, 1, 4], [4, 3, 2]]),
+        0,
+        "malformed",
+        "^row 1 has 3 cells, expected 4$",
+    ),
     ("kukurasu", KUKU, "[[1, 0, 1], [0, 1, 0]]", 1, "correct", "^$"),
     ("kukurasu", KUKU, '[["1", "X", "1"], ["X", "1", "X"]]', 1, "correct", "^$"),
     ("kukurasu", KUKU, "[[1, 1, 0], [0, 1, 0]]", 0, "wrong", "^row 1 adds up to 3, expected 4$"),
@@ -407,17 +539,62 @@ def test_broken_rows_get_no_reward(env):
 
 MB = 1_000_000
 HOSTILE = [
-    "", "   \n\t  ", "x" * MB, wrap("x" * MB), wrap("9" * MB), "<answer>" * 100_000, "</think>" * 100_000 + "<answer>1</answer>",
-    "<think>" + "<answer>" * 50_000, "<answer></answer>" * 50_000, wrap("[" * 1000 + "]" * 1000), wrap("(" * 1000 + ")" * 1000),
-    wrap("{" * 1000 + "}" * 1000), wrap("[" * 100_000), wrap("10**10**10"), wrap("9**9**9**9"), wrap("2**2**2**2**2**2**2**2"),
-    wrap("int('9'*10**6)"), wrap("__import__('os').system('touch PWNED') or 24"), wrap("().__class__.__bases__[0].__subclasses__()"),
-    wrap("２４"), wrap("（１＋２）＊８"), wrap("٣ + ٤ * ٢ * ١"), wrap("答案是 24"), wrap("“A”, ‘C’"), wrap("［［1,2］,［3,4］］"),
-    wrap("\x00"), wrap("1\x002\x003"), wrap("\ud800"), wrap("\udfff[[1]]\ud800"), wrap("[[1,2],[3]]"), wrap('[["a","b"],["c","d"]]'),
-    wrap("[[1.5, 2.0], [3.0, 4.5]]"), wrap("[[[1, 2]], [[3, 4]]]"), wrap('{"rows": [[1]]}'), wrap('"just a string"'), wrap("null"),
-    wrap("[]"), wrap("[[]]"), wrap("[NaN, Infinity, -Infinity]"), wrap("[[1e309, 1e309]]"), wrap("[[true, false], [false, true]]"),
-    wrap("[1]," * 20_000), wrap("1e999999"), wrap("A" * 100_000), wrap(",,,,"), wrap("=" * 1000), wrap("SEND=MORE"),
-    wrap("{" + '"A": 1, ' * 10_000 + "}"), wrap("A=" + "9" * 10_000), "\\boxed{24}", "<answer>24", "<ANSWER>24</ANSWER>",
-    wrap("9567 + 1085 = " + "1" * 5000), wrap(" = 24"), wrap("24 = 24 = 24"), wrap("-" * 500),
+    "",
+    "   \n\t  ",
+    "x" * MB,
+    wrap("x" * MB),
+    wrap("9" * MB),
+    "<answer>" * 100_000,
+    "</think>" * 100_000 + "<answer>1</answer>",
+    "<think>" + "<answer>" * 50_000,
+    "<answer></answer>" * 50_000,
+    wrap("[" * 1000 + "]" * 1000),
+    wrap("(" * 1000 + ")" * 1000),
+    wrap("{" * 1000 + "}" * 1000),
+    wrap("[" * 100_000),
+    wrap("10**10**10"),
+    wrap("9**9**9**9"),
+    wrap("2**2**2**2**2**2**2**2"),
+    wrap("int('9'*10**6)"),
+    wrap("__import__('os').system('touch PWNED') or 24"),
+    wrap("().__class__.__bases__[0].__subclasses__()"),
+    wrap("２４"),
+    wrap("（１＋２）＊８"),
+    wrap("٣ + ٤ * ٢ * ١"),
+    wrap("答案是 24"),
+    wrap("“A”, ‘C’"),
+    wrap("［［1,2］,［3,4］］"),
+    wrap("\x00"),
+    wrap("1\x002\x003"),
+    wrap("\ud800"),
+    wrap("\udfff[[1]]\ud800"),
+    wrap("[[1,2],[3]]"),
+    wrap('[["a","b"],["c","d"]]'),
+    wrap("[[1.5, 2.0], [3.0, 4.5]]"),
+    wrap("[[[1, 2]], [[3, 4]]]"),
+    wrap('{"rows": [[1]]}'),
+    wrap('"just a string"'),
+    wrap("null"),
+    wrap("[]"),
+    wrap("[[]]"),
+    wrap("[NaN, Infinity, -Infinity]"),
+    wrap("[[1e309, 1e309]]"),
+    wrap("[[true, false], [false, true]]"),
+    wrap("[1]," * 20_000),
+    wrap("1e999999"),
+    wrap("A" * 100_000),
+    wrap(",,,,"),
+    wrap("=" * 1000),
+    wrap("SEND=MORE"),
+    wrap("{" + '"A": 1, ' * 10_000 + "}"),
+    wrap("A=" + "9" * 10_000),
+    "\\boxed{24}",
+    "<answer>24",
+    "<ANSWER>24</ANSWER>",
+    wrap("9567 + 1085 = " + "1" * 5000),
+    wrap(" = 24"),
+    wrap("24 = 24 = 24"),
+    wrap("-" * 500),
 ]
 
 
@@ -435,9 +612,14 @@ def test_hostile_completions_never_raise(env, generated, family):
         json.dumps(score.info, ensure_ascii=False).encode("utf-8")  # loggable: no lone surrogates
         score.feedback.encode("utf-8")
     ref = task.reference
-    for text in (f"<think><answer>{ref}</answer></think>", f"<think>{ref}</think>", f"<think>x<answer>{ref}</answer>",
-                 f"<answer>{ref}</answer><answer>{ref}x</answer>", f"<answer>{ref}</answer>" + "<answer>" * 1000,
-                 f"<answer>{ref}"):
+    for text in (
+        f"<think><answer>{ref}</answer></think>",
+        f"<think>{ref}</think>",
+        f"<think>x<answer>{ref}</answer>",
+        f"<answer>{ref}</answer><answer>{ref}x</answer>",
+        f"<answer>{ref}</answer>" + "<answer>" * 1000,
+        f"<answer>{ref}",
+    ):
         score = env.score(text, row)
         assert score.reward == 0.0 and score.info["category"] in ("format", "malformed", "wrong"), (family, text[:80])
     assert env.score(f"<answer>junk</answer>\n<answer>{ref}</answer>", row).reward == 1.0  # the last answer counts
@@ -463,7 +645,10 @@ def test_malformed_grids_are_named(env, generated, family):
     }
     for answer, reason in bad.items():
         score = env.score(wrap(answer), row)
-        assert score.reward == 0.0 and score.info["category"] == "malformed" and score.feedback.startswith(reason), (answer, score.feedback)
+        assert score.reward == 0.0 and score.info["category"] == "malformed" and score.feedback.startswith(reason), (
+            answer,
+            score.feedback,
+        )
 
 
 # -- the environment: knobs, splits, rows ---------------------------------------------------------------------
@@ -509,26 +694,31 @@ def test_tasks_and_difficulty_knobs_change_the_data():
     assert set(hard.dataset("train")["difficulty"]) == {9}
     other_seed = envs.make("synlogic", tasks=["sudoku"], difficulty=9, train_size=2, eval_size=0, seed=1)
     assert other_seed.dataset("train")["puzzle"] != hard.dataset("train")["puzzle"]
-    assert envs.make("synlogic", tasks=["sudoku"], difficulty=9, train_size=2, eval_size=0).dataset("train")["puzzle"] == \
-        hard.dataset("train")["puzzle"]
+    assert (
+        envs.make("synlogic", tasks=["sudoku"], difficulty=9, train_size=2, eval_size=0).dataset("train")["puzzle"]
+        == hard.dataset("train")["puzzle"]
+    )
 
 
-@pytest.mark.parametrize("knobs, message", [
-    ({"tasks": ["chess"]}, "tasks has unknown families"),
-    ({"tasks": "sudoku"}, "tasks must be a list"),
-    ({"tasks": ["sudoku", "sudoku"]}, "twice"),
-    ({"difficulty": 0}, "difficulty must be an integer from 1 to 10"),
-    ({"difficulty": 11}, "difficulty must be an integer from 1 to 10"),
-    ({"difficulty": "3"}, "difficulty must be an integer from 1 to 10"),
-    ({"difficulty": True}, "difficulty must be an integer from 1 to 10"),
-    ({"source": "web"}, "source must be one of procedural, hub"),
-    ({"subset": "medium"}, "subset must be one of easy, hard"),
-    ({"reward_mode": "partial"}, "reward_mode must be one of synlogic, accuracy"),
-    ({"require_think": "yes"}, "require_think must be true or false"),
-    ({"train_size": -1}, "train_size must be an integer >= 0"),
-    ({"eval_size": 2.5}, "eval_size must be an integer >= 0"),
-    ({"seed": None}, "seed must be an integer"),
-])
+@pytest.mark.parametrize(
+    "knobs, message",
+    [
+        ({"tasks": ["chess"]}, "tasks has unknown families"),
+        ({"tasks": "sudoku"}, "tasks must be a list"),
+        ({"tasks": ["sudoku", "sudoku"]}, "twice"),
+        ({"difficulty": 0}, "difficulty must be an integer from 1 to 10"),
+        ({"difficulty": 11}, "difficulty must be an integer from 1 to 10"),
+        ({"difficulty": "3"}, "difficulty must be an integer from 1 to 10"),
+        ({"difficulty": True}, "difficulty must be an integer from 1 to 10"),
+        ({"source": "web"}, "source must be one of procedural, hub"),
+        ({"subset": "medium"}, "subset must be one of easy, hard"),
+        ({"reward_mode": "partial"}, "reward_mode must be one of synlogic, accuracy"),
+        ({"require_think": "yes"}, "require_think must be true or false"),
+        ({"train_size": -1}, "train_size must be an integer >= 0"),
+        ({"eval_size": 2.5}, "eval_size must be an integer >= 0"),
+        ({"seed": None}, "seed must be an integer"),
+    ],
+)
 def test_bad_knobs_raise_one_clear_line(knobs, message):
     with pytest.raises(ValueError) as exc:
         envs.make("synlogic", **knobs)
@@ -569,8 +759,13 @@ def test_yaml_composes_and_every_knob_is_documented_in_the_config_reference():
 def hub_row(source: str, data, *, as_text: bool = False, index: int = 0) -> dict:
     game_data_str = data if isinstance(data, str) else json.dumps(data)
     extra = {"game_data_str": game_data_str, "index": index, "source_file": "x.jsonl"}
-    return {"data_source": source, "prompt": [{"role": "user", "content": "..."}], "ability": "logic",
-            "reward_model": {"ground_truth": "", "style": "rule"}, "extra_info": json.dumps(extra) if as_text else extra}
+    return {
+        "data_source": source,
+        "prompt": [{"role": "user", "content": "..."}],
+        "ability": "logic",
+        "reward_model": {"ground_truth": "", "style": "rule"},
+        "extra_info": json.dumps(extra) if as_text else extra,
+    }
 
 
 def _hub_rows():
@@ -581,36 +776,128 @@ def _hub_rows():
     kuku_solution = [["1" if v else "X" for v in row] for row in json.loads(kuku.reference)]
     futo_answer = [[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]]
     return [
-        hub_row("game_of_24", {"question": "q", "answer": "", "difficulty": 2, "metadata": {
-            "numbers": [1, 2, 3, 4], "solutions": ["nums: (1, 2, 3, 4), ops: ('*', '*', '*')"], "candidates": list(range(1, 10)),
-            "operators": ["+", "-", "*", "/"], "result": 24, "num_of_numbers": 4}}, index=7),
-        hub_row("val/cryptarithm", {"question": "q", "answer": "9567 + 1085 = 10652", "metadata": {
-            "numbers": [9567, 1085, 10652], "letter_words": ["SEND", "MORE", "MONEY"], "operators": ["+"],
-            "digit_map": {"S": 9}, "num_letter": 8, "operator_num": 1}}, as_text=True),
-        hub_row("sudoku", {"question": "q", "answer": str(tuple(tuple(r) for r in json.loads(sudoku.reference))),
-                           "difficulty": 3, "metadata": {"original_sudoku": grid, "complete_sudoku": json.loads(sudoku.reference),
-                                                         "unique_solution": True}}),
-        hub_row("futoshiki", {"question": "q", "answer": futo_answer, "metadata": {
-            "grid_size": 4, "num_inequality_signs": 2, "num_prefilled_coords": 2, "prefilled_coords": [[0, 0], [3, 3]],
-            "constraints": [[[0, 1], [0, 2], "<"], [[1, 0], [2, 0], ">"]]}}),
-        hub_row("kukurasu", {"question": "q", "answer": "", "metadata": {
-            "grid": [["X"] * kuku.puzzle["cols"]] * kuku.puzzle["rows"], "row_sums": kuku.puzzle["row_sums"],
-            "col_sums": kuku.puzzle["col_sums"], "solution": kuku_solution, "n": kuku.puzzle["rows"], "m": kuku.puzzle["cols"]}}),
-        hub_row("val/survo", {"question": "q", "answer": survo.reference, "metadata": {
-            "original_matrix": survo.puzzle["grid"], "filled_matrix": json.loads(survo.reference),
-            "candidate_numbers": list(reversed(survo.puzzle["candidates"])), "n": survo.puzzle["size"], "x": 5}}),
-        hub_row("dyck_language", {"question": "q", "answer": "([{}])", "metadata": {
-            "full_sequence": "([{}])", "question_sequence": "([{", "n_types": 3, "total_length": 6, "fill_length": 3}}),
-        hub_row("boolean_expressions", {"question": "Evaluate:\n\nA. True and False\nB. not (False)\nC. (3 > 2) or False\n\n"
-                                        "Which options are true?", "answer": "B,C", "difficulty": 1, "metadata": {}}),
+        hub_row(
+            "game_of_24",
+            {
+                "question": "q",
+                "answer": "",
+                "difficulty": 2,
+                "metadata": {
+                    "numbers": [1, 2, 3, 4],
+                    "solutions": ["nums: (1, 2, 3, 4), ops: ('*', '*', '*')"],
+                    "candidates": list(range(1, 10)),
+                    "operators": ["+", "-", "*", "/"],
+                    "result": 24,
+                    "num_of_numbers": 4,
+                },
+            },
+            index=7,
+        ),
+        hub_row(
+            "val/cryptarithm",
+            {
+                "question": "q",
+                "answer": "9567 + 1085 = 10652",
+                "metadata": {
+                    "numbers": [9567, 1085, 10652],
+                    "letter_words": ["SEND", "MORE", "MONEY"],
+                    "operators": ["+"],
+                    "digit_map": {"S": 9},
+                    "num_letter": 8,
+                    "operator_num": 1,
+                },
+            },
+            as_text=True,
+        ),
+        hub_row(
+            "sudoku",
+            {
+                "question": "q",
+                "answer": str(tuple(tuple(r) for r in json.loads(sudoku.reference))),
+                "difficulty": 3,
+                "metadata": {"original_sudoku": grid, "complete_sudoku": json.loads(sudoku.reference), "unique_solution": True},
+            },
+        ),
+        hub_row(
+            "futoshiki",
+            {
+                "question": "q",
+                "answer": futo_answer,
+                "metadata": {
+                    "grid_size": 4,
+                    "num_inequality_signs": 2,
+                    "num_prefilled_coords": 2,
+                    "prefilled_coords": [[0, 0], [3, 3]],
+                    "constraints": [[[0, 1], [0, 2], "<"], [[1, 0], [2, 0], ">"]],
+                },
+            },
+        ),
+        hub_row(
+            "kukurasu",
+            {
+                "question": "q",
+                "answer": "",
+                "metadata": {
+                    "grid": [["X"] * kuku.puzzle["cols"]] * kuku.puzzle["rows"],
+                    "row_sums": kuku.puzzle["row_sums"],
+                    "col_sums": kuku.puzzle["col_sums"],
+                    "solution": kuku_solution,
+                    "n": kuku.puzzle["rows"],
+                    "m": kuku.puzzle["cols"],
+                },
+            },
+        ),
+        hub_row(
+            "val/survo",
+            {
+                "question": "q",
+                "answer": survo.reference,
+                "metadata": {
+                    "original_matrix": survo.puzzle["grid"],
+                    "filled_matrix": json.loads(survo.reference),
+                    "candidate_numbers": list(reversed(survo.puzzle["candidates"])),
+                    "n": survo.puzzle["size"],
+                    "x": 5,
+                },
+            },
+        ),
+        hub_row(
+            "dyck_language",
+            {
+                "question": "q",
+                "answer": "([{}])",
+                "metadata": {
+                    "full_sequence": "([{}])",
+                    "question_sequence": "([{",
+                    "n_types": 3,
+                    "total_length": 6,
+                    "fill_length": 3,
+                },
+            },
+        ),
+        hub_row(
+            "boolean_expressions",
+            {
+                "question": "Evaluate:\n\nA. True and False\nB. not (False)\nC. (3 > 2) or False\n\nWhich options are true?",
+                "answer": "B,C",
+                "difficulty": 1,
+                "metadata": {},
+            },
+        ),
         # skipped: another family, garbage, missing pieces, an answer our verifier refuses
         hub_row("val/web_of_lies", {"question": "q", "answer": "yes", "metadata": {}}),
         hub_row("zebra_puzzle", {"question": "q", "answer": "x"}),
         hub_row("sudoku", "{this is not json"),
         hub_row("game_of_24", {"question": "q", "answer": "", "metadata": {"numbers": "four"}}),
         hub_row("game_of_24", {"question": "q", "answer": "", "metadata": {"numbers": [1, 1, 1, 1], "result": 24}}),
-        hub_row("futoshiki", {"question": "q", "answer": futo_answer, "metadata": {
-            "grid_size": 4, "prefilled_coords": [], "constraints": [[[0, 0], [0, 1], ">"]]}}),  # sign contradicts the answer
+        hub_row(
+            "futoshiki",
+            {
+                "question": "q",
+                "answer": futo_answer,
+                "metadata": {"grid_size": 4, "prefilled_coords": [], "constraints": [[[0, 0], [0, 1], ">"]]},
+            },
+        ),  # sign contradicts the answer
         hub_row("boolean_expressions", {"question": "no options here", "answer": "A"}),
         {"data_source": "dyck_language", "extra_info": None},
         {"data_source": None},
@@ -669,14 +956,30 @@ FUTO_STORED = [[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]]
 
 
 def futoshiki_row(prefilled, constraints, *, source="futoshiki", index=0):
-    return hub_row(source, {"question": "Current puzzle:\n1 X X X\n...", "answer": FUTO_STORED, "metadata": {
-        "grid_size": 4, "num_inequality_signs": len(constraints), "num_prefilled_coords": len(prefilled),
-        "prefilled_coords": prefilled, "constraints": constraints}}, index=index)
+    return hub_row(
+        source,
+        {
+            "question": "Current puzzle:\n1 X X X\n...",
+            "answer": FUTO_STORED,
+            "metadata": {
+                "grid_size": 4,
+                "num_inequality_signs": len(constraints),
+                "num_prefilled_coords": len(prefilled),
+                "prefilled_coords": prefilled,
+                "constraints": constraints,
+            },
+        },
+        index=index,
+    )
 
 
 def as_row(mapped: dict) -> dict:
-    return {"task": mapped["task"], "difficulty": 0, "puzzle": json.dumps(mapped["puzzle"]),
-            "prompt": [{"role": "user", "content": mapped["prompt"]}]}
+    return {
+        "task": mapped["task"],
+        "difficulty": 0,
+        "puzzle": json.dumps(mapped["puzzle"]),
+        "prompt": [{"role": "user", "content": mapped["prompt"]}],
+    }
 
 
 def test_every_name_of_synlogics_task_table_is_accepted():
@@ -716,7 +1019,7 @@ def test_a_futoshiki_row_whose_stored_answer_breaks_a_sign_is_kept_and_any_valid
     solutions = latin_search([1] + [0] * 15, 4, constraints=((2, 1),), limit=50)
     assert len(solutions) > 2
     for flat in solutions:
-        grid = [flat[i * 4:(i + 1) * 4] for i in range(4)]
+        grid = [flat[i * 4 : (i + 1) * 4] for i in range(4)]
         spaced = "[[" + ",".join(" ".join(map(str, r)) for r in grid) + "]]"
         assert env.score(wrap(json.dumps(grid)), row).reward == 1.0
         assert env.score(wrap(spaced), row).reward == 1.0
@@ -735,16 +1038,37 @@ def test_rows_without_a_usable_stored_answer_are_solved_or_dropped(env):
     wrong_fill[0][0] += 1
     rows = [
         hub_row("sudoku", {"question": "q", "answer": "", "metadata": {"original_sudoku": sudoku.puzzle["grid"]}}),
-        hub_row("kukurasu", {"question": "q", "answer": "", "metadata": {
-            "row_sums": kuku.puzzle["row_sums"], "col_sums": kuku.puzzle["col_sums"]}}),
-        hub_row("survo", {"question": "q", "answer": "", "metadata": {
-            "original_matrix": survo.puzzle["grid"], "candidate_numbers": survo.puzzle["candidates"],
-            "filled_matrix": wrong_fill}}),
+        hub_row(
+            "kukurasu",
+            {
+                "question": "q",
+                "answer": "",
+                "metadata": {"row_sums": kuku.puzzle["row_sums"], "col_sums": kuku.puzzle["col_sums"]},
+            },
+        ),
+        hub_row(
+            "survo",
+            {
+                "question": "q",
+                "answer": "",
+                "metadata": {
+                    "original_matrix": survo.puzzle["grid"],
+                    "candidate_numbers": survo.puzzle["candidates"],
+                    "filled_matrix": wrong_fill,
+                },
+            },
+        ),
         hub_row("dyck_language", {"question": "q", "answer": "", "metadata": {"question_sequence": "<[({"}}),
         # no grid has these sums, no filling uses these candidates, no completion fixes a wrong closer
         hub_row("kukurasu", {"question": "q", "answer": "", "metadata": {"row_sums": [3, 3], "col_sums": [1, 1]}}),
-        hub_row("survo", {"question": "q", "answer": "", "metadata": {
-            "original_matrix": [[0, 1, 3], [2, 0, 4], [3, 2, 5]], "candidate_numbers": [7, 7]}}),
+        hub_row(
+            "survo",
+            {
+                "question": "q",
+                "answer": "",
+                "metadata": {"original_matrix": [[0, 1, 3], [2, 0, 4], [3, 2, 5]], "candidate_numbers": [7, 7]},
+            },
+        ),
         hub_row("dyck_language", {"question": "q", "answer": "", "metadata": {"question_sequence": "(]"}}),
     ]
     mapped, skipped = synlogic.map_hub_rows(rows)
@@ -797,42 +1121,87 @@ def test_hub_boolean_rows_are_shown_with_synlogics_own_question():
 
 def test_hub_rows_accept_the_answer_format_synlogics_prompt_asks_for(env):
     """The stored answers of these rows, written the way SynLogic's own prompts ask for them, score 1."""
-    crypt = {"question": "q", "answer": "9567 + 1085 = 10652", "metadata": {
-        "numbers": [9567, 1085, 10652], "letter_words": ["SEND", "MORE", "MONEY"], "operators": ["+"]}}
+    crypt = {
+        "question": "q",
+        "answer": "9567 + 1085 = 10652",
+        "metadata": {"numbers": [9567, 1085, 10652], "letter_words": ["SEND", "MORE", "MONEY"], "operators": ["+"]},
+    }
     sudoku = T.generate("sudoku", 4, 8)
     sudoku_grid = json.loads(sudoku.reference)
     kuku = T.generate("kukurasu", 4, 5)
     kuku_grid = [["1" if v else "X" for v in row] for row in json.loads(kuku.reference)]
     survo = T.generate("survo", 4, 5)
     raws = [
-        hub_row("mathador", {"question": "q", "answer": "", "metadata": {"numbers": [3, 3, 8, 8], "result": 24,
-                                                                          "operators": ["+", "-", "*", "/"]}}),
-        hub_row("cryptarithm", crypt), hub_row("cryptarithm", crypt),
-        hub_row("sudoku", {"question": "q", "answer": "", "metadata": {"original_sudoku": sudoku.puzzle["grid"],
-                                                                        "complete_sudoku": sudoku_grid}}),
+        hub_row(
+            "mathador",
+            {
+                "question": "q",
+                "answer": "",
+                "metadata": {"numbers": [3, 3, 8, 8], "result": 24, "operators": ["+", "-", "*", "/"]},
+            },
+        ),
+        hub_row("cryptarithm", crypt),
+        hub_row("cryptarithm", crypt),
+        hub_row(
+            "sudoku",
+            {
+                "question": "q",
+                "answer": "",
+                "metadata": {"original_sudoku": sudoku.puzzle["grid"], "complete_sudoku": sudoku_grid},
+            },
+        ),
         futoshiki_row([[0, 0]], []),
-        hub_row("kukurasu", {"question": "q", "answer": "", "metadata": {
-            "row_sums": kuku.puzzle["row_sums"], "col_sums": kuku.puzzle["col_sums"], "solution": kuku_grid}}),
-        hub_row("survo", {"question": "q", "answer": survo.reference, "metadata": {
-            "original_matrix": survo.puzzle["grid"], "candidate_numbers": survo.puzzle["candidates"],
-            "filled_matrix": json.loads(survo.reference)}}),
+        hub_row(
+            "kukurasu",
+            {
+                "question": "q",
+                "answer": "",
+                "metadata": {"row_sums": kuku.puzzle["row_sums"], "col_sums": kuku.puzzle["col_sums"], "solution": kuku_grid},
+            },
+        ),
+        hub_row(
+            "survo",
+            {
+                "question": "q",
+                "answer": survo.reference,
+                "metadata": {
+                    "original_matrix": survo.puzzle["grid"],
+                    "candidate_numbers": survo.puzzle["candidates"],
+                    "filled_matrix": json.loads(survo.reference),
+                },
+            },
+        ),
         hub_row("dyck_language", {"question": "q", "answer": "([{}])", "metadata": {"question_sequence": "([{"}}),
         hub_row("boolean_expressions", {"question": BOOL_QUESTION, "answer": "C,E"}),
     ]
     mapped, skipped = synlogic.map_hub_rows(raws)
     assert not skipped and len(mapped) == len(raws)
     synlogic_answers = [
-        "```python\n8 / (3 - 8 / 3)\n```", "The answer is 9567 + 1085 = 10652.", "答案是 9567 + 1085 = 10652。",
-        "```python\n" + str(tuple(tuple(r) for r in sudoku_grid)) + "\n```", "[[1 2 3 4,3 4 1 2,2 1 4 3,4 3 2 1]]",
-        json.dumps(kuku_grid), f"```python\n{survo.reference}\n```", "([{}])", "\\boxed{C,E}",
+        "```python\n8 / (3 - 8 / 3)\n```",
+        "The answer is 9567 + 1085 = 10652.",
+        "答案是 9567 + 1085 = 10652。",
+        "```python\n" + str(tuple(tuple(r) for r in sudoku_grid)) + "\n```",
+        "[[1 2 3 4,3 4 1 2,2 1 4 3,4 3 2 1]]",
+        json.dumps(kuku_grid),
+        f"```python\n{survo.reference}\n```",
+        "([{}])",
+        "\\boxed{C,E}",
     ]
     for mapped_row, answer in zip(mapped, synlogic_answers):
         row = as_row(mapped_row)
         assert env.score(wrap(answer), row).reward == 1.0, (mapped_row["task"], answer)
         assert env.score(wrap(mapped_row["reference"]), row).reward == 1.0
-    wrong = ["```python\n8 * 3 - 8 + 3\n```", "The answer is 9567 + 1085 = 10653.", "答案是 9566 + 1085 = 10652。",
-             "```python\n" + str(tuple(tuple(r) for r in sudoku_grid[::-1])) + "\n```", "[[1 2 3 4,1 2 3 4,2 1 4 3,4 3 2 1]]",
-             json.dumps([["X"] * len(kuku_grid[0])] * len(kuku_grid)), "```python\n[[0]]\n```", "([{)]}", "\\boxed{C}"]
+    wrong = [
+        "```python\n8 * 3 - 8 + 3\n```",
+        "The answer is 9567 + 1085 = 10653.",
+        "答案是 9566 + 1085 = 10652。",
+        "```python\n" + str(tuple(tuple(r) for r in sudoku_grid[::-1])) + "\n```",
+        "[[1 2 3 4,1 2 3 4,2 1 4 3,4 3 2 1]]",
+        json.dumps([["X"] * len(kuku_grid[0])] * len(kuku_grid)),
+        "```python\n[[0]]\n```",
+        "([{)]}",
+        "\\boxed{C}",
+    ]
     for mapped_row, answer in zip(mapped, wrong):
         assert env.score(wrap(answer), as_row(mapped_row)).reward == 0.0, (mapped_row["task"], answer)
 
@@ -841,6 +1210,7 @@ def _write_rows(path, rows):
     if path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
+
         pq.write_table(pa.Table.from_pylist(rows), path)
     else:
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + "{not json\n")
@@ -850,8 +1220,11 @@ def _file_rows():
     dyck = {"question": "Complete: ([{", "answer": "([{}])", "metadata": {"question_sequence": "([{"}}
     rows = [hub_row("dyck_language", dyck, index=i) for i in range(3)] + [hub_row("val/dyck_language", dyck, index=9)]
     rows.append(futoshiki_row([[0, 0]], [[[0, 1], [0, 2], ">"]], source="val/futoshiki", index=10))
-    rows.append(hub_row("val/mathador", {"question": "Make 24", "answer": "", "metadata": {"numbers": [4, 6, 1, 1],
-                                                                                          "result": 24}}, index=11))
+    rows.append(
+        hub_row(
+            "val/mathador", {"question": "Make 24", "answer": "", "metadata": {"numbers": [4, 6, 1, 1], "result": 24}}, index=11
+        )
+    )
     rows.append(hub_row("web_of_lies", {"question": "q", "answer": "yes"}, index=12))
     return rows
 

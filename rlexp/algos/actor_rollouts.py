@@ -33,9 +33,9 @@ from trl.extras.profiling import profiling_context
 from trl.trainer.utils import pad
 
 from rlexp import models
-from rlexp.schema import structured
 from rlexp.errors import ConfigError
 from rlexp.models import ModelConfig, check_available
+from rlexp.schema import structured
 
 # logits rows projected at once in the scoring pass: about 64 MB of fp32 logits whatever the vocabulary
 LOGIT_ELEMENTS_PER_CHUNK = 2**24
@@ -230,7 +230,7 @@ class ActorRolloutGRPOTrainer(GRPOTrainer):
             out = self.rollout_actor.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=self.generation_config,
                                               logits_processor=LogitsProcessorList([recorder]) if recorder else None)  # fmt: skip
         self._actor_report = recorder.report(out) if recorder else None
-        completions = out[:, input_ids.size(1):].cpu()
+        completions = out[:, input_ids.size(1) :].cpu()
         eos = set(self.eos_token_ids)
         result = []
         for row in completions.tolist():
@@ -306,7 +306,9 @@ class ActorRolloutGRPOTrainer(GRPOTrainer):
         if report is not None:
             reported_sampled = fit_length(report["sampled"], C, 0.0)
             reported_ids = fit_length(report["candidate_ids"], C, 0)
-            reported_logps = fit_length(report["candidate_logps"], C, float("-inf")).masked_fill(reported_ids >= vocab, float("-inf"))
+            reported_logps = fit_length(report["candidate_logps"], C, float("-inf")).masked_fill(
+                reported_ids >= vocab, float("-inf")
+            )
             reported_ids = reported_ids.clamp(max=vocab - 1)
             width = reported_ids.size(-1)
 
@@ -344,7 +346,11 @@ class ActorRolloutGRPOTrainer(GRPOTrainer):
                     out["cand_actor"].append(reported_logps[sl][m][s:e])
                     out["actor"].append(reported_sampled[sl][m][s:e])
                 else:
-                    lq = lp if actor is policy else F.log_softmax(actor_head(h_actor[s:e].to(actor_head.weight.dtype)).float() / T, -1)[:, :vocab]
+                    lq = (
+                        lp
+                        if actor is policy
+                        else F.log_softmax(actor_head(h_actor[s:e].to(actor_head.weight.dtype)).float() / T, -1)[:, :vocab]
+                    )
                     ids, cand_logps = topk_candidates(lq, sampled[:, 0], k)
                     out["ids"].append(ids)
                     out["cand_actor"].append(cand_logps)

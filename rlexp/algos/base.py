@@ -90,8 +90,10 @@ class Algo(abc.ABC):
         """Cross-field checks that must fail before any model loads. Raise ConfigError."""
         self.trl_kwargs()
         if self.warmup_steps and self.lr_scheduler_type == "constant":
-            raise ConfigError(f"algo.warmup_steps={self.warmup_steps} does nothing with algo.lr_scheduler_type=constant, "
-                              "which keeps the rate fixed from the first step; use constant_with_warmup, or drop warmup_steps")
+            raise ConfigError(
+                f"algo.warmup_steps={self.warmup_steps} does nothing with algo.lr_scheduler_type=constant, "
+                "which keeps the rate fixed from the first step; use constant_with_warmup, or drop warmup_steps"
+            )
 
     @abc.abstractmethod
     def build_trainer(

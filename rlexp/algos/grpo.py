@@ -80,8 +80,14 @@ class GRPO(Algo):
 
     def env_trainer(self, trainer_class, model, tokenizer, env, args, **extra):
         """`trainer_class` (GRPOTrainer or a relative) on `data_split`'s prompts, rewarded by `env`."""
-        return trainer_class(model=model, reward_funcs=[EnvReward.for_env(env)], args=args,
-                             train_dataset=env.dataset(self.data_split), processing_class=tokenizer, **extra)
+        return trainer_class(
+            model=model,
+            reward_funcs=[EnvReward.for_env(env)],
+            args=args,
+            train_dataset=env.dataset(self.data_split),
+            processing_class=tokenizer,
+            **extra,
+        )
 
 
 class GRPOTrainerWithLossHook(GRPOTrainer):

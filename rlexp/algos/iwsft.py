@@ -27,8 +27,16 @@ from rlexp.algos.sft import SFT, LogpsCollator, WeightedSFTTrainer
 from rlexp.errors import ConfigError
 
 
-def iwsft_weights(logp_theta: torch.Tensor, logp_ref: torch.Tensor, mask: torch.Tensor, *, level: str = "sequence",
-                  temp: float = 1.0, sequence_clip=(0.0, 16.0), token_clip=(0.2, 1.8)) -> torch.Tensor:
+def iwsft_weights(
+    logp_theta: torch.Tensor,
+    logp_ref: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    level: str = "sequence",
+    temp: float = 1.0,
+    sequence_clip=(0.0, 16.0),
+    token_clip=(0.2, 1.8),
+) -> torch.Tensor:
     """Per-token weights [batch, length], 0 where `mask` is 0; inputs aligned per token, pi_theta detached."""
     mask = mask.to(torch.float32)
     log_ratio = (logp_theta.detach().float() - logp_ref.float()) * mask
@@ -48,14 +56,24 @@ class IWSFTTrainer(WeightedSFTTrainer):
         super().__init__(*args, **kwargs)
 
     def token_weights(self, log_probs, ref_logps, label_mask, mode):
-        weights = iwsft_weights(log_probs, ref_logps, label_mask, level=self.iwsft.level, temp=self.iwsft.temp,
-                                sequence_clip=tuple(self.iwsft.sequence_clip), token_clip=tuple(self.iwsft.token_clip))
+        weights = iwsft_weights(
+            log_probs,
+            ref_logps,
+            label_mask,
+            level=self.iwsft.level,
+            temp=self.iwsft.temp,
+            sequence_clip=tuple(self.iwsft.sequence_clip),
+            token_clip=tuple(self.iwsft.token_clip),
+        )
         mask = label_mask.bool()
         if mask.any():
             w = weights[mask]
             cap = self.iwsft.token_clip[1] if self.iwsft.level == "token" else self.iwsft.sequence_clip[1]
-            for name, value in (("iwsft/w_mean", w.mean()), ("iwsft/w_max", w.max()),
-                                ("iwsft/frac_w_at_cap", (w >= cap).float().mean())):
+            for name, value in (
+                ("iwsft/w_mean", w.mean()),
+                ("iwsft/w_max", w.max()),
+                ("iwsft/frac_w_at_cap", (w >= cap).float().mean()),
+            ):
                 self._metrics[mode][name].append(value.item())
         return weights
 
@@ -91,15 +109,18 @@ class IWSFT(SFT):
         data = behaviour.tokenize_demonstrations(tokenizer, env.demonstrations(self.data_split))
         longest = max(len(ids) for ids in data["input_ids"])
         if longest > self.max_length:
-            raise ConfigError(f"algo.max_length={self.max_length} would cut demonstrations of up to {longest} tokens; "
-                              "raise it (with model=tiny, also model.max_position_embeddings)")
+            raise ConfigError(
+                f"algo.max_length={self.max_length} would cut demonstrations of up to {longest} tokens; "
+                "raise it (with model=tiny, also model.max_position_embeddings)"
+            )
         # the reference is the model as this stage starts, frozen: its log-probs are taken once, now
         data = behaviour.with_logps(model, data, "ref_logps")
         model.train()
         args.completion_only_loss = True
         collator = LogpsCollator(pad_token_id=tokenizer.pad_token_id, column="ref_logps")
-        return IWSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                            data_collator=collator, iwsft=self)
+        return IWSFTTrainer(
+            model=model, args=args, train_dataset=data, processing_class=tokenizer, data_collator=collator, iwsft=self
+        )
 
 
 register("iwsft")(IWSFT)

@@ -93,9 +93,19 @@ class OBRSResult:
     expected_accept_rate: float  # mean a_t
 
 
-def obrs_token_weights(logp_target: torch.Tensor, logp_actor: torch.Tensor, z_approx: torch.Tensor, mask: torch.Tensor,
-                       uniform: torch.Tensor, *, lam: float, max_weight: float, estimator: str = "count",
-                       bias_correction: bool = True, allsum: Callable[[torch.Tensor], torch.Tensor] = allsum_local) -> OBRSResult:
+def obrs_token_weights(
+    logp_target: torch.Tensor,
+    logp_actor: torch.Tensor,
+    z_approx: torch.Tensor,
+    mask: torch.Tensor,
+    uniform: torch.Tensor,
+    *,
+    lam: float,
+    max_weight: float,
+    estimator: str = "count",
+    bias_correction: bool = True,
+    allsum: Callable[[torch.Tensor], torch.Tensor] = allsum_local,
+) -> OBRSResult:
     """Token-level OBRS on (B, C) tensors: acceptance, the Bernoulli mask from `uniform`, kappa-calibrated Z, w, rho.
 
     Only positions with mask = 1 count in the batch means, so padding never changes a weight. `allsum` sums a
@@ -105,7 +115,9 @@ def obrs_token_weights(logp_target: torch.Tensor, logp_actor: torch.Tensor, z_ap
     log_ratio = (logp_target - logp_actor).float().masked_fill(~valid, 0.0)
     accept_prob = log_acceptance(log_ratio, torch.zeros_like(log_ratio), lam).exp().masked_fill(~valid, 1.0)
     accepted = (uniform < accept_prob) & valid
-    totals = allsum(torch.stack([validf.sum(), accepted.float().sum(), (accept_prob * validf).sum(), (z_approx.float() * validf).sum()]))
+    totals = allsum(
+        torch.stack([validf.sum(), accepted.float().sum(), (accept_prob * validf).sum(), (z_approx.float() * validf).sum()])
+    )
     n = totals[0].clamp(min=1.0)
     accept_rate, expected = (totals[1] / n).item(), (totals[2] / n).item()
     z_approx_mean = (totals[3] / n).item()
@@ -117,9 +129,17 @@ def obrs_token_weights(logp_target: torch.Tensor, logp_actor: torch.Tensor, z_ap
     return OBRSResult(accept_prob, accepted.int(), log_weight, rho, z, kappa, accept_rate, expected)
 
 
-def obrs_sequence_weights(logp_target: torch.Tensor, logp_actor: torch.Tensor, mask: torch.Tensor, uniform: torch.Tensor,
-                          *, lam: float, max_weight: float, estimator: str = "count",
-                          allsum: Callable[[torch.Tensor], torch.Tensor] = allsum_local) -> OBRSResult:
+def obrs_sequence_weights(
+    logp_target: torch.Tensor,
+    logp_actor: torch.Tensor,
+    mask: torch.Tensor,
+    uniform: torch.Tensor,
+    *,
+    lam: float,
+    max_weight: float,
+    estimator: str = "count",
+    allsum: Callable[[torch.Tensor], torch.Tensor] = allsum_local,
+) -> OBRSResult:
     """Sequence-level OBRS: one accept/reject and one weight per completion, from the summed log ratio.
 
     No top-k estimate exists over sequences; Z is the batch's acceptance rate (count or mean a)."""
@@ -134,7 +154,9 @@ def obrs_sequence_weights(logp_target: torch.Tensor, logp_actor: torch.Tensor, m
     z = torch.tensor(accept_rate if estimator == "count" else expected)
     log_weight = torch.log(z.clamp(min=1e-30)) + torch.clamp(log_ratio, min=math.log(lam))
     rho = torch.exp(torch.clamp(log_weight, max=math.log(max_weight)))
-    return OBRSResult(accept_prob.expand_as(mask).float(), (accepted & valid).int(), log_weight, rho, z, 1.0, accept_rate, expected)
+    return OBRSResult(
+        accept_prob.expand_as(mask).float(), (accepted & valid).int(), log_weight, rho, z, 1.0, accept_rate, expected
+    )
 
 
 def kl_terms(log_ratio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,7 +228,9 @@ class JackpotGRPOTrainer(ActorRolloutGRPOTrainer, GRPOTrainerWithLossHook):
         # seeded per generation batch and per rank, so reruns draw the same masks; drawn position-major, so the
         # draw of (row, position) is number position * rows + row whatever the padded length
         self._draws += 1
-        gen = torch.Generator().manual_seed(self.jackpot.rejection_seed * 1_000_003 + self._draws * 7_919 + self.accelerator.process_index)
+        gen = torch.Generator().manual_seed(
+            self.jackpot.rejection_seed * 1_000_003 + self._draws * 7_919 + self.accelerator.process_index
+        )
         rows, length = shape
         return torch.rand(length, rows, generator=gen).T.contiguous().to(device)
 
@@ -233,7 +257,9 @@ class JackpotGRPOTrainer(ActorRolloutGRPOTrainer, GRPOTrainerWithLossHook):
         if opts.level == "sequence":
             result = obrs_sequence_weights(logp_target, logp_actor, scored, uniform, **common)
         else:
-            result = obrs_token_weights(logp_target, logp_actor, z_approx, scored, uniform, bias_correction=self.rescale_z, **common)
+            result = obrs_token_weights(
+                logp_target, logp_actor, z_approx, scored, uniform, bias_correction=self.rescale_z, **common
+            )
         self._kappa = result.kappa
         if opts.correction == "jackpot":
             keep = result.accepted | (loss_mask.bool() & ~scored).int()  # unscored tokens are kept, weight 1
@@ -248,8 +274,13 @@ class JackpotGRPOTrainer(ActorRolloutGRPOTrainer, GRPOTrainerWithLossHook):
             rho = truncated_importance_weights(logp_target, logp_actor, scored, opts.max_weight)
         else:  # none, or tis done by TRL itself on the vLLM path
             rho = torch.ones_like(logp_target)
-        output.update(jackpot_rho=rho, jackpot_logp_actor=logp_actor, jackpot_logp_ref=logp_target, jackpot_z_approx=z_approx,
-                      jackpot_scored=scored.int())
+        output.update(
+            jackpot_rho=rho,
+            jackpot_logp_actor=logp_actor,
+            jackpot_logp_ref=logp_target,
+            jackpot_z_approx=z_approx,
+            jackpot_scored=scored.int(),
+        )
         self._log_generation_metrics(result, z_approx, tv_upper, scored, logp_target, logp_actor)
         self.jackpot_seconds = time.perf_counter() - started
         self._metrics["train"]["jackpot/seconds"].append(self.jackpot_seconds)
@@ -321,7 +352,9 @@ class JackpotGRPOTrainer(ActorRolloutGRPOTrainer, GRPOTrainerWithLossHook):
         a_ref = log_acceptance(inputs["jackpot_logp_ref"], logp_actor, opts.obrs_lambda).exp()
         sums = self._allsum(torch.stack([(a_new * scored).sum(), (a_ref * scored).sum()]))
         kappa = self._kappa * (sums[0] / sums[1].clamp(min=1e-30)).item() if self.rescale_z else 1.0
-        log_w = torch.log((kappa * inputs["jackpot_z_approx"]).clamp(min=1e-30)) + torch.clamp(logp_new - logp_actor, min=math.log(opts.obrs_lambda))
+        log_w = torch.log((kappa * inputs["jackpot_z_approx"]).clamp(min=1e-30)) + torch.clamp(
+            logp_new - logp_actor, min=math.log(opts.obrs_lambda)
+        )
         anchor = torch.exp(torch.clamp(logp_ref - logp_new, max=math.log(opts.max_ref_ratio)))
         self._metrics["train"]["jackpot/frac_ref_ratio_clipped"].append(
             ((logp_ref - logp_new > math.log(opts.max_ref_ratio)) & scored).float().sum().item() / max(1, scored.sum().item())
@@ -376,23 +409,40 @@ class Jackpot(GRPO, JackpotOptions):
         if self.z_top_k < 1:
             raise ConfigError(f"algo.z_top_k must be at least 1; got {self.z_top_k}")
         if self.loss_type not in LOSS_TYPES:
-            raise ConfigError(f"algo.loss_type={self.loss_type}: algo=jackpot reweights the clipped objective of {', '.join(LOSS_TYPES)}")
+            raise ConfigError(
+                f"algo.loss_type={self.loss_type}: algo=jackpot reweights the clipped objective of {', '.join(LOSS_TYPES)}"
+            )
         owned = sorted(k for k in self.trl if k.startswith("vllm_importance_sampling") or k == "off_policy_mask_threshold")
         if owned:
-            raise ConfigError(f"algo.trl.{owned[0]} is set by algo=jackpot; choose the correction with algo.correction=jackpot|tis|none")
+            raise ConfigError(
+                f"algo.trl.{owned[0]} is set by algo=jackpot; choose the correction with algo.correction=jackpot|tis|none"
+            )
         if self.trl.get("importance_sampling_level", "token") != "token":
-            raise ConfigError("algo=jackpot needs TRL's token-level PPO ratio; for sequence-level rejection use algo.level=sequence")
+            raise ConfigError(
+                "algo=jackpot needs TRL's token-level PPO ratio; for sequence-level rejection use algo.level=sequence"
+            )
         if self.level == "sequence" and self.target == "new":
             raise ConfigError("algo.target=new is token-level only; use algo.level=token or algo.target=ref")
         if self._use_vllm() and self.z_estimate == "exact":
-            raise ConfigError("algo.z_estimate=exact needs the actor's full distribution, which vLLM does not return; use z_estimate=topk")
+            raise ConfigError(
+                "algo.z_estimate=exact needs the actor's full distribution, which vLLM does not return; use z_estimate=topk"
+            )
         check_actor(self.actor_model_config(), self.actor_lag, self.trl, "jackpot")
 
     def build_trainer(self, model, tokenizer, env, args):
         actor_cfg = self.actor_model_config()
         options = JackpotOptions(**{f.name: getattr(self, f.name) for f in fields(JackpotOptions)})
-        return self.env_trainer(JackpotGRPOTrainer, model, tokenizer, env, args, actor=load_actor(actor_cfg, tokenizer, self._use_vllm()),
-                                actor_lag=self.actor_lag, vllm_serves_actor=actor_cfg is not None and self._use_vllm(), options=options)
+        return self.env_trainer(
+            JackpotGRPOTrainer,
+            model,
+            tokenizer,
+            env,
+            args,
+            actor=load_actor(actor_cfg, tokenizer, self._use_vllm()),
+            actor_lag=self.actor_lag,
+            vllm_serves_actor=actor_cfg is not None and self._use_vllm(),
+            options=options,
+        )
 
 
 register("jackpot")(Jackpot)

@@ -54,8 +54,10 @@ class LuffyTrainer(GRPOTrainerWithLossHook):
         if not self.model.training:
             return tuple(out)
         if len(prompts) % group:
-            raise ConfigError(f"algo=luffy needs whole groups on each process: {len(prompts)} prompts per generation "
-                              f"batch is not a multiple of num_generations={group}")
+            raise ConfigError(
+                f"algo=luffy needs whole groups on each process: {len(prompts)} prompts per generation "
+                f"batch is not a multiple of num_generations={group}"
+            )
         for i in range(group - 1, len(prompts), group):
             answer = self.demonstrations.get(_key(prompts[i]))
             if answer is None:
@@ -111,13 +113,14 @@ class LUFFY(GRPO):
         if self.num_iterations != 1:
             raise ConfigError("algo=luffy takes one optimisation step per generation batch: algo.num_iterations must be 1")
         if self.trl.get("use_vllm"):
-            raise ConfigError("algo=luffy swaps demonstrations into groups in HF generation only: algo.trl.use_vllm is not supported yet")
+            raise ConfigError(
+                "algo=luffy swaps demonstrations into groups in HF generation only: algo.trl.use_vllm is not supported yet"
+            )
 
     def build_trainer(self, model, tokenizer, env, args):
         demos = env.demonstrations(self.data_split)
         table = {_key(m[:-1]): m[-1]["content"] for m in demos["messages"]}
-        return self.env_trainer(LuffyTrainer, model, tokenizer, env, args, demonstrations=table,
-                                shaping_gamma=self.shaping_gamma)
+        return self.env_trainer(LuffyTrainer, model, tokenizer, env, args, demonstrations=table, shaping_gamma=self.shaping_gamma)
 
 
 register("luffy")(LUFFY)

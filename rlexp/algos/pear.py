@@ -43,9 +43,17 @@ def reverse_cumsum(x: torch.Tensor) -> torch.Tensor:
     return x.flip(-1).cumsum(-1).flip(-1)
 
 
-def pear_log_weights(logp_theta: torch.Tensor, logp_beta: torch.Tensor, mask: torch.Tensor, *, level: str = "token",
-                     gamma: float = 0.999, block_size: int = 4, delta_clip=(-0.08, 0.3),
-                     log_weight_clip=(-10.0, 5.0)) -> tuple[torch.Tensor, torch.Tensor]:
+def pear_log_weights(
+    logp_theta: torch.Tensor,
+    logp_beta: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    level: str = "token",
+    gamma: float = 0.999,
+    block_size: int = 4,
+    delta_clip=(-0.08, 0.3),
+    log_weight_clip=(-10.0, 5.0),
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(clipped log G, unclipped delta), both [batch, length] and 0 where `mask` is 0. Inputs are aligned
     per token: log-probs of the same token under pi_theta and pi_beta, and 1 where the token is trained."""
     mask = mask.to(torch.float32)
@@ -79,8 +87,13 @@ class PEARTrainer(WeightedSFTTrainer):
 
     def token_weights(self, log_probs, behaviour_logps, label_mask, mode):
         log_g, raw_delta = pear_log_weights(
-            log_probs, behaviour_logps, label_mask, level=self.pear.level, gamma=self.pear.gamma,
-            block_size=self.pear.block_size, delta_clip=tuple(self.pear.delta_clip),
+            log_probs,
+            behaviour_logps,
+            label_mask,
+            level=self.pear.level,
+            gamma=self.pear.gamma,
+            block_size=self.pear.block_size,
+            delta_clip=tuple(self.pear.delta_clip),
             log_weight_clip=tuple(self.pear.log_weight_clip),
         )
         weights = log_g.exp() * label_mask
@@ -96,9 +109,13 @@ class PEARTrainer(WeightedSFTTrainer):
         lo_d, hi_d = self.pear.delta_clip
         lo_g, hi_g = self.pear.log_weight_clip
         metrics = {
-            "pear/weight_mean": w.mean(), "pear/weight_min": w.min(), "pear/weight_max": w.max(),
-            "pear/frac_at_floor": (lg <= lo_g).float().mean(), "pear/frac_at_ceiling": (lg >= hi_g).float().mean(),
-            "pear/delta_mean": d.mean(), "pear/frac_delta_clipped": ((d < lo_d) | (d > hi_d)).float().mean(),
+            "pear/weight_mean": w.mean(),
+            "pear/weight_min": w.min(),
+            "pear/weight_max": w.max(),
+            "pear/frac_at_floor": (lg <= lo_g).float().mean(),
+            "pear/frac_at_ceiling": (lg >= hi_g).float().mean(),
+            "pear/delta_mean": d.mean(),
+            "pear/frac_delta_clipped": ((d < lo_d) | (d > hi_d)).float().mean(),
             # Kish's effective sample size as a share of the tokens: 1 when all weights are equal
             "pear/ess": w.sum() ** 2 / (w.pow(2).sum() * w.numel()),
         }
@@ -151,8 +168,10 @@ class PEAR(SFT):
         if self.behaviour_keep not in ("correct", "all"):
             raise ConfigError(f"algo.behaviour_keep must be correct or all; got {self.behaviour_keep!r}")
         if not self.behaviour_data and not self.behaviour_model:
-            raise ConfigError("algo=pear needs behaviour log-probs: set algo.behaviour_model (a checkpoint or hub id "
-                              "that samples the demonstrations) or algo.behaviour_data (a saved behaviour dataset)")
+            raise ConfigError(
+                "algo=pear needs behaviour log-probs: set algo.behaviour_model (a checkpoint or hub id "
+                "that samples the demonstrations) or algo.behaviour_data (a saved behaviour dataset)"
+            )
         for name in ("packing", "padding_free", "use_liger_kernel"):
             if self.trl.get(name):
                 raise ConfigError(f"algo=pear does not support algo.trl.{name}: the weights need whole, unpacked examples")
@@ -170,8 +189,15 @@ class PEAR(SFT):
         except OSError as exc:
             raise ConfigError(f"algo.behaviour_model={self.behaviour_model}: {str(exc).splitlines()[0]}") from None
         data = behaviour.sample_demonstrations(
-            model, tokenizer, env, self.data_split, self.behaviour_samples, self.behaviour_temperature,
-            self.behaviour_max_new_tokens, keep=self.behaviour_keep, limit=self.behaviour_prompts,
+            model,
+            tokenizer,
+            env,
+            self.data_split,
+            self.behaviour_samples,
+            self.behaviour_temperature,
+            self.behaviour_max_new_tokens,
+            keep=self.behaviour_keep,
+            limit=self.behaviour_prompts,
         )
         data.save_to_disk(str(cache))
         return data
@@ -180,12 +206,15 @@ class PEAR(SFT):
         data = self.demonstrations(tokenizer, env, Path(args.output_dir))
         longest = max(len(ids) for ids in data["input_ids"])
         if longest > self.max_length:  # TRL would cut input_ids but not behavior_logps: refuse instead
-            raise ConfigError(f"algo.max_length={self.max_length} is shorter than the longest behaviour sample "
-                              f"({longest} tokens); raise it (with model=tiny, also model.max_position_embeddings)")
+            raise ConfigError(
+                f"algo.max_length={self.max_length} is shorter than the longest behaviour sample "
+                f"({longest} tokens); raise it (with model=tiny, also model.max_position_embeddings)"
+            )
         args.completion_only_loss = True  # train the answer only: the behaviour log-probs cover nothing else
         collator = LogpsCollator(pad_token_id=tokenizer.pad_token_id)
-        return PEARTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                           data_collator=collator, pear=self)
+        return PEARTrainer(
+            model=model, args=args, train_dataset=data, processing_class=tokenizer, data_collator=collator, pear=self
+        )
 
 
 register("pear")(PEAR)

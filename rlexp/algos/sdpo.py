@@ -77,8 +77,10 @@ REPROMPT_TEMPLATE = "{prompt}{solution}{feedback}\n\nCorrectly solve the origina
 SOLUTION_TEMPLATE = "\nCorrect solution:\n\n{successful_previous_attempt}"
 FEEDBACK_TEMPLATE = "\nThe following is feedback from your unsuccessful earlier attempt:\n\n{feedback_raw}"
 THINKING = re.compile(r"<think>.*?</think>\s*", flags=re.DOTALL)
-TRUNCATION_NOTICE = ("Your answer was cut off: it reached the limit of {n} tokens before it ended. "
-                     "Give a shorter answer that ends within the limit.")
+TRUNCATION_NOTICE = (
+    "Your answer was cut off: it reached the limit of {n} tokens before it ended. "
+    "Give a shorter answer that ends within the limit."
+)
 
 
 @dataclass
@@ -196,7 +198,7 @@ class FeedbackSDPOTrainer(SDPOTrainer):
             if solved is not None:
                 success = list(solved) if success is None else [a and b for a, b in zip(success, solved)]
         if success is None:  # a reward function without success flags: TRL's threshold on the summed reward
-            local = rewards_per_func[self.accelerator.process_index * n:][:n]
+            local = rewards_per_func[self.accelerator.process_index * n :][:n]
             reward = (local * self.reward_weights.to(local.device)).nansum(dim=1)
             success = (reward >= self.args.success_reward_threshold).tolist()
         if self.args.truncation_feedback:
@@ -243,8 +245,9 @@ class FeedbackSDPOTrainer(SDPOTrainer):
             # q proportional to exp((1 - a) log q_base + a log q_live), as lerp of the logits
             # (arXiv 2601.20802 appendix A.2)
             with torch.no_grad():
-                live = self._forward_logits(model, inputs["teacher_input_ids"], inputs["teacher_attention_mask"],
-                                            inputs["completion_ids"].size(1))
+                live = self._forward_logits(
+                    model, inputs["teacher_input_ids"], inputs["teacher_attention_mask"], inputs["completion_ids"].size(1)
+                )
             logits.teacher_logits = torch.lerp(logits.teacher_logits, live, self.args.teacher_update_rate)
         return logits
 
@@ -265,8 +268,14 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         self._metrics[mode]["sdpo/teacher_minus_student_logp"].append(self.accelerator.gather(gap).mean().item())
 
         per_token = distillation_per_token(
-            logits.student_logits, logits.teacher_logits, ids, mode=args.distillation_mode, topk=args.distillation_topk,
-            add_tail=args.distillation_add_tail, alpha=args.distillation_alpha, advantage_clip=args.advantage_clip,
+            logits.student_logits,
+            logits.teacher_logits,
+            ids,
+            mode=args.distillation_mode,
+            topk=args.distillation_topk,
+            add_tail=args.distillation_add_tail,
+            alpha=args.distillation_alpha,
+            advantage_clip=args.advantage_clip,
         )
         old_logps = inputs.get("old_per_token_logps")
         if args.distillation_is_clip is not None and old_logps is not None:
@@ -305,8 +314,17 @@ def support_logps(student_logits, teacher_logits, *, mode: str, topk: Optional[i
     return (student - student.logsumexp(-1, keepdim=True)), (teacher - teacher.logsumexp(-1, keepdim=True))
 
 
-def distillation_per_token(student_logits, teacher_logits, ids, *, mode: str, topk: Optional[int], add_tail: bool,
-                           alpha: float, advantage_clip: Optional[float]) -> torch.Tensor:
+def distillation_per_token(
+    student_logits,
+    teacher_logits,
+    ids,
+    *,
+    mode: str,
+    topk: Optional[int],
+    add_tail: bool,
+    alpha: float,
+    advantage_clip: Optional[float],
+) -> torch.Tensor:
     """The per-token distillation loss (B, T). Teacher logits carry no gradient.
 
     With `advantage_clip` c (reverse KL only) the loss is the surrogate sum_v sg(S_v) sg(clip(log S_v - log T_v, c))
@@ -381,9 +399,11 @@ class SDPO(GRPO):
 
     def check(self, world_size: int) -> None:
         super().check(world_size)
-        for knob, value, valid in (("distillation_mode", self.distillation_mode, MODES),
-                                   ("teacher_model_kind", self.teacher_model_kind, TEACHERS),
-                                   ("distillation_reduction", self.distillation_reduction, REDUCTIONS)):
+        for knob, value, valid in (
+            ("distillation_mode", self.distillation_mode, MODES),
+            ("teacher_model_kind", self.teacher_model_kind, TEACHERS),
+            ("distillation_reduction", self.distillation_reduction, REDUCTIONS),
+        ):
             if value not in valid:
                 raise ConfigError(f"algo.{knob}={value} is not one of {', '.join(valid)}")
         if self.distillation_mode == "topk_logits" and not (self.distillation_topk or 0) >= 1:
@@ -398,23 +418,31 @@ class SDPO(GRPO):
             raise ConfigError(f"algo.distillation_weight={self.distillation_weight} must be in [0, 1] (0 is GRPO, 1 pure SDPO)")
         hybrid = 0.0 < self.distillation_weight < 1.0
         if hybrid and self.distillation_reduction == "row_mean" and self.loss_type != "grpo":
-            raise ConfigError(f"algo.distillation_weight={self.distillation_weight} mixes GRPO and SDPO as one policy "
-                              f"gradient only if both terms are normalised alike: with algo.distillation_reduction="
-                              f"row_mean set algo.loss_type=grpo (not {self.loss_type}), or use "
-                              f"algo.distillation_reduction=token_mean")
+            raise ConfigError(
+                f"algo.distillation_weight={self.distillation_weight} mixes GRPO and SDPO as one policy "
+                f"gradient only if both terms are normalised alike: with algo.distillation_reduction="
+                f"row_mean set algo.loss_type=grpo (not {self.loss_type}), or use "
+                f"algo.distillation_reduction=token_mean"
+            )
         micro_steps = self.steps_per_generation(world_size) * self.num_iterations
         if self.teacher_model_kind == "ema" and micro_steps % self.gradient_accumulation_steps:
-            raise ConfigError(f"the EMA teacher moves once per generation batch, after its last optimiser step: the "
-                              f"batch's {micro_steps} micro-steps (steps_per_generation x num_iterations) must be a "
-                              f"multiple of algo.gradient_accumulation_steps={self.gradient_accumulation_steps}")
+            raise ConfigError(
+                f"the EMA teacher moves once per generation batch, after its last optimiser step: the "
+                f"batch's {micro_steps} micro-steps (steps_per_generation x num_iterations) must be a "
+                f"multiple of algo.gradient_accumulation_steps={self.gradient_accumulation_steps}"
+            )
         if not 0.0 <= self.teacher_update_rate <= 1.0:
             raise ConfigError(f"algo.teacher_update_rate={self.teacher_update_rate} must be in [0, 1]")
         if "success_reward_threshold" in self.trl:
-            raise ConfigError("algo.trl.success_reward_threshold is not used: a sibling is a solution when the "
-                              "environment's Score.success says so, never by a reward threshold")
-        for knob, keys in (("reprompt_template", {"prompt": "", "solution": "", "feedback": ""}),
-                           ("solution_template", {"successful_previous_attempt": ""}),
-                           ("feedback_template", {"feedback_raw": ""})):
+            raise ConfigError(
+                "algo.trl.success_reward_threshold is not used: a sibling is a solution when the "
+                "environment's Score.success says so, never by a reward threshold"
+            )
+        for knob, keys in (
+            ("reprompt_template", {"prompt": "", "solution": "", "feedback": ""}),
+            ("solution_template", {"successful_previous_attempt": ""}),
+            ("feedback_template", {"feedback_raw": ""}),
+        ):
             try:
                 getattr(self, knob).format(**keys)
             except (KeyError, IndexError, ValueError) as exc:

@@ -377,8 +377,15 @@ def _distinct_orderings(values: list[int]) -> int:
     return count
 
 
-def deal(rng: random.Random, *, rule: str, num_cards: int, target: int, suits=MIXED_SUITS,
-         reject: Optional[Callable[[list[int]], bool]] = None) -> Deal:
+def deal(
+    rng: random.Random,
+    *,
+    rule: str,
+    num_cards: int,
+    target: int,
+    suits=MIXED_SUITS,
+    reject: Optional[Callable[[list[int]], bool]] = None,
+) -> Deal:
     """One episode of the paper's sampler: redraw until solvable (and not rejected), RNG calls in paper order."""
     for _ in range(_MAX_DRAWS):
         if rule == "face10":
@@ -472,9 +479,7 @@ def _spoken_list(names: list[str]) -> str:
 def render_prompt(cards: list[str], target: int, rule: str) -> str:
     n = len(cards)
     letters = list(_NUMBER_VARS[:n])
-    number_phrase = (
-        "a is the number on the card" if n == 1 else f"{_spoken_list(letters)} are the numbers on the cards"
-    )
+    number_phrase = "a is the number on the card" if n == 1 else f"{_spoken_list(letters)} are the numbers on the cards"
     return _PROMPT.format(
         target=target,
         card_count="1 card" if n == 1 else f"{n} cards",
@@ -694,8 +699,9 @@ def _prefix_feedback(tokens: list[str], solutions: tuple[str, ...]) -> list[Mess
     return []
 
 
-def verify(formula: Optional[str], values: list[int], target: int, *, strict_original: bool = False,
-           feedback_detail: bool = False) -> Verdict:
+def verify(
+    formula: Optional[str], values: list[int], target: int, *, strict_original: bool = False, feedback_detail: bool = False
+) -> Verdict:
     """Check a formula against the dealt values: the paper's accumulating checks; robust mode adds rlexp's
     fixes and evaluates exactly. `formula` None means the answer had no usable formula string.
 
@@ -891,8 +897,14 @@ class GeneralPoints(Env):
                 reward=REWARDS["ILLEGAL_FORMULA"] if self.reward_mode == "paper" else 0.0,
                 success=False,
                 feedback="You failed this trial because of an internal verifier error.",
-                info={"category": "ERROR", "verify_info": "", "formula": None, "value": None, "parse_ok": False,
-                      "error": f"{type(exc).__name__}: {exc}"},
+                info={
+                    "category": "ERROR",
+                    "verify_info": "",
+                    "formula": None,
+                    "value": None,
+                    "parse_ok": False,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
             )
 
     def _score(self, completion: Any, row: dict) -> Score:
@@ -903,8 +915,7 @@ class GeneralPoints(Env):
             formula = _original_formula(text[-_MAX_COMPLETION_CHARS:])
         else:
             formula = extract_formula(text)
-        verdict = verify(formula, values, target, strict_original=self.strict_original,
-                         feedback_detail=self.feedback_detail)
+        verdict = verify(formula, values, target, strict_original=self.strict_original, feedback_detail=self.feedback_detail)
         success = verdict.category == "CORRECT_SOLUTION"
         if self.reward_mode == "paper":
             reward = verdict.reward

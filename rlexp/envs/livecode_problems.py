@@ -444,9 +444,7 @@ _STDIN_PROBLEMS = [
         question_id="rlexp-array-average",
         question_title="Average Score",
         difficulty="easy",
-        description=(
-            "N students took a test, and student i scored A_i points.\nFind the average score of the N students."
-        ),
+        description=("N students took a test, and student i scored A_i points.\nFind the average score of the N students."),
         input_format="N\nA_1 A_2 ... A_N",
         output_format=(
             "Print the average score with exactly 6 digits after the decimal point.\n"
@@ -545,9 +543,7 @@ _STDIN_PROBLEMS = [
             "Find their greatest common divisor and their least common multiple."
         ),
         input_format="N\nA_1 A_2 ... A_N",
-        output_format=(
-            "Print two lines: the greatest common divisor on the first, the least common multiple on the second."
-        ),
+        output_format=("Print two lines: the greatest common divisor on the first, the least common multiple on the second."),
         constraints=("1 <= N <= 10", "1 <= A_i <= 1000", "All input values are integers."),
         reference=_code("""
             import math
@@ -1019,9 +1015,7 @@ _FUNCTIONAL_PROBLEMS = [
         func_name="countVowels",
         samples=(("Hello World",), ("rhythm",)),
         edge_cases=(("a",), ("AEIOU aeiou",), ("y",), (" ",)),
-        random_case=lambda rng: (
-            _word(rng, rng.randint(1, 100), rng.choice(["aeioubcd ", string.ascii_letters + " "])),
-        ),
+        random_case=lambda rng: (_word(rng, rng.randint(1, 100), rng.choice(["aeioubcd ", string.ascii_letters + " "])),),
     ),
     Problem(
         question_id="rlexp-search-insert",
@@ -1093,9 +1087,7 @@ _FUNCTIONAL_PROBLEMS = [
         func_name="compressString",
         samples=(("aaabbbbcdd",), ("abcd",)),
         edge_cases=(("a",), ("aa",), ("aaa",), ("z" * 300,)),
-        random_case=lambda rng: (
-            _runs(rng, rng.randint(1, 20), rng.choice(["ab", "abc", "pqrs"]), rng.choice([2, 6, 15])),
-        ),
+        random_case=lambda rng: (_runs(rng, rng.randint(1, 20), rng.choice(["ab", "abc", "pqrs"]), rng.choice([2, 6, 15])),),
     ),
     Problem(
         question_id="rlexp-roman-to-integer",
@@ -1130,10 +1122,7 @@ _FUNCTIONAL_PROBLEMS = [
         question_id="rlexp-max-subarray",
         question_title="Maximum Subarray Sum",
         difficulty="medium",
-        description=(
-            "You are given an integer array nums.\n"
-            "Return the largest sum of a non-empty contiguous subarray of nums."
-        ),
+        description=("You are given an integer array nums.\nReturn the largest sum of a non-empty contiguous subarray of nums."),
         constraints=("1 <= nums.length <= 1000", "-10^4 <= nums[i] <= 10^4"),
         reference=_code("""
             class Solution:
@@ -1429,7 +1418,6 @@ _FUNCTIONAL_PROBLEMS = [
         random_case=_parentheses_case,
     ),
 ]
-
 
 
 def _spread_difficulties(problems: list[Problem]) -> list[Problem]:

@@ -51,12 +51,21 @@ log = logging.getLogger(__name__)
 PROMPT = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 FORMAT_FEEDBACK = "Your answer had the wrong format. The solution must be given in the format: \\boxed{your_answer}."
 WRONG_FEEDBACK = "Your boxed final answer was parsed, but it is incorrect. Recheck the reasoning and final calculation."
-UNPARSABLE_FEEDBACK = ("Your boxed final answer could not be read as a mathematical expression. Put only the final "
-                       "number or expression inside \\boxed{}, in plain LaTeX.")
+UNPARSABLE_FEEDBACK = (
+    "Your boxed final answer could not be read as a mathematical expression. Put only the final "
+    "number or expression inside \\boxed{}, in plain LaTeX."
+)
 FIXTURE = Path(__file__).parent / "data" / "math500_fixture.jsonl"
 KINDS = ("arithmetic", "fractions", "linear", "gcd_lcm", "remainder", "counting", "word")
-MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
-                 "prealgebra", "precalculus")
+MATH_SUBJECTS = (
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+)
 # hub id, config, split for training, split for evaluation (None: an evaluation-only set)
 HUB = {
     "gsm8k": ("openai/gsm8k", "main", "train", "test"),
@@ -192,8 +201,9 @@ def check_answer(gold: str, boxed: str) -> dict:
     worker_logging.getLogger("math_verify").setLevel(worker_logging.ERROR)
     extra: dict[str, list] = {}
     try:
-        (reward,) = accuracy_reward([[{"role": "assistant", "content": f"\\boxed{{{boxed}}}"}]], [gold],
-                                    log_extra=extra.__setitem__)
+        (reward,) = accuracy_reward(
+            [[{"role": "assistant", "content": f"\\boxed{{{boxed}}}"}]], [gold], log_extra=extra.__setitem__
+        )
     except Exception as exc:  # noqa: BLE001 - a parser crash on odd LaTeX is a wrong answer, not a dead worker
         return {"reward": 0.0, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
     return {"reward": reward, "answer_parsed": extra.get("answer_parsed", [""])[0][:200]}
@@ -434,7 +444,11 @@ def _gcd_lcm(rng: random.Random, d: int) -> tuple[str, str, Fraction]:
     a, b = base * rng.randint(2, 5 * d), base * rng.randint(2, 5 * d)
     if rng.random() < 0.5:
         g = pymath.gcd(a, b)
-        return f"What is the greatest common divisor of {a} and {b}?", f"By the Euclidean algorithm, gcd({a}, {b}) = {g}.", Fraction(g)
+        return (
+            f"What is the greatest common divisor of {a} and {b}?",
+            f"By the Euclidean algorithm, gcd({a}, {b}) = {g}.",
+            Fraction(g),
+        )
     m = a * b // pymath.gcd(a, b)
     return f"What is the least common multiple of {a} and {b}?", f"lcm = {a} * {b} / gcd = {m}.", Fraction(m)
 
@@ -470,7 +484,9 @@ def _word(rng: random.Random, d: int) -> tuple[str, str, Fraction]:
         total = count * price
         paid = total + rng.randint(1, 10 * d)
         value = paid - total
-        problem = f"{name} buys {count} {item} at ${price} each and pays with ${paid}. How much change, in dollars, does {name} get?"
+        problem = (
+            f"{name} buys {count} {item} at ${price} each and pays with ${paid}. How much change, in dollars, does {name} get?"
+        )
         work = f"The {item} cost {count} * {price} = {total} dollars, so the change is {paid} - {total} = {value}."
     elif kind == 1:
         start, percent = rng.randint(2, 10 * d) * 20, rng.choice([5, 10, 15, 20, 25, 40, 50])
@@ -485,15 +501,22 @@ def _word(rng: random.Random, d: int) -> tuple[str, str, Fraction]:
     else:
         rate, hours, break_hours = rng.randint(3, 5 + 4 * d), rng.randint(3, 4 + d), rng.randint(1, 2)
         value = rate * (hours - break_hours)
-        problem = (f"{name} makes {rate} {item} per hour and works for {hours} hours, "
-                   f"but spends {break_hours} of those hours on a break. How many {item} does {name} make?")
+        problem = (
+            f"{name} makes {rate} {item} per hour and works for {hours} hours, "
+            f"but spends {break_hours} of those hours on a break. How many {item} does {name} make?"
+        )
         work = f"{name} works {hours} - {break_hours} = {hours - break_hours} hours, making {rate} * {hours - break_hours} = {value}."
     return problem, work, Fraction(value)
 
 
 GENERATORS: dict[str, Callable[[random.Random, int], tuple[str, str, Fraction]]] = {
-    "arithmetic": _arithmetic, "fractions": _fractions, "linear": _linear, "gcd_lcm": _gcd_lcm,
-    "remainder": _remainder, "counting": _counting, "word": _word,
+    "arithmetic": _arithmetic,
+    "fractions": _fractions,
+    "linear": _linear,
+    "gcd_lcm": _gcd_lcm,
+    "remainder": _remainder,
+    "counting": _counting,
+    "word": _word,
 }
 
 
@@ -534,9 +557,14 @@ def normalise_hub_row(name: str, raw: dict) -> dict:
         answer = _amc_answer(raw.get("answer", raw.get("Answer", "")))
     level = raw.get("level", "")
     level = f"Level {level}" if isinstance(level, int) else str(level or "")
-    return {"problem": problem, "answer": answer, "solution": raw.get("solution", "") or "", "level": level,
-            "subject": str(raw.get("type", raw.get("subject", "")) or ""),
-            "id": str(raw.get("unique_id", raw.get("id", "")) or "")}
+    return {
+        "problem": problem,
+        "answer": answer,
+        "solution": raw.get("solution", "") or "",
+        "level": level,
+        "subject": str(raw.get("type", raw.get("subject", "")) or ""),
+        "id": str(raw.get("unique_id", raw.get("id", "")) or ""),
+    }
 
 
 def load_hub(name: str, split: str) -> list[dict]:
@@ -639,17 +667,19 @@ class Math(Env):
             source = self.source if self.source in ("procedural", *HUB) else Path(self.source).stem
             rows = []
             for p in self._problems(split):
-                rows.append({
-                    "prompt": [{"role": "user", "content": PROMPT.format(problem=p["problem"])}],
-                    # TRL's accuracy_reward reads the gold from `solution`: the normalised answer, wrapped
-                    "solution": f"${p['answer']}$",
-                    "gold_raw": p["answer"],
-                    "reference_solution": p["solution"],
-                    "source": source,
-                    "level": p["level"],
-                    "subject": p["subject"],
-                    "id": p["id"],
-                })
+                rows.append(
+                    {
+                        "prompt": [{"role": "user", "content": PROMPT.format(problem=p["problem"])}],
+                        # TRL's accuracy_reward reads the gold from `solution`: the normalised answer, wrapped
+                        "solution": f"${p['answer']}$",
+                        "gold_raw": p["answer"],
+                        "reference_solution": p["solution"],
+                        "source": source,
+                        "level": p["level"],
+                        "subject": p["subject"],
+                        "id": p["id"],
+                    }
+                )
             if not rows:
                 raise ConfigError(f"env=math: {self.source} has no {split} problems")
             self._rows[split] = rows
@@ -661,10 +691,12 @@ class Math(Env):
     def demonstrations(self, split: str) -> datasets.Dataset:
         rows = [r for r in self._split_rows(split) if "\\boxed" in r["reference_solution"]]
         if not rows:
-            raise ConfigError(f"env=math: {self.source} has no worked solutions to imitate; use env.source=procedural, gsm8k or math")
-        return datasets.Dataset.from_list([
-            {"messages": r["prompt"] + [{"role": "assistant", "content": r["reference_solution"]}]} for r in rows
-        ])
+            raise ConfigError(
+                f"env=math: {self.source} has no worked solutions to imitate; use env.source=procedural, gsm8k or math"
+            )
+        return datasets.Dataset.from_list(
+            [{"messages": r["prompt"] + [{"role": "assistant", "content": r["reference_solution"]}]} for r in rows]
+        )
 
     # -- scoring -------------------------------------------------------------------------------------------------
 
@@ -695,7 +727,9 @@ class Math(Env):
             if status == "crashed":  # a worker can die for reasons of its own: one more try
                 status, outcome = self.pool.call(gold, boxed)
             if status == "timeout":  # the answer kept math-verify busy past every bound
-                scores[i] = Score(0.0, False, WRONG_FEEDBACK, {"category": "verify_timeout", "reason": "verify_timeout", "parsed": boxed[:200]})
+                scores[i] = Score(
+                    0.0, False, WRONG_FEEDBACK, {"category": "verify_timeout", "reason": "verify_timeout", "parsed": boxed[:200]}
+                )
             elif status != "ok":  # not the answer's fault: TRL leaves the sample out
                 if status != "unavailable":
                     log.warning("math: could not check an answer (%s)", status)
@@ -707,10 +741,19 @@ class Math(Env):
             elif outcome["reward"] is None:
                 if gold not in self._bad_golds:
                     self._bad_golds.add(gold)
-                    log.warning("math: gold answer %r does not parse (%d so far); its samples get reward None", gold, len(self._bad_golds))
-                scores[i] = Score(None, False, "", {"category": "gold_unparseable", "reason": "gold_unparseable", "parsed": boxed[:200]})
+                    log.warning(
+                        "math: gold answer %r does not parse (%d so far); its samples get reward None", gold, len(self._bad_golds)
+                    )
+                scores[i] = Score(
+                    None, False, "", {"category": "gold_unparseable", "reason": "gold_unparseable", "parsed": boxed[:200]}
+                )
             elif outcome.get("answer_parsed") == "[unparseable]" or "error" in outcome:
-                scores[i] = Score(0.0, False, UNPARSABLE_FEEDBACK, {"category": "unparsable", "reason": outcome.get("error", "unparsable"), "parsed": boxed[:200]})
+                scores[i] = Score(
+                    0.0,
+                    False,
+                    UNPARSABLE_FEEDBACK,
+                    {"category": "unparsable", "reason": outcome.get("error", "unparsable"), "parsed": boxed[:200]},
+                )
             else:
                 scores[i] = self._result(outcome["reward"], boxed, "verified")
         if self.reveal_answer:
@@ -722,8 +765,12 @@ class Math(Env):
     @staticmethod
     def _result(reward: float, boxed: str, reason: str) -> Score:
         correct = reward >= 1.0
-        return Score(reward, correct, "" if correct else WRONG_FEEDBACK,
-                     {"category": "correct" if correct else "wrong", "reason": reason, "parsed": boxed[:200]})
+        return Score(
+            reward,
+            correct,
+            "" if correct else WRONG_FEEDBACK,
+            {"category": "correct" if correct else "wrong", "reason": reason, "parsed": boxed[:200]},
+        )
 
     @property
     def unparseable_golds(self) -> int:
@@ -731,4 +778,3 @@ class Math(Env):
 
     def __getstate__(self):
         return {**self.__dict__, "_pool": None}
-

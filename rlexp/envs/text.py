@@ -33,7 +33,7 @@ def split_think(text: str) -> tuple[Optional[str], str]:
     cut = text.rfind(THINK_CLOSE)
     if cut < 0:
         return None, text
-    return text[:cut], text[cut + len(THINK_CLOSE):]
+    return text[:cut], text[cut + len(THINK_CLOSE) :]
 
 
 def normalize_formula(formula: str) -> str:

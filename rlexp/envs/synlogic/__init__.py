@@ -34,10 +34,25 @@ from rlexp.envs import register
 from rlexp.envs.base import Env, Score
 from rlexp.envs.synlogic.common import MAX_ANSWER_CHARS, Verdict
 from rlexp.envs.synlogic.families import (
-    FAMILIES, LEVELS, MAX_DIFFICULTY, THINK, generate, level, render_prompt, solve, verify,
+    FAMILIES,
+    LEVELS,
+    MAX_DIFFICULTY,
+    THINK,
+    generate,
+    level,
+    render_prompt,
+    solve,
+    verify,
 )
 from rlexp.envs.synlogic.hub import (
-    FILE_SUFFIXES, HUB_SPLITS, SYNLOGIC_TASKS, TASK_ALIASES, load_file_rows, load_hub_rows, map_hub_row, map_hub_rows,
+    FILE_SUFFIXES,
+    HUB_SPLITS,
+    SYNLOGIC_TASKS,
+    TASK_ALIASES,
+    load_file_rows,
+    load_hub_rows,
+    map_hub_row,
+    map_hub_rows,
     task_family,
 )
 from rlexp.envs.text import THINK_OPEN, completion_text, printable, split_think
@@ -85,7 +100,7 @@ def extract_answer(text: str) -> tuple[Optional[str], str]:
         end = region.find(_ANSWER_CLOSE, start + len(_ANSWER_OPEN))
         if end < 0:
             break
-        last, pos = region[start + len(_ANSWER_OPEN):end], end + len(_ANSWER_CLOSE)
+        last, pos = region[start + len(_ANSWER_OPEN) : end], end + len(_ANSWER_CLOSE)
     if last is not None:
         return last, ""
     if _ANSWER_OPEN in region:
@@ -108,8 +123,7 @@ def _row_seed(*parts: Any) -> int:
 def _check_int(knob: str, value: Any, low: Optional[int] = None, high: Optional[int] = None) -> None:
     if type(value) is int and (low is None or value >= low) and (high is None or value <= high):
         return
-    need = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}" if low is not None \
-        else "an integer"
+    need = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}" if low is not None else "an integer"
     raise ValueError(f"{knob} must be {need}; got {value!r}")
 
 
@@ -145,16 +159,23 @@ class SynLogic(Env):
             raise ValueError(f"tasks must be a list of family names; got {self.tasks!r}")
         unknown = [t for t in self.tasks if task_family(t) is None]
         if unknown:
-            raise ValueError(f"tasks has unknown families {unknown}; valid: {', '.join(FAMILIES)} "
-                             f"(or SynLogic's names: {', '.join(TASK_ALIASES)})")
+            raise ValueError(
+                f"tasks has unknown families {unknown}; valid: {', '.join(FAMILIES)} "
+                f"(or SynLogic's names: {', '.join(TASK_ALIASES)})"
+            )
         self.tasks = [task_family(t) for t in self.tasks]
         if len(set(self.tasks)) != len(self.tasks):
             raise ValueError(f"tasks names a family twice: {self.tasks}")
         _check_int("difficulty", self.difficulty, 1, MAX_DIFFICULTY)
-        if not (self.source in SOURCES or isinstance(self.source, str) and (
-                self.source.endswith(FILE_SUFFIXES) or Path(self.source).expanduser().is_dir())):
-            raise ValueError(f"source must be one of {', '.join(SOURCES)}, or a path to a .jsonl or .parquet file "
-                             f"(or a folder) of rows in the hub's layout; got {self.source!r}")
+        if not (
+            self.source in SOURCES
+            or isinstance(self.source, str)
+            and (self.source.endswith(FILE_SUFFIXES) or Path(self.source).expanduser().is_dir())
+        ):
+            raise ValueError(
+                f"source must be one of {', '.join(SOURCES)}, or a path to a .jsonl or .parquet file "
+                f"(or a folder) of rows in the hub's layout; got {self.source!r}"
+            )
         _check_choice("subset", self.subset, SUBSETS)
         _check_int("train_size", self.train_size, 0)
         _check_int("eval_size", self.eval_size, 0)
@@ -174,8 +195,17 @@ class SynLogic(Env):
 
     # -- rows ----------------------------------------------------------------------------------------------------
 
-    def _make_row(self, task: str, difficulty: int, seed: int, puzzle: dict, reference: str, source: str,
-                  game_data_str: str = "", prompt: str = "") -> dict:
+    def _make_row(
+        self,
+        task: str,
+        difficulty: int,
+        seed: int,
+        puzzle: dict,
+        reference: str,
+        source: str,
+        game_data_str: str = "",
+        prompt: str = "",
+    ) -> dict:
         return {
             "prompt": [{"role": "user", "content": prompt or render_prompt(task, puzzle)}],
             "task": task,
@@ -206,11 +236,21 @@ class SynLogic(Env):
 
     def _hub(self, split: str) -> list[dict]:
         size = self.train_size if split == "train" else self.eval_size
-        raws = load_hub_rows(self.subset, HUB_SPLITS[split]) if self.source == "hub" else \
-            load_file_rows(self.source, split)
+        raws = load_hub_rows(self.subset, HUB_SPLITS[split]) if self.source == "hub" else load_file_rows(self.source, split)
         mapped, _ = map_hub_rows(raws, self.families)
-        return [self._make_row(r["task"], r["difficulty"], r["seed"], r["puzzle"], r["reference"], "synlogic_hub",
-                               r["game_data_str"], r["prompt"]) for r in mapped[:size]]
+        return [
+            self._make_row(
+                r["task"],
+                r["difficulty"],
+                r["seed"],
+                r["puzzle"],
+                r["reference"],
+                "synlogic_hub",
+                r["game_data_str"],
+                r["prompt"],
+            )
+            for r in mapped[:size]
+        ]
 
     def _split_rows(self, split: str) -> list[dict]:
         if split not in ("train", "test"):
@@ -227,8 +267,13 @@ class SynLogic(Env):
         out = []
         for row in self._split_rows(split):
             answer = f"<think>{THINK[row['task']]}</think>\n<answer>{row['reference']}</answer>"
-            out.append({"messages": row["prompt"] + [{"role": "assistant", "content": answer}],
-                        "task": row["task"], "difficulty": row["difficulty"]})
+            out.append(
+                {
+                    "messages": row["prompt"] + [{"role": "assistant", "content": answer}],
+                    "task": row["task"],
+                    "difficulty": row["difficulty"],
+                }
+            )
         return datasets.Dataset.from_list(out)
 
     # -- scoring -------------------------------------------------------------------------------------------------
@@ -237,9 +282,15 @@ class SynLogic(Env):
         try:
             return self._score(completion, row)
         except Exception as exc:  # noqa: BLE001 - a verifier bug must not stop training: no reward, logged
-            info = {"task": row.get("task") if isinstance(row, dict) else None, "difficulty": None,
-                    "format_ok": False, "parsed": None, "reason": "internal verifier error", "category": "error",
-                    "error": printable(f"{type(exc).__name__}: {exc}")}
+            info = {
+                "task": row.get("task") if isinstance(row, dict) else None,
+                "difficulty": None,
+                "format_ok": False,
+                "parsed": None,
+                "reason": "internal verifier error",
+                "category": "error",
+                "error": printable(f"{type(exc).__name__}: {exc}"),
+            }
             return Score(reward=0.0, success=False, feedback="internal verifier error", info=info)
 
     def _score(self, completion: Any, row: dict) -> Score:
@@ -249,8 +300,14 @@ class SynLogic(Env):
             puzzle = json.loads(puzzle) if isinstance(puzzle, str) else puzzle
         except ValueError:
             puzzle = None
-        info = {"task": task, "difficulty": row.get("difficulty"), "format_ok": False, "parsed": None,
-                "reason": "", "category": ""}
+        info = {
+            "task": task,
+            "difficulty": row.get("difficulty"),
+            "format_ok": False,
+            "parsed": None,
+            "reason": "",
+            "category": "",
+        }
         if task not in FAMILIES or not isinstance(puzzle, dict):
             info.update(reason="the row has no valid puzzle", category="bad_row")
             return Score(reward=None, success=False, feedback="", info=info)
@@ -274,20 +331,36 @@ class SynLogic(Env):
             category, reason = "correct", ""
         elif passed:
             category = "format"
-            reason = ("format error: write <think>...</think> and then <answer>...</answer>, nothing after it"
-                      if self.require_think else
-                      "format error: the answer must be <answer>...</answer>, after <think>...</think> if any, "
-                      "with nothing after it")
+            reason = (
+                "format error: write <think>...</think> and then <answer>...</answer>, nothing after it"
+                if self.require_think
+                else "format error: the answer must be <answer>...</answer>, after <think>...</think> if any, "
+                "with nothing after it"
+            )
         else:
             category, reason = verdict.category, verdict.reason
         info.update(format_ok=layout_ok, parsed=printable(answer), reason=reason, category=category)
         return Score(reward=reward, success=success, feedback=reason, info=info)
 
 
-
-
 __all__ = [
-    "FAMILIES", "LEVELS", "MAX_DIFFICULTY", "SYNLOGIC_TASKS", "SynLogic", "TASK_ALIASES", "THINK", "extract_answer",
-    "format_ok", "generate", "level", "load_file_rows", "load_hub_rows", "map_hub_row", "map_hub_rows",
-    "render_prompt", "solve", "task_family", "verify",
+    "FAMILIES",
+    "LEVELS",
+    "MAX_DIFFICULTY",
+    "SYNLOGIC_TASKS",
+    "SynLogic",
+    "TASK_ALIASES",
+    "THINK",
+    "extract_answer",
+    "format_ok",
+    "generate",
+    "level",
+    "load_file_rows",
+    "load_hub_rows",
+    "map_hub_row",
+    "map_hub_rows",
+    "render_prompt",
+    "solve",
+    "task_family",
+    "verify",
 ]

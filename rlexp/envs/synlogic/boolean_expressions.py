@@ -18,17 +18,33 @@ LEVELS = [(3, 2), (4, 2), (5, 2), (3, 3), (4, 3), (5, 3), (6, 3), (4, 4), (5, 4)
 THINK = "I evaluate each expression from the innermost parentheses out."
 
 _TRUE_FACTS = (
-    "A week has seven days.", "Water is made of hydrogen and oxygen.", "Paris is the capital of France.",
-    "A triangle has three sides.", "There are twelve months in a year.", "Ice is frozen water.",
-    "The Pacific is an ocean.", "A spider has eight legs.",
+    "A week has seven days.",
+    "Water is made of hydrogen and oxygen.",
+    "Paris is the capital of France.",
+    "A triangle has three sides.",
+    "There are twelve months in a year.",
+    "Ice is frozen water.",
+    "The Pacific is an ocean.",
+    "A spider has eight legs.",
 )
 _FALSE_FACTS = (
-    "A square has five corners.", "The Sun rises in the west.", "Rome is the capital of Spain.",
-    "A year has ten months.", "Fish breathe through lungs.", "A hexagon has four sides.",
-    "Penguins can fly.", "Snow is usually black.",
+    "A square has five corners.",
+    "The Sun rises in the west.",
+    "Rome is the capital of Spain.",
+    "A year has ten months.",
+    "Fish breathe through lungs.",
+    "A hexagon has four sides.",
+    "Penguins can fly.",
+    "Snow is usually black.",
 )
-_COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
-            ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+_COMPARE = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
 LABELS = "ABCDEFGH"
 
 
@@ -132,7 +148,7 @@ _OPTION = re.compile(r"^\s*([A-H])\.\s*(.+?)\s*$", re.MULTILINE)
 def from_hub(md: dict, data: dict) -> tuple[dict, Optional[str]]:
     options = dict(_OPTION.findall(str(data.get("question", ""))))
     labels = [label for label in LABELS if label in options]
-    require(2 <= len(labels) <= 8 and labels == list(LABELS[:len(labels)]), "options not found in the question")
+    require(2 <= len(labels) <= 8 and labels == list(LABELS[: len(labels)]), "options not found in the question")
     answer = "".join(str(data.get("answer", "")).split()).upper()
     require(re.fullmatch(r"[A-H](,[A-H])*", answer) is not None, "answer is not a label list")
     true = sorted(set(answer.split(",")))

@@ -12,13 +12,31 @@ import string
 from typing import Optional
 
 from rlexp.envs.synlogic.common import (
-    CORRECT, Reject, Task, Verdict, as_int, load_json, malformed, require, short, strip_fence, wrong,
+    CORRECT,
+    Reject,
+    Task,
+    Verdict,
+    as_int,
+    load_json,
+    malformed,
+    require,
+    short,
+    strip_fence,
+    wrong,
 )
 
 # (distinct letters, operators, shortest operand, longest operand)
 LEVELS = [
-    (3, 1, 2, 3), (4, 1, 2, 3), (4, 1, 3, 4), (5, 1, 3, 4), (5, 1, 3, 5),
-    (6, 1, 3, 5), (5, 2, 3, 4), (6, 2, 3, 5), (7, 2, 3, 5), (8, 2, 4, 6),
+    (3, 1, 2, 3),
+    (4, 1, 2, 3),
+    (4, 1, 3, 4),
+    (5, 1, 3, 4),
+    (5, 1, 3, 5),
+    (6, 1, 3, 5),
+    (5, 2, 3, 4),
+    (6, 2, 3, 5),
+    (7, 2, 3, 5),
+    (8, 2, 4, 6),
 ]
 THINK = "I work through the columns from the right, tracking carries and keeping digits distinct."
 
@@ -100,8 +118,9 @@ def generate(rng: random.Random, difficulty: int) -> Task:
             operands = []
             for _ in range(num_ops + 1):
                 length = rng.randint(lo, hi)
-                operands.append(int("".join(str(d) for d in [rng.choice(nonzero)] +
-                                            [rng.choice(digits) for _ in range(length - 1)])))
+                operands.append(
+                    int("".join(str(d) for d in [rng.choice(nonzero)] + [rng.choice(digits) for _ in range(length - 1)]))
+                )
             result = _evaluate(operands, ops)
             if result < 10:
                 continue
@@ -130,8 +149,7 @@ def prompt(p: dict) -> tuple[str, str]:
         "more than one digit does not start with 0. Replace the letters so that the equation holds"
         + (" (* is done before + and -)." if "*" in p["operators"] else ".")
     )
-    fmt = ("the equation with digits in place of the letters, written like the puzzle, e.g. "
-           "<answer>123 + 456 = 579</answer>")
+    fmt = "the equation with digits in place of the letters, written like the puzzle, e.g. <answer>123 + 456 = 579</answer>"
     return task, fmt
 
 
@@ -173,8 +191,12 @@ def _crypt_mapping(text: str, p: dict, letters: list[str]) -> dict:
     expected += ["=", p["result"]]
     if len(tokens) != len(expected):
         count = sum(t[0].isdigit() for t in tokens)
-        raise Reject(malformed(f"the equation has {count} numbers and {len(tokens) - count} signs, "
-                                 f"expected {len(words)} and {len(expected) - len(words)}"))
+        raise Reject(
+            malformed(
+                f"the equation has {count} numbers and {len(tokens) - count} signs, "
+                f"expected {len(words)} and {len(expected) - len(words)}"
+            )
+        )
     mapping: dict[str, int] = {}
     k = 0
     for tok, want in zip(tokens, expected):

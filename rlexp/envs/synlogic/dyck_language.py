@@ -10,7 +10,15 @@ from rlexp.envs.synlogic.common import CORRECT, Task, Verdict, malformed, requir
 
 # (bracket types, total length, characters to fill)
 LEVELS = [
-    (2, 10, 1), (2, 10, 2), (3, 12, 2), (3, 14, 3), (3, 16, 3), (4, 16, 4), (4, 18, 4), (4, 20, 5), (4, 24, 6),
+    (2, 10, 1),
+    (2, 10, 2),
+    (3, 12, 2),
+    (3, 14, 3),
+    (3, 16, 3),
+    (4, 16, 4),
+    (4, 18, 4),
+    (4, 20, 5),
+    (4, 24, 6),
     (4, 30, 8),
 ]
 THINK = "I keep a stack of the open brackets and close them from the innermost out."
@@ -21,7 +29,7 @@ _OPENERS = {"(": ")", "[": "]", "{": "}", "<": ">"}
 
 def generate(rng: random.Random, difficulty: int) -> Task:
     n_types, total, fill = LEVELS[difficulty - 1]
-    pairs = [_BRACKETS[2 * i:2 * i + 2] for i in range(n_types)]
+    pairs = [_BRACKETS[2 * i : 2 * i + 2] for i in range(n_types)]
     steps = total - fill  # the prefix: a walk from depth 0 that never goes below 0 and ends at depth `fill`
     stack: list[str] = []
     prefix = []
@@ -44,8 +52,7 @@ def prompt(p: dict) -> tuple[str, str]:
         "Complete the following sequence of brackets so that every opening bracket is closed by the matching "
         "closing bracket in the right order, adding as few brackets as possible:\n\n" + p["prefix"]
     )
-    fmt = "the full completed sequence without spaces (the given part followed by what you add), " \
-          "e.g. <answer>([]{})</answer>"
+    fmt = "the full completed sequence without spaces (the given part followed by what you add), e.g. <answer>([]{})</answer>"
     return task, fmt
 
 

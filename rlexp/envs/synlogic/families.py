@@ -28,7 +28,14 @@ from types import ModuleType
 from typing import Optional
 
 from rlexp.envs.synlogic import (
-    boolean_expressions, cryptarithm, dyck_language, futoshiki, game_of_24, kukurasu, sudoku, survo,
+    boolean_expressions,
+    cryptarithm,
+    dyck_language,
+    futoshiki,
+    game_of_24,
+    kukurasu,
+    sudoku,
+    survo,
 )
 from rlexp.envs.synlogic.common import MAX_ANSWER_CHARS, Reject, Task, Verdict, malformed
 
@@ -65,8 +72,7 @@ def solve(family: str, puzzle: dict) -> Optional[str]:
     return None if solver is None else solver(puzzle)
 
 
-_ANSWER_LINE = ("First think step by step inside <think>...</think>. Then give only the final answer inside "
-                "<answer>...</answer>")
+_ANSWER_LINE = "First think step by step inside <think>...</think>. Then give only the final answer inside <answer>...</answer>"
 
 
 def render_prompt(family: str, puzzle: dict) -> str:

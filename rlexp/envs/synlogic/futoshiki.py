@@ -8,13 +8,33 @@ import random
 from typing import Optional
 
 from rlexp.envs.synlogic.common import (
-    CORRECT, Task, Verdict, as_grid, as_int, as_obj, grid_json, grid_text, int_cell, parse_grid, require, wrong,
+    CORRECT,
+    Task,
+    Verdict,
+    as_grid,
+    as_int,
+    as_obj,
+    grid_json,
+    grid_text,
+    int_cell,
+    parse_grid,
+    require,
+    wrong,
 )
 from rlexp.envs.synlogic.latin import latin_checks, latin_search, to_rows
 
 # (size, prefilled cells, inequality signs): the starting hints; more are added until the solution is unique
 LEVELS = [
-    (4, 4, 4), (4, 3, 3), (4, 2, 2), (5, 5, 5), (5, 3, 4), (5, 2, 3), (6, 6, 6), (6, 4, 5), (6, 3, 4), (6, 2, 3),
+    (4, 4, 4),
+    (4, 3, 3),
+    (4, 2, 2),
+    (5, 5, 5),
+    (5, 3, 4),
+    (5, 2, 3),
+    (6, 6, 6),
+    (6, 4, 5),
+    (6, 3, 4),
+    (6, 2, 3),
 ]
 THINK = "I combine the row and column rules with the inequalities to narrow each cell down."
 
@@ -54,9 +74,9 @@ def generate(rng: random.Random, difficulty: int) -> Task:
         cell = rng.choice(differ)
         # prefer an inequality that the other solution breaks; else reveal the cell
         splitting = [
-            pair for pair in neighbours[n_signs:]
-            if cell in pair and pair not in signs
-            and (solution[pair[0]] < solution[pair[1]]) != (other[pair[0]] < other[pair[1]])
+            pair
+            for pair in neighbours[n_signs:]
+            if cell in pair and pair not in signs and (solution[pair[0]] < solution[pair[1]]) != (other[pair[0]] < other[pair[1]])
         ]
         if splitting:
             signs.append(rng.choice(splitting))

@@ -14,14 +14,32 @@ from typing import Optional
 
 from rlexp.envs.generalpoints import _exact_value, _FormulaError, solvable
 from rlexp.envs.synlogic.common import (
-    CORRECT, Task, Verdict, as_int, malformed, nesting, require, short, strip_fence, times, wrong,
+    CORRECT,
+    Task,
+    Verdict,
+    as_int,
+    malformed,
+    nesting,
+    require,
+    short,
+    strip_fence,
+    times,
+    wrong,
 )
 from rlexp.envs.text import normalize_formula
 
 # (how many numbers, number pool, target low, target high); pool "cd" = countdown cards 1..10 x2 + 25/50/75/100
 LEVELS = [
-    (4, (1, 9), 24, 24), (4, (1, 10), 24, 24), (4, (1, 13), 24, 24), (5, (1, 9), 24, 24), (5, (1, 13), 24, 24),
-    (4, "cd", 100, 999), (5, "cd", 100, 999), (6, "cd", 100, 999), (6, (1, 50), 100, 999), (6, (1, 100), 500, 999),
+    (4, (1, 9), 24, 24),
+    (4, (1, 10), 24, 24),
+    (4, (1, 13), 24, 24),
+    (5, (1, 9), 24, 24),
+    (5, (1, 13), 24, 24),
+    (4, "cd", 100, 999),
+    (5, "cd", 100, 999),
+    (6, "cd", 100, 999),
+    (6, (1, 50), 100, 999),
+    (6, (1, 100), 500, 999),
 ]
 THINK = "I try combinations of the numbers until one reaches the target, using each number once."
 
@@ -43,8 +61,9 @@ def _combine(a: tuple, b: tuple, op: str) -> tuple:
     return value, f"{left} {op} {right}", p
 
 
-def find_expression(numbers: list[int], target: int, operators: str = "+-*/",
-                    rng: Optional[random.Random] = None) -> Optional[str]:
+def find_expression(
+    numbers: list[int], target: int, operators: str = "+-*/", rng: Optional[random.Random] = None
+) -> Optional[str]:
     """One expression using every number once that equals `target` (exact), or None; bounded search."""
     failed: set = set()
     budget = [_SEARCH_BUDGET]
@@ -130,8 +149,10 @@ def prompt(p: dict) -> tuple[str, str]:
         f"and equals {p['target']}. You may use the operators {ops} and parentheses. Intermediate results may be "
         "fractions. Do not join numbers into new numbers, and use no other operators (no unary minus, no powers)."
     )
-    fmt = "the expression alone, e.g. <answer>(a - b) * c + d</answer> with the numbers in place of the letters " \
-          f"(an ending \"= {p['target']}\" is allowed)"
+    fmt = (
+        "the expression alone, e.g. <answer>(a - b) * c + d</answer> with the numbers in place of the letters "
+        f'(an ending "= {p["target"]}" is allowed)'
+    )
     return task, fmt
 
 

@@ -30,25 +30,93 @@ HUB_SPLITS = {"train": "train", "test": "validation"}
 FILE_SUFFIXES = (".jsonl", ".parquet")
 # every task name of SynLogic's task-to-verifier table (task2verifier.py): the names a hub row's data_source carries
 SYNLOGIC_TASKS = (
-    "arrow_maze", "boolean_expressions", "buggy_tables", "calcudoko", "campsite", "cipher", "cryptarithm",
-    "dyck_language", "dyck_language_errors", "dyck_language_reasoning_errors", "futoshiki", "goods_exchange",
-    "gpqa_diamond", "kukurasu", "math_path", "arc_agi", "arc_agi_2", "mathador", "minesweeper", "norinori",
-    "number_wall", "numbrix", "object_counting", "object_properties", "operation", "skyscraper_puzzle",
-    "space_reasoning", "space_reasoning_tree", "star_placement_puzzle", "sudoku", "survo", "time_sequence",
-    "web_of_lies", "word_sorting", "word_sorting_mistake", "wordscapes", "zebra_puzzle",
-    "bbeh_boardgame_qa", "bbeh_boolean_expressions", "bbeh_buggy_tables", "bbeh_causal_understanding",
-    "bbeh_disambiguation_qa", "bbeh_dyck_languages", "bbeh_geometric_shapes", "bbeh_hyperbaton", "bbeh_linguini",
-    "bbeh_movie_recommendation", "bbeh_multistep_arithmetic", "bbeh_nycc", "bbeh_object_counting",
-    "bbeh_object_properties", "bbeh_sarc_triples", "bbeh_shuffled_objects", "bbeh_spatial_reasoning", "bbeh_sportqa",
-    "bbeh_temporal_sequence", "bbeh_time_arithmetic", "bbeh_web_of_lies", "bbeh_word_sorting", "bbeh_zebra_puzzles",
-    "bbh_boolean_expressions", "bbh_causal_judgement", "bbh_date_understanding", "bbh_disambiguation_qa",
-    "bbh_dyck_languages", "bbh_formal_fallacies", "bbh_geometric_shapes", "bbh_hyperbaton",
-    "bbh_logical_deduction_five_objects", "bbh_logical_deduction_seven_objects", "bbh_logical_deduction_three_objects",
-    "bbh_movie_recommendation", "bbh_multistep_arithmetic_two", "bbh_navigate", "bbh_object_counting",
-    "bbh_penguins_in_a_table", "bbh_reasoning_about_colored_objects", "bbh_ruin_names",
-    "bbh_salient_translation_error_detection", "bbh_snarks", "bbh_sports_understanding", "bbh_temporal_sequences",
-    "bbh_tracking_shuffled_objects_five_objects", "bbh_tracking_shuffled_objects_seven_objects",
-    "bbh_tracking_shuffled_objects_three_objects", "bbh_web_of_lies", "bbh_word_sorting",
+    "arrow_maze",
+    "boolean_expressions",
+    "buggy_tables",
+    "calcudoko",
+    "campsite",
+    "cipher",
+    "cryptarithm",
+    "dyck_language",
+    "dyck_language_errors",
+    "dyck_language_reasoning_errors",
+    "futoshiki",
+    "goods_exchange",
+    "gpqa_diamond",
+    "kukurasu",
+    "math_path",
+    "arc_agi",
+    "arc_agi_2",
+    "mathador",
+    "minesweeper",
+    "norinori",
+    "number_wall",
+    "numbrix",
+    "object_counting",
+    "object_properties",
+    "operation",
+    "skyscraper_puzzle",
+    "space_reasoning",
+    "space_reasoning_tree",
+    "star_placement_puzzle",
+    "sudoku",
+    "survo",
+    "time_sequence",
+    "web_of_lies",
+    "word_sorting",
+    "word_sorting_mistake",
+    "wordscapes",
+    "zebra_puzzle",
+    "bbeh_boardgame_qa",
+    "bbeh_boolean_expressions",
+    "bbeh_buggy_tables",
+    "bbeh_causal_understanding",
+    "bbeh_disambiguation_qa",
+    "bbeh_dyck_languages",
+    "bbeh_geometric_shapes",
+    "bbeh_hyperbaton",
+    "bbeh_linguini",
+    "bbeh_movie_recommendation",
+    "bbeh_multistep_arithmetic",
+    "bbeh_nycc",
+    "bbeh_object_counting",
+    "bbeh_object_properties",
+    "bbeh_sarc_triples",
+    "bbeh_shuffled_objects",
+    "bbeh_spatial_reasoning",
+    "bbeh_sportqa",
+    "bbeh_temporal_sequence",
+    "bbeh_time_arithmetic",
+    "bbeh_web_of_lies",
+    "bbeh_word_sorting",
+    "bbeh_zebra_puzzles",
+    "bbh_boolean_expressions",
+    "bbh_causal_judgement",
+    "bbh_date_understanding",
+    "bbh_disambiguation_qa",
+    "bbh_dyck_languages",
+    "bbh_formal_fallacies",
+    "bbh_geometric_shapes",
+    "bbh_hyperbaton",
+    "bbh_logical_deduction_five_objects",
+    "bbh_logical_deduction_seven_objects",
+    "bbh_logical_deduction_three_objects",
+    "bbh_movie_recommendation",
+    "bbh_multistep_arithmetic_two",
+    "bbh_navigate",
+    "bbh_object_counting",
+    "bbh_penguins_in_a_table",
+    "bbh_reasoning_about_colored_objects",
+    "bbh_ruin_names",
+    "bbh_salient_translation_error_detection",
+    "bbh_snarks",
+    "bbh_sports_understanding",
+    "bbh_temporal_sequences",
+    "bbh_tracking_shuffled_objects_five_objects",
+    "bbh_tracking_shuffled_objects_seven_objects",
+    "bbh_tracking_shuffled_objects_three_objects",
+    "bbh_web_of_lies",
+    "bbh_word_sorting",
 )
 # SynLogic's names for our families, where they differ from ours (both are accepted, in rows and in env.tasks)
 TASK_ALIASES = {"mathador": "game_of_24"}
@@ -76,7 +144,7 @@ def map_hub_row(raw: Any) -> tuple[Optional[dict], str]:
     "unsolvable ..." | "unmappable ...")."""
     try:
         source = str(raw.get("data_source", ""))
-        name = source[len("val/"):] if source.startswith("val/") else source
+        name = source[len("val/") :] if source.startswith("val/") else source
         family = task_family(name)
         if family is None:
             return None, "task not implemented" if name in SYNLOGIC_TASKS else "unknown task"
@@ -126,12 +194,19 @@ def map_hub_rows(raws, families=FAMILIES) -> tuple[list[dict], Counter]:
         else:
             rows.append(row)
     if skipped:
-        log.warning("synlogic hub: kept %d rows, skipped %d (%s)", len(rows), sum(skipped.values()),
-                    ", ".join(f"{why}: {k}" for why, k in skipped.most_common()))
+        log.warning(
+            "synlogic hub: kept %d rows, skipped %d (%s)",
+            len(rows),
+            sum(skipped.values()),
+            ", ".join(f"{why}: {k}" for why, k in skipped.most_common()),
+        )
     solved = Counter(row["task"] for row in rows if row["from_solver"])
     if solved:
-        log.info("synlogic hub: %d kept rows store no answer, or one that breaks its own puzzle; their reference is "
-                 "our solver's (%s)", sum(solved.values()), ", ".join(f"{t}: {k}" for t, k in solved.most_common()))
+        log.info(
+            "synlogic hub: %d kept rows store no answer, or one that breaks its own puzzle; their reference is our solver's (%s)",
+            sum(solved.values()),
+            ", ".join(f"{t}: {k}" for t, k in solved.most_common()),
+        )
     return rows, skipped
 
 
@@ -173,8 +248,9 @@ def load_file_rows(source: str, split: str) -> list:
     rows = [r for r in rows if _is_validation(r) == want_val]
     if not rows:
         which = "validation rows (data_source val/...)" if want_val else "training rows (data_source without val/)"
-        raise ConfigError(f"env.source={source}: the file has no {which}; "
-                          "point env.source at a folder with train and validation files instead")
+        raise ConfigError(
+            f"env.source={source}: the file has no {which}; point env.source at a folder with train and validation files instead"
+        )
     return rows
 
 

@@ -9,13 +9,31 @@ import random
 from typing import Any, Optional
 
 from rlexp.envs.synlogic.common import (
-    CORRECT, NODE_BUDGET, OutOfBudget, Task, Verdict, as_int, as_obj, grid_json, parse_grid, require, wrong,
+    CORRECT,
+    NODE_BUDGET,
+    OutOfBudget,
+    Task,
+    Verdict,
+    as_int,
+    as_obj,
+    grid_json,
+    parse_grid,
+    require,
+    wrong,
 )
 
 # (rows, columns, probability of a black cell)
 LEVELS = [
-    (3, 3, 0.4), (3, 4, 0.4), (4, 4, 0.3), (4, 5, 0.3), (5, 5, 0.3),
-    (5, 5, 0.4), (5, 6, 0.3), (6, 6, 0.2), (6, 6, 0.3), (6, 6, 0.4),
+    (3, 3, 0.4),
+    (3, 4, 0.4),
+    (4, 4, 0.3),
+    (4, 5, 0.3),
+    (5, 5, 0.3),
+    (5, 5, 0.4),
+    (5, 6, 0.3),
+    (6, 6, 0.2),
+    (6, 6, 0.3),
+    (6, 6, 0.4),
 ]
 THINK = "I choose black cells whose positions add up to every row clue and every column clue."
 
@@ -78,8 +96,10 @@ def solve(p: dict) -> Optional[str]:
     if not (1 <= n <= 12 and 1 <= m <= 12):
         return None
     # each row's choices: the 0/1 rows whose black cells' column numbers add up to the row's clue
-    choices = [[bits for bits in itertools.product((0, 1), repeat=m) if sum(j + 1 for j in range(m) if bits[j]) == want]
-               for want in p["row_sums"]]
+    choices = [
+        [bits for bits in itertools.product((0, 1), repeat=m) if sum(j + 1 for j in range(m) if bits[j]) == want]
+        for want in p["row_sums"]
+    ]
     nodes = [NODE_BUDGET]
 
     def place(i: int, cols: tuple) -> Optional[list]:

@@ -10,9 +10,16 @@ from typing import Optional
 from rlexp.envs.synlogic.common import NODE_BUDGET, OutOfBudget, Verdict, short, wrong
 
 
-def latin_search(grid: list[int], n: int, box: Optional[tuple[int, int]] = None, constraints: tuple = (),
-                 limit: int = 2, rng: Optional[random.Random] = None, forbid: Optional[tuple[int, int]] = None,
-                 budget: int = NODE_BUDGET) -> Optional[list[list[int]]]:
+def latin_search(
+    grid: list[int],
+    n: int,
+    box: Optional[tuple[int, int]] = None,
+    constraints: tuple = (),
+    limit: int = 2,
+    rng: Optional[random.Random] = None,
+    forbid: Optional[tuple[int, int]] = None,
+    budget: int = NODE_BUDGET,
+) -> Optional[list[list[int]]]:
     """Solutions (flat lists) of a partly filled n x n Latin square, up to `limit`.
 
     `box`: sudoku box (rows, cols); `constraints`: (cell a, cell b) pairs meaning value(a) < value(b);
@@ -103,7 +110,7 @@ def latin_search(grid: list[int], n: int, box: Optional[tuple[int, int]] = None,
 
 
 def to_rows(flat: list[int], n: int) -> list[list[int]]:
-    return [list(flat[i * n:(i + 1) * n]) for i in range(n)]
+    return [list(flat[i * n : (i + 1) * n]) for i in range(n)]
 
 
 def latin_checks(grid: list[list[int]], n: int, givens: list[list[int]]) -> Optional[Verdict]:

@@ -8,7 +8,16 @@ from collections import Counter
 from typing import Optional
 
 from rlexp.envs.synlogic.common import (
-    CORRECT, Task, Verdict, as_grid, grid_json, grid_text, int_cell, parse_grid, require, wrong,
+    CORRECT,
+    Task,
+    Verdict,
+    as_grid,
+    grid_json,
+    grid_text,
+    int_cell,
+    parse_grid,
+    require,
+    wrong,
 )
 from rlexp.envs.synlogic.latin import latin_checks, latin_search, to_rows
 

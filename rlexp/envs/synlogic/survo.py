@@ -9,8 +9,21 @@ from collections import Counter
 from typing import Optional
 
 from rlexp.envs.synlogic.common import (
-    CORRECT, NODE_BUDGET, OutOfBudget, Task, Verdict, as_grid, as_int, grid_json, grid_text, int_cell, parse_grid,
-    require, short, times, wrong,
+    CORRECT,
+    NODE_BUDGET,
+    OutOfBudget,
+    Task,
+    Verdict,
+    as_grid,
+    as_int,
+    grid_json,
+    grid_text,
+    int_cell,
+    parse_grid,
+    require,
+    short,
+    times,
+    wrong,
 )
 
 # (matrix size n with the sums row/column, hidden cells x with n <= x <= 2(n-1))
@@ -63,8 +76,8 @@ def verify(p: dict, answer: str) -> Verdict:
         if k > have[v]:
             return wrong(f"you used {v} {times(k)}, but it is a candidate {times(have[v])}")
     for i in range(n):
-        if sum(grid[i][:n - 1]) != grid[i][n - 1]:
-            return wrong(f"row {i + 1} adds up to {sum(grid[i][:n - 1])}, not {grid[i][n - 1]}")
+        if sum(grid[i][: n - 1]) != grid[i][n - 1]:
+            return wrong(f"row {i + 1} adds up to {sum(grid[i][: n - 1])}, not {grid[i][n - 1]}")
     for j in range(n):
         col = sum(grid[i][j] for i in range(n - 1))
         if col != grid[n - 1][j]:
