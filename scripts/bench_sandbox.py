@@ -1,10 +1,15 @@
-"""Test executions per second: rlexp.sandbox (every protection on) against a naive runner, side by side.
+"""Test executions per second: rlexp.sandbox (every protection on) against two baselines, in the same run.
 
     python scripts/bench_sandbox.py            # or: make bench
 
-The naive runner is `subprocess.run([sys.executable, file])` once per test, given the same number of parallel
-workers as the sandbox. Both run the same programs on the same tests in each round, alternating, and the ratio
-is taken per round. Programs:
+Each baseline gets the same number of parallel workers as the sandbox:
+- one-process, the way LiveCodeBench's harness grades: a pool of light worker processes; per program, the worker
+  forks one process that runs all of the program's tests in-process, with no isolation: the code compiled once,
+  each test run with sys.stdin and sys.stdout swapped for in-memory files under a signal.alarm time limit, the
+  results sent back through a pipe;
+- naive: `subprocess.run([sys.executable, file])`, a fresh interpreter per test.
+All runners run the same programs on the same tests in each round, in turn, after one warm-up run each; each
+ratio is taken per round, and the median is printed with every round's value. Programs:
 - trivial: read one number, print its double (10 tests each);
 - realistic: the reference solutions of rlexp's procedural LiveCodeBench-style problems on all their tests.
 """
@@ -13,7 +18,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import io
+import json
+import math
+import multiprocessing
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -22,8 +32,8 @@ import time
 from pathlib import Path
 
 from rlexp import sandbox
-from rlexp.envs import make
 from rlexp.sandbox import Job, Sandbox
+from rlexp.sandbox.driver import PREAMBLE
 
 
 def trivial_jobs(n_programs: int) -> list[Job]:
@@ -31,14 +41,88 @@ def trivial_jobs(n_programs: int) -> list[Job]:
 
 
 def realistic_jobs() -> list[Job]:
+    from rlexp.envs import make  # heavy (datasets, torch): only in the process that needs it
+
     env = make("livecode")
     jobs = []
     for row in env.dataset("test"):
         tests, _ = env.tests_for(row)
         functional = row["testtype"] == "functional"
-        jobs.append(Job(row["reference"], [t["input"] for t in tests], mode="functional" if functional else "stdin",
-                        fn_name=row["fn_name"] or None))
+        jobs.append(
+            Job(
+                row["reference"],
+                [t["input"] for t in tests],
+                mode="functional" if functional else "stdin",
+                fn_name=row["fn_name"] or None,
+            )
+        )
     return jobs
+
+
+# -- one process per program, all tests in it (LiveCodeBench's way) ------------------------------------------------
+
+
+class _TimeLimit(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _TimeLimit
+
+
+def _run_all_tests_here(code: str, inputs: list[str], mode: str, fn_name, time_limit: float) -> int:
+    """Run every test of one program in this process; the number of tests that answered something."""
+    namespace: dict = {}
+    exec(PREAMBLE, namespace)
+    compiled = compile(code, "Solution.py", "exec")
+    signal.signal(signal.SIGALRM, _on_alarm)
+    answered = 0
+    for test_input in inputs:
+        sys.stdin = io.StringIO("" if mode == "functional" else test_input)
+        sys.stdout = out = io.StringIO()
+        signal.alarm(max(1, math.ceil(time_limit)))
+        try:
+            globals_ = dict(namespace, __name__="__main__")
+            exec(compiled, globals_)
+            if mode == "functional":
+                args = [json.loads(line) for line in test_input.split("\n")]
+                out.write(json.dumps(getattr(globals_["Solution"](), fn_name)(*args)))
+        except SystemExit:
+            pass
+        except BaseException:  # noqa: BLE001 - the program's error is a verdict, not the harness's
+            pass
+        finally:
+            signal.alarm(0)
+            sys.stdout = sys.__stdout__
+        answered += bool(out.getvalue())
+    return answered
+
+
+def grade_in_one_process(code: str, inputs: list[str], mode: str, fn_name, time_limit: float) -> int:
+    """In a pool worker: fork one process for the program, run all its tests there, read back the count."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        answered = 0
+        try:
+            answered = _run_all_tests_here(code, inputs, mode, fn_name, time_limit)
+        finally:
+            os.write(write_end, str(answered).encode())
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    return int(data or 0)
+
+
+def run_one_process(pool: concurrent.futures.Executor, jobs: list[Job]) -> int:
+    futures = [pool.submit(grade_in_one_process, j.code, j.inputs, j.mode, j.fn_name, j.time_limit) for j in jobs]
+    return sum(f.result() for f in futures)
+
+
+# -- a fresh interpreter per test ----------------------------------------------------------------------------------
 
 
 NAIVE_FUNCTIONAL_CALL = """
@@ -55,7 +139,11 @@ def run_naive(jobs: list[Job], workers: int) -> int:
         files = []
         for i, job in enumerate(jobs):
             path = Path(tmp) / f"p{i}.py"
-            code = job.code if job.mode == "stdin" else "from typing import *\n" + job.code + NAIVE_FUNCTIONAL_CALL.format(fn=job.fn_name)
+            code = (
+                job.code
+                if job.mode == "stdin"
+                else "from typing import *\n" + job.code + NAIVE_FUNCTIONAL_CALL.format(fn=job.fn_name)
+            )
             path.write_text(code)
             files.append(path)
 
@@ -73,33 +161,54 @@ def run_sandboxed(box: Sandbox, jobs: list[Job]) -> int:
     return sum(bool(r.stdout or r.value) for results in box.run_many(jobs) for r in results)
 
 
-def measure(name: str, jobs: list[Job], box: Sandbox, rounds: int) -> None:
+def measure(name: str, jobs: list[Job], box: Sandbox, pool, rounds: int) -> None:
     n_tests = sum(len(j.inputs) for j in jobs)
-    rates = {"sandbox": [], "naive": []}
+    runners = {
+        "sandbox": lambda: run_sandboxed(box, jobs),
+        "one-process": lambda: run_one_process(pool, jobs),
+        "naive": lambda: run_naive(jobs, box.workers),
+    }
+    for runner in runners.values():  # warm-up: sandbox processes and pool workers started, files cached
+        runner()
+    rates: dict[str, list[float]] = {runner: [] for runner in runners}
     for _ in range(rounds):
-        for runner in ("sandbox", "naive"):
+        for runner, run in runners.items():
             start = time.perf_counter()
-            answered = run_sandboxed(box, jobs) if runner == "sandbox" else run_naive(jobs, box.workers)
+            answered = run()
             elapsed = time.perf_counter() - start
             if answered != n_tests:
                 raise SystemExit(f"{runner} answered {answered} of {n_tests} tests: the benchmark is broken")
             rates[runner].append(n_tests / elapsed)
-    ratios = [s / n for s, n in zip(rates["sandbox"], rates["naive"])]
-    print(f"{name:10s} {len(jobs):5d} programs {n_tests:6d} tests | sandbox {statistics.median(rates['sandbox']):7.1f}/s"
-          f" | naive {statistics.median(rates['naive']):7.1f}/s | ratio {statistics.median(ratios):5.2f}x "
-          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+    line = f"{name:10s} {len(jobs):4d} programs {n_tests:5d} tests | " + " | ".join(
+        f"{runner} {statistics.median(r):7.1f}/s" for runner, r in rates.items()
+    )
+    print(line)
+    for baseline in ("one-process", "naive"):
+        ratios = [s / b for s, b in zip(rates["sandbox"], rates[baseline])]
+        print(
+            f"{'':10s} sandbox / {baseline}: {statistics.median(ratios):5.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trivial-programs", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=0, help="parallel workers for every runner (0: one per core)")
     args = parser.parse_args()
-    box = Sandbox()
+    box = Sandbox(workers=args.workers)
     level = sandbox.level()
-    print(f"sandbox level {level}, {box.workers} workers, {os.cpu_count()} CPU cores, python {sys.version.split()[0]}")
-    measure("trivial", trivial_jobs(args.trivial_programs), box, args.rounds)
-    measure("realistic", realistic_jobs(), box, args.rounds)
+    print(
+        f"sandbox level {level}, {box.workers} workers, {os.cpu_count()} CPU cores, load average "
+        f"{os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}"
+    )
+    jobs = {"trivial": trivial_jobs(args.trivial_programs), "realistic": realistic_jobs()}
+    # light pool workers (forkserver: they do not inherit this process's imports), as in LiveCodeBench's pool
+    context = multiprocessing.get_context("forkserver")
+    with concurrent.futures.ProcessPoolExecutor(box.workers, mp_context=context) as pool:
+        for name, batch in jobs.items():
+            measure(name, batch, box, pool, args.rounds)
+    box.close()
 
 
 if __name__ == "__main__":

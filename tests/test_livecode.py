@@ -13,7 +13,12 @@ import pytest
 from rlexp import envs, evaluate, sandbox
 from rlexp.envs import livecode
 from rlexp.envs.livecode import (
-    FORMAT_FEEDBACK, LCB_SYSTEM, decode_tests, extract_code, functional_output_matches, stdin_output_matches,
+    FORMAT_FEEDBACK,
+    LCB_SYSTEM,
+    decode_tests,
+    extract_code,
+    functional_output_matches,
+    stdin_output_matches,
 )
 from rlexp.errors import ConfigError
 from rlexp.rewards import EnvReward
@@ -44,26 +49,35 @@ def test_lcb_prompts_with_and_without_starter_code():
     system, user = livecode.lcb_prompt("Add two numbers.", "")
     assert system == {"role": "system", "content": LCB_SYSTEM}
     assert user["content"].startswith("### Question:\nAdd two numbers.\n\n### Format: Read the inputs from stdin")
-    assert user["content"].endswith("```python\n# YOUR CODE HERE\n```\n\n### Answer: (use the provided format with backticks)\n\n")
+    assert user["content"].endswith(
+        "```python\n# YOUR CODE HERE\n```\n\n### Answer: (use the provided format with backticks)\n\n"
+    )
     starter = "class Solution:\n    def f(self, x: int) -> int:\n        "
     _, user = livecode.lcb_prompt("Q", starter)
-    assert f"### Format: You will use the following starter code to write the solution to the problem and enclose your code within delimiters.\n```python\n{starter}\n```\n\n### Answer:" in user["content"]
+    assert (
+        f"### Format: You will use the following starter code to write the solution to the problem and enclose your code within delimiters.\n```python\n{starter}\n```\n\n### Answer:"
+        in user["content"]
+    )
     (only,) = livecode.sdpo_prompt("Q", starter)
     assert only["content"].startswith("You are a coding expert.") and only["content"].endswith(
-        f"Q\n\nYour solution should have the following signature:\n```python\n{starter}\n```")
+        f"Q\n\nYour solution should have the following signature:\n```python\n{starter}\n```"
+    )
 
 
-@pytest.mark.parametrize("text, code", [
-    ("no code at all", None),
-    ("```python\na = 1\n```\nthen\n```python\nb = 2\n```", "b = 2\n"),
-    ("```cpp\nint main() {}\n```", None),
-    ("<think>```python\nx = 1\n```</think> I give up.", None),
-    ("<think>draft</think>\n```py\nprint(1)\n```", "print(1)\n"),
-    ("```\nprint(2)\n```", "print(2)\n"),
-    ("```python3\nprint(3)\n```\n```cpp\nint x;\n```", "print(3)\n"),
-    ("```python\n   \n```", None),
-    ("```python\nprint(4)", None),  # never closed: the answer was cut off
-])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("no code at all", None),
+        ("```python\na = 1\n```\nthen\n```python\nb = 2\n```", "b = 2\n"),
+        ("```cpp\nint main() {}\n```", None),
+        ("<think>```python\nx = 1\n```</think> I give up.", None),
+        ("<think>draft</think>\n```py\nprint(1)\n```", "print(1)\n"),
+        ("```\nprint(2)\n```", "print(2)\n"),
+        ("```python3\nprint(3)\n```\n```cpp\nint x;\n```", "print(3)\n"),
+        ("```python\n   \n```", None),
+        ("```python\nprint(4)", None),  # never closed: the answer was cut off
+    ],
+)
 def test_extract_code_takes_the_last_python_block_after_thinking(text, code):
     assert extract_code(text) == code
 
@@ -77,19 +91,22 @@ def test_extraction_of_huge_and_hostile_text():
 # -- comparison --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("output, expected, same", [
-    ("1 2\r\n3 \n", "1 2\n3", True),
-    ("1.0\n", "1", True),
-    ("0.5", "0.50", True),
-    ("0.5000001", "0.5", False),  # LiveCodeBench compares Decimals exactly: no tolerance
-    ("1 2", "1  2", True),
-    ("1\n2", "1 2", False),
-    ("abc", "abd", False),
-    ("1 2 3", "1 2", False),
-    ("", "", True),
-    ("NaN", "NaN", True),
-    ("inf", "1e999", False),
-])
+@pytest.mark.parametrize(
+    "output, expected, same",
+    [
+        ("1 2\r\n3 \n", "1 2\n3", True),
+        ("1.0\n", "1", True),
+        ("0.5", "0.50", True),
+        ("0.5000001", "0.5", False),  # LiveCodeBench compares Decimals exactly: no tolerance
+        ("1 2", "1  2", True),
+        ("1\n2", "1 2", False),
+        ("abc", "abd", False),
+        ("1 2 3", "1 2", False),
+        ("", "", True),
+        ("NaN", "NaN", True),
+        ("inf", "1e999", False),
+    ],
+)
 def test_stdin_comparison_follows_livecodebench(output, expected, same):
     assert stdin_output_matches(output, expected) is same
 
@@ -143,8 +160,9 @@ def test_a_row_with_broken_private_tests_is_skipped_not_scored(env, rows):
     row = dict(row_of(rows, "test", "rlexp-sum-array"), private_tests=blob(_Exploit()), question_id="broken-1")
     score = env.score(fenced("print(0)"), row)
     assert score.reward is None and score.info["category"] == "broken"
-    assert EnvReward("livecode", time_limit=2.0)(prompts=[""], completions=[fenced("print(0)")],
-                                                 **{k: [v] for k, v in row.items()}) == [None]
+    assert EnvReward("livecode", time_limit=2.0)(
+        prompts=[""], completions=[fenced("print(0)")], **{k: [v] for k, v in row.items()}
+    ) == [None]
 
 
 # -- rows and splits ---------------------------------------------------------------------------------------------
@@ -186,14 +204,17 @@ def test_date_window_and_difficulty_filters(rows):
         envs.make("livecode", date_from="2099-01-01").dataset("test")
 
 
-@pytest.mark.parametrize("knobs, message", [
-    ({"source": "nowhere"}, "source must be"),
-    ({"source": "lcb", "release": "release_v9"}, "release must be"),
-    ({"sandbox_level": "docker"}, "sandbox_level"),
-    ({"difficulties": ["trivial"]}, "difficulties"),
-    ({"date_from": "last year"}, "ISO date"),
-    ({"train_test_fraction": 1.5}, "train_test_fraction"),
-])
+@pytest.mark.parametrize(
+    "knobs, message",
+    [
+        ({"source": "nowhere"}, "source must be"),
+        ({"source": "lcb", "release": "release_v9"}, "release must be"),
+        ({"sandbox_level": "docker"}, "sandbox_level"),
+        ({"difficulties": ["trivial"]}, "difficulties"),
+        ({"date_from": "last year"}, "ISO date"),
+        ({"train_test_fraction": 1.5}, "train_test_fraction"),
+    ],
+)
 def test_bad_knobs_are_one_clear_error(knobs, message):
     with pytest.raises(ValueError, match=message):
         envs.make("livecode", **knobs)
@@ -265,8 +286,13 @@ def test_hub_failure_is_one_clear_line(monkeypatch):
 
 
 def test_demonstrations_without_references_say_what_to_do(monkeypatch):
-    monkeypatch.setattr(livecode, "load_hub_rows", lambda release: [
-        {k: v for k, v in r.items() if k != "reference"} for r in map(json.loads, livecode.FIXTURE.read_text().splitlines())])
+    monkeypatch.setattr(
+        livecode,
+        "load_hub_rows",
+        lambda release: [
+            {k: v for k, v in r.items() if k != "reference"} for r in map(json.loads, livecode.FIXTURE.read_text().splitlines())
+        ],
+    )
     with pytest.raises(ConfigError, match="env.source=procedural for SFT"):
         envs.make("livecode", source="lcb").demonstrations("train")
 
@@ -285,16 +311,20 @@ def test_wrong_answer_feedback_shows_input_output_expected(env, rows):
     tests, _ = env.tests_for(row)
     score = env.score(fenced("print(-1)"), row)
     assert score.reward == 0.0 and score.info["category"] == "wrong_answer"
-    assert score.feedback == (f"Test Case 1: Wrong Answer\n\nInput\n{tests[0]['input'].rstrip()}\n\nOutput\n-1\n\n"
-                              f"Expected\n{tests[0]['output'].rstrip()}")
+    assert score.feedback == (
+        f"Test Case 1: Wrong Answer\n\nInput\n{tests[0]['input'].rstrip()}\n\nOutput\n-1\n\n"
+        f"Expected\n{tests[0]['output'].rstrip()}"
+    )
     assert score.info["first_failure"] == 0 and score.info["passed"] == 0
 
 
 def test_runtime_error_feedback_is_leetcode_style_without_harness_paths(env, rows):
     row = row_of(rows, "train", "rlexp-sum-array")
     score = env.score(fenced("def solve(values):\n    return values[10**6]\n\nsolve([1])"), row)
-    assert score.feedback.startswith("Runtime Error\nIndexError: list index out of range\n  return values[10**6]\n"
-                                     "Line 2 in solve (Solution.py)\n\nLast Executed Input\n")
+    assert score.feedback.startswith(
+        "Runtime Error\nIndexError: list index out of range\n  return values[10**6]\n"
+        "Line 2 in solve (Solution.py)\n\nLast Executed Input\n"
+    )
     assert "/" not in score.feedback.split("Last Executed Input")[0]
     compile_error = env.score(fenced("def f(:\n    pass"), row)
     assert compile_error.feedback.startswith("Compile Error\nSyntaxError:")
@@ -316,7 +346,9 @@ def test_feedback_priority_caps_and_shortest_inputs(rows):
     shortest = sorted(tests[:visible], key=lambda t: len(t["input"]))[:2]
     assert shortest[0]["input"].rstrip() in score.feedback
     # a runtime error outranks wrong answers
-    crash_on_second = "import sys\ndata = sys.stdin.read()\nif data == " + repr(tests[1]["input"]) + ": raise KeyError('k')\nprint('nope')"
+    crash_on_second = (
+        "import sys\ndata = sys.stdin.read()\nif data == " + repr(tests[1]["input"]) + ": raise KeyError('k')\nprint('nope')"
+    )
     assert partial.score(fenced(crash_on_second), row).feedback.startswith("Runtime Error\nKeyError")
     # everything shown is clipped: long lines, many lines, long outputs; 2000 characters in all
     flood = "print('9' * 5000)\nprint('\\n'.join(['8'] * 50))"
@@ -371,8 +403,8 @@ HOSTILE = {
     "kill the parent": "import os\nos.kill(os.getppid(), 9)",
     "kill everything": "import os\nos.kill(-1, 9)",
     "read secrets": "import os, glob\nfound = 'HF_TOKEN' in os.environ\nfor p in glob.glob('/proc/*/environ'):\n"
-                    "    try: found = found or b'hf_not_for' in open(p, 'rb').read()\n    except OSError: pass\n"
-                    "print('LEAK' if found else 'clean')",
+    "    try: found = found or b'hf_not_for' in open(p, 'rb').read()\n    except OSError: pass\n"
+    "print('LEAK' if found else 'clean')",
     "signal tampering": "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nsignal.alarm(0)\nwhile True: pass",
     "deep recursion": "import sys\nsys.setrecursionlimit(10**9)\ndef f(n): return f(n + 1)\nf(0)",
     "100000-digit integer": "print(10**100000)",
@@ -398,16 +430,39 @@ def test_hostile_programs_through_env_score_each_end_with_a_verdict_and_feedback
     assert quick.score(fenced(row["reference"]), row).success  # the harness is intact afterwards
 
 
-def test_a_hidden_tests_runtime_error_message_is_not_shown(env, rows):
+HIDDEN_LEAKS = {  # ways a program can carry a hidden test's input into what it reports about itself
+    "message": "raise ValueError(data)",
+    "type name": "raise type(data.strip().replace(' ', '_'), (Exception,), {})()",
+    "function name": "def f():\n    raise KeyError(0)\nf.__code__ = f.__code__.replace(co_name=data.strip())\nf()",
+    "driver frames": (  # rewrite the lists the driver's frames hold (the source lines it quotes from) with the input
+        "frame = sys._getframe()\n"
+        "while frame:\n"
+        "    for value in list(frame.f_locals.values()):\n"
+        "        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):\n"
+        "            value[:] = [data] * len(value)\n"
+        "    frame = frame.f_back\n"
+        "raise KeyError(0)"
+    ),
+    "time limit": "while True: pass",
+    "output": "print(data)",
+}
+
+
+@pytest.mark.parametrize("leak", HIDDEN_LEAKS)
+def test_a_hidden_tests_feedback_is_its_verdict_alone(rows, leak):
+    quick = envs.make("livecode", time_limit=1.0)
     row = row_of(rows, "test", "rlexp-sum-array")
-    tests, visible = env.tests_for(row)
-    shown = {t["input"] for t in tests[:visible]}
+    tests, visible = quick.tests_for(row)
     lookup = {t["input"]: t["output"] for t in tests[:visible]}
-    code = f"import sys\ndata = sys.stdin.read()\nif data not in {sorted(shown)!r}: raise ValueError(data)\nprint({lookup!r}[data].strip())"
-    score = env.score(fenced(code), row)
-    assert score.info["category"] == "runtime_error" and score.info["first_failure"] >= visible
-    assert score.feedback.startswith("Runtime Error\nValueError\n") and "Last Executed Input" not in score.feedback
-    assert score.feedback.split("\n")[2].startswith("  if data not in")  # then the source line, not the input
+    body = "\n".join("    " + line for line in HIDDEN_LEAKS[leak].splitlines())
+    code = (
+        f"import sys\ndata = sys.stdin.read()\nlookup = {lookup!r}\n"
+        f"if data in lookup:\n    print(lookup[data].strip())\nelse:\n{body}\n"
+    )
+    score = quick.score(fenced(code), row)
+    assert score.info["first_failure"] >= visible  # the public tests passed; a hidden one failed
+    verdict = {"time limit": "Time Limit Exceeded", "output": "Wrong Answer"}.get(leak, "Runtime Error")
+    assert score.feedback == f"{verdict} on a hidden test ({score.info['passed']} of {len(tests)} tests passed)"
 
 
 def test_tests_the_batch_deadline_cut_off_are_not_scored(rows):
@@ -425,8 +480,14 @@ def test_env_reward_scores_a_batch_in_both_completion_shapes_and_pickles(rows):
     columns = {k: [v] * 3 for k, v in row.items() if k != "prompt"}
     logged, extra = {}, {}
     for completions in (texts, [[{"role": "assistant", "content": t}] for t in texts]):
-        out = reward(prompts=[row["prompt"]] * 3, completions=completions, trainer_state=None,
-                     log_metric=logged.__setitem__, log_extra=extra.__setitem__, **columns)
+        out = reward(
+            prompts=[row["prompt"]] * 3,
+            completions=completions,
+            trainer_state=None,
+            log_metric=logged.__setitem__,
+            log_extra=extra.__setitem__,
+            **columns,
+        )
         assert out == [1.0, 0.0, 0.0]
     assert extra["category"] == ["pass", "wrong_answer", "format"]
     assert logged["livecode/category/format"] == pytest.approx(1 / 3) and "livecode/reward_wall_ms" in logged
@@ -457,3 +518,73 @@ def test_evaluation_reports_pass_at_k_by_difficulty_and_error_rates(env, monkeyp
 def test_sandbox_level_is_reported_with_every_score(env, rows):
     score = env.score(fenced("print(1)"), rows["train"][0])
     assert score.info["sandbox_level"] == sandbox.level()
+
+
+# -- functional answers compared as LiveCodeBench compares them ----------------------------------------------------
+
+
+def test_functional_comparison_of_integers_past_pythons_digit_limit():
+    big = "1" + "0" * 5000  # Python's int() refuses more than 4300 digits; LiveCodeBench allows 50000
+    assert functional_output_matches(big, big)
+    assert not functional_output_matches(big, big[:-1] + "1")
+    assert functional_output_matches(f"[{big}, 2.0, true]", f"[{big}, 2, 1]")  # 2 == 2.0, True == 1 as in Python
+    assert not functional_output_matches(f"[{big}]", f"[{big}.5]")
+
+
+def _functional_problem(question_id, fn_name, cases):
+    public = [{"input": i, "output": o, "testtype": "functional"} for i, o in cases]
+    return {
+        "question_title": question_id,
+        "question_content": "Return the answer.",
+        "platform": "leetcode",
+        "question_id": question_id,
+        "contest_id": "c",
+        "contest_date": "2024-01-01T00:00:00",
+        "starter_code": f"class Solution:\n    def {fn_name}(self, n: int):\n        ",
+        "difficulty": "easy",
+        "public_test_cases": json.dumps(public),
+        "private_test_cases": "",
+        "metadata": json.dumps({"func_name": fn_name}),
+    }
+
+
+@pytest.fixture(scope="module")
+def exact_rows(tmp_path_factory):
+    import sys
+
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        power = str(2**20000)  # 6021 digits
+    finally:
+        sys.set_int_max_str_digits(limit)
+    problems = [
+        _functional_problem("half", "half", [("5", "2.5"), ("4", "2"), ("7", "3.5")]),
+        _functional_problem("tenth", "tenth", [("1", "0.1"), ("5", "0.5")]),
+        _functional_problem("power", "power", [("20000", power), ("3", "8")]),
+    ]
+    path = tmp_path_factory.mktemp("exact") / "rows.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    env = envs.make("livecode", source=str(path), time_limit=5.0)
+    return env, {row["question_id"]: row for row in env.dataset("test")}
+
+
+@pytest.mark.parametrize(
+    "question_id, body, passes",
+    [
+        ("half", "from fractions import Fraction\n        return Fraction(n, 2)", True),
+        ("half", "from decimal import Decimal\n        return Decimal(n) / 2", True),
+        ("half", "return n / 2", True),
+        ("half", "from fractions import Fraction\n        return Fraction(n, 3)", False),
+        # Decimal('0.1') is not the float 0.1 (Python compares them exactly, and so does LiveCodeBench)
+        ("tenth", "from decimal import Decimal\n        return Decimal(n) / 10", False),
+        ("tenth", "return n / 10", True),
+        ("power", "return 2 ** n", True),
+        ("power", "return 2 ** n + 1", False),
+    ],
+)
+def test_fractions_decimals_and_big_integers_are_judged_as_in_livecodebench(exact_rows, question_id, body, passes):
+    env, rows = exact_rows
+    row = rows[question_id]
+    score = env.score(fenced(row["starter_code"] + body), row)
+    assert score.success is passes, score.feedback

@@ -12,11 +12,13 @@ Rows can be limited to a contest-date window (`date_from` <= contest_date < `dat
 Scoring (`score_batch` runs many completions in parallel in `rlexp.sandbox`):
 - the code is the last fenced block tagged python/py/python3 or untagged, after the last `</think>`;
 - stdin programs get LiveCodeBench's import preamble and are compared line by line after stripping, with tokens
-  that parse as numbers compared as Decimals; functional ones return JSON data compared with `==`;
+  that parse as numbers compared as Decimals; functional ones return JSON data compared with `==` as
+  LiveCodeBench does (integers of any length exactly; a Fraction or Decimal as the number it equals);
 - reward 1.0 iff every test passes (`partial_credit=true`: the fraction passed); training rows use the public
   tests plus a seeded `train_test_fraction` of the private ones, evaluation rows use all tests;
 - feedback in the SDPO style (runtime error, time limit, or up to two wrong answers with input, output and
-  expected), capped at 2000 characters and built only from tests the learner may see: never a hidden test.
+  expected), capped at 2000 characters and built only from tests the learner may see: of a hidden test, only
+  its verdict.
 """
 
 from __future__ import annotations
@@ -133,8 +135,11 @@ def decode_tests(blob: str) -> list[dict]:
             raise ValueError(f"unexpected payload {type(payload).__name__}") from None
         tests = json.loads(payload)
     if not isinstance(tests, list) or not all(
-        isinstance(t, dict) and isinstance(t.get("input"), str) and isinstance(t.get("output"), str)
-        and t.get("testtype", "stdin") in TESTTYPES for t in tests
+        isinstance(t, dict)
+        and isinstance(t.get("input"), str)
+        and isinstance(t.get("output"), str)
+        and t.get("testtype", "stdin") in TESTTYPES
+        for t in tests
     ):
         raise ValueError("test cases are not a list of {input, output, testtype}")
     return tests
@@ -163,13 +168,22 @@ def stdin_output_matches(output: str, expected: str) -> bool:
     return True
 
 
+def _exact_int(digits: str):
+    # Python refuses to turn more than 4300 digits (a process may set as few as 640) into an int, and the work grows
+    # with the square of the length; a Decimal holds any number of digits exactly and compares with ints and floats
+    # exactly, as an int does
+    return int(digits) if len(digits) <= 640 else Decimal(digits)
+
+
 def functional_output_matches(value: Optional[str], expected: str) -> bool:
-    """The returned value (JSON made in the sandbox) equals the expected JSON; nothing executable crosses over."""
+    """The returned value (JSON made in the sandbox) equals the expected JSON under Python's ==, as in
+    LiveCodeBench: 1 == 1.0 == True, integers of any length exactly (LiveCodeBench allows 50000 digits); nothing
+    executable crosses over. The sandbox already turned Fractions and Decimals into the int or float they equal."""
     if value is None:
         return False
     try:
-        return json.loads(value) == json.loads(expected)
-    except (ValueError, RecursionError):
+        return json.loads(value, parse_int=_exact_int) == json.loads(expected, parse_int=_exact_int)
+    except (ValueError, RecursionError, InvalidOperation):
         return False
 
 
@@ -209,7 +223,10 @@ class _Outcome:
 
 
 def format_feedback(outcomes: list[_Outcome], tests: list[dict], testtype: str) -> str:
-    """SDPO's LeetCode-style feedback: first runtime error > first timeout > up to two wrong answers."""
+    """SDPO's LeetCode-style feedback: first runtime error > first timeout > up to two wrong answers.
+
+    For a hidden test only the verdict: whatever the program reports (an error's type, message, line, function or
+    source line; its output) is under its control and could carry the test's input (code.md section 6.3)."""
     failed = [o for o in outcomes if not o.passed]
     if not failed:
         return ""
@@ -217,21 +234,23 @@ def format_feedback(outcomes: list[_Outcome], tests: list[dict], testtype: str) 
     def shown_input(o: _Outcome) -> str:
         return _clip_lines(tests[o.index]["input"])
 
+    def on_hidden(verdict: str) -> str:
+        return f"{verdict} on a hidden test ({sum(o.passed for o in outcomes)} of {len(tests)} tests passed)"
+
     errors = [o for o in failed if o.result.verdict == "runtime_error"]
     timeouts = [o for o in failed if o.result.verdict in ("timeout", "output_limit")]
     if errors:
         o = errors[0]
         error = o.result.error or {}
-        head = "Compile Error" if error.get("type") in ("SyntaxError", "IndentationError", "TabError") else "Runtime Error"
-        # a hidden test's message may quote its input (raise ValueError(input())): show the type and line only
-        text = f"{head}\n{_error_text(error if o.visible else dict(error, message=''))}"
-        if o.visible:
-            text += f"\n\nLast Executed Input\n{shown_input(o)}"
+        if not o.visible:
+            text = on_hidden("Runtime Error")
+        else:
+            head = "Compile Error" if error.get("type") in ("SyntaxError", "IndentationError", "TabError") else "Runtime Error"
+            text = f"{head}\n{_error_text(error)}\n\nLast Executed Input\n{shown_input(o)}"
     elif timeouts:
         o = timeouts[0]
-        text = "Time Limit Exceeded" if o.result.verdict == "timeout" else "Output Limit Exceeded"
-        if o.visible:
-            text += f"\n\nLast Executed Input\n{shown_input(o)}"
+        verdict = "Time Limit Exceeded" if o.result.verdict == "timeout" else "Output Limit Exceeded"
+        text = f"{verdict}\n\nLast Executed Input\n{shown_input(o)}" if o.visible else on_hidden(verdict)
     else:
         visible = sorted((o for o in failed if o.visible), key=lambda o: len(tests[o.index]["input"]))[:2]
         parts = []
@@ -244,10 +263,7 @@ def format_feedback(outcomes: list[_Outcome], tests: list[dict], testtype: str) 
                 f"Test Case {k}: Wrong Answer\n\nInput\n{shown_input(o)}\n\nOutput\n{_clip(got)}\n\n"
                 f"Expected\n{_clip(tests[o.index]['output'])}"
             )
-        hidden = len(failed) - len([o for o in failed if o.visible])
-        if hidden and not parts:
-            parts.append(f"Wrong Answer on a hidden test ({sum(o.passed for o in outcomes)} of {len(tests)} tests passed)")
-        text = "\n\n".join(parts)
+        text = "\n\n".join(parts) or on_hidden("Wrong Answer")
     return text if len(text) <= FEEDBACK_CAP else text[: FEEDBACK_CAP - 3] + "..."
 
 
@@ -376,19 +392,25 @@ class LiveCode(Env):
             raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
         rows = [dict(row, split=split) for row in self._normalised_rows()]
         if not rows:
-            raise ConfigError(f"env=livecode: no problems left after the filters (source={self.source}, "
-                              f"date_from={self.date_from!r}, date_to={self.date_to!r}, difficulties={list(self.difficulties)})")
+            raise ConfigError(
+                f"env=livecode: no problems left after the filters (source={self.source}, "
+                f"date_from={self.date_from!r}, date_to={self.date_to!r}, difficulties={list(self.difficulties)})"
+            )
         return datasets.Dataset.from_list(rows)
 
     def demonstrations(self, split: str) -> datasets.Dataset:
         rows = [r for r in self._normalised_rows() if r["reference"]]
         if not rows:
-            raise ConfigError("env=livecode: these problems have no reference solutions to imitate (LiveCodeBench "
-                              "ships none); use env.source=procedural for SFT")
-        return datasets.Dataset.from_list([
-            {"messages": r["prompt"] + [{"role": "assistant", "content": f"```python\n{r['reference'].rstrip()}\n```"}]}
-            for r in rows
-        ])
+            raise ConfigError(
+                "env=livecode: these problems have no reference solutions to imitate (LiveCodeBench "
+                "ships none); use env.source=procedural for SFT"
+            )
+        return datasets.Dataset.from_list(
+            [
+                {"messages": r["prompt"] + [{"role": "assistant", "content": f"```python\n{r['reference'].rstrip()}\n```"}]}
+                for r in rows
+            ]
+        )
 
     # -- tests -----------------------------------------------------------------------------------------------
 
@@ -410,8 +432,9 @@ class LiveCode(Env):
             return None
         if row.get("split", "test") == "train":
             # SDPO: train on a seeded random subset of each problem's tests
-            chosen = [t for i, t in enumerate(private)
-                      if _stable_fraction(f"{row['question_id']}|{i}") < self.train_test_fraction]
+            chosen = [
+                t for i, t in enumerate(private) if _stable_fraction(f"{row['question_id']}|{i}") < self.train_test_fraction
+            ]
             tests = public + chosen
             return (tests, len(tests)) if tests else None
         tests = public + private
@@ -420,8 +443,9 @@ class LiveCode(Env):
     @property
     def sandbox(self) -> sandbox.Sandbox:
         if self._sandbox is None:
-            self._sandbox = sandbox.Sandbox(level=self.sandbox_level, workers=self.workers, memory_mb=self.memory_mb,
-                                            require_isolation=self.require_isolation)
+            self._sandbox = sandbox.Sandbox(
+                level=self.sandbox_level, workers=self.workers, memory_mb=self.memory_mb, require_isolation=self.require_isolation
+            )
         return self._sandbox
 
     # -- scoring ---------------------------------------------------------------------------------------------
@@ -465,8 +489,12 @@ class LiveCode(Env):
         tests, visible = found
         code = extract_code(completion if isinstance(completion, str) else "")
         if code is None:
-            return Score(0.0, False, FORMAT_FEEDBACK,
-                         {"category": "format", "status": "format", "passed": 0, "total": len(tests), "parse_ok": False})
+            return Score(
+                0.0,
+                False,
+                FORMAT_FEEDBACK,
+                {"category": "format", "status": "format", "passed": 0, "total": len(tests), "parse_ok": False},
+            )
         functional = row["testtype"] == "functional"
 
         def passed(i: int, result: sandbox.RunResult) -> bool:
@@ -550,5 +578,15 @@ def load_hub_rows(release: str) -> list[dict]:
         ) from None
 
 
-__all__ = ["LiveCode", "extract_code", "decode_tests", "stdin_output_matches", "functional_output_matches",
-           "format_feedback", "lcb_prompt", "sdpo_prompt", "load_hub_rows", "FIXTURE"]
+__all__ = [
+    "LiveCode",
+    "extract_code",
+    "decode_tests",
+    "stdin_output_matches",
+    "functional_output_matches",
+    "format_feedback",
+    "lcb_prompt",
+    "sdpo_prompt",
+    "load_hub_rows",
+    "FIXTURE",
+]

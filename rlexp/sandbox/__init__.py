@@ -4,30 +4,37 @@
     result = run_program("print(input()[::-1])", stdin="abc\\n", timeout_s=2)
     result.verdict, result.stdout        # ("ok", "cba\\n")
 
-The trainer never executes model code. Each program runs in a child process tree of its own:
+The trainer never executes model code. Each worker slot of a `Sandbox` keeps one sandbox process (a driver,
+`driver.py`) that runs job after job; every test of every job runs in a process of its own, forked for it:
 
 - **process**: a new session (its own process group, killed whole with SIGKILL); a CPU-time limit whose hard
-  value kills even a program that ignores SIGXCPU; a wall clock kept by the parent; address-space, data,
-  file-size (1 MiB), open-file and process-count limits; no core dumps;
-- **identity**: when rlexp runs as root, the program runs as an unprivileged user id of its own (one per
-  process and worker slot), so it cannot write what root owns nor signal another slot's programs;
+  value kills even a program that ignores SIGXCPU; a wall clock; address-space, data, file-size (1 MiB),
+  open-file and process-count limits; no core dumps; the driver ignores every signal a program can send;
+- **identity**: when rlexp runs as root, programs run as an unprivileged user id of their own (one per sandbox
+  process), so they cannot write what root owns nor signal another sandbox's processes;
 - **environment**: rebuilt from a short allowlist (no `HF_TOKEN`, `WANDB_API_KEY`, cloud keys, `PYTHONPATH`),
-  `python -I`, a private 0700 working directory as cwd, `HOME` and `TMPDIR`, removed afterwards;
+  `python -I`, a private 0700 working directory as cwd, `HOME` and `TMPDIR`;
+- **interpreter**: the trainer's own, with its standard library and site-packages (numpy, ...) read-only at
+  every level, also as root when they sit under a directory the unprivileged user cannot enter;
+- **state**: each test starts with fresh module state (a fork of a process that never ran the program) and
+  empty writable space (after each test, with everything it started killed, every writable place is emptied:
+  the scratch tmpfs and, at the namespace levels, the sandbox's own IPC objects; at `rlimit-only` the working
+  directory); nothing of one job is in the memory of the next;
 - **output**: stdout and stderr are read while the program runs and it is killed at the cap, so a flood never
   reaches the trainer's memory; expected outputs never enter the sandbox (the caller compares);
 - **namespaces** (level `namespaces`): a new user, network, mount and PID namespace with a fresh `/proc`: no
-  network, no view of the trainer's processes or their environment, and every process the program started
-  dies with it; every file system read-only but the working directory, empty tmpfs over the shared scratch
-  directories and the homes, and no capabilities left to undo that;
+  network, no view of the trainer's processes or their environment, and every process a test started dies
+  with it; every file system read-only, empty tmpfs over the scratch directories and the homes, and no
+  capabilities left to undo that;
 - **bubblewrap** (level `bwrap`, when `bwrap` is installed): all of the above plus a file system that is
-  `/usr` read-only, an empty `/tmp` and the working directory, so nothing outside it can be read or written.
+  `/usr` and the interpreter's directories read-only, an empty `/tmp` and `/dev/shm`, and nothing else.
 
 The level is probed once per process (`probe()`): `bwrap` if it works, else `namespaces` if the kernel lets an
 unprivileged process create user namespaces (Docker's default seccomp profile does not), else `rlimit-only`,
 logged with the reason. `require_isolation=True` refuses to run at `rlimit-only`.
 
-Many programs run at once on a pool of threads, one sandbox process each (`Sandbox.run_many`); a batch has a
-deadline after which what is still running is killed and what has not started is not started.
+Many jobs run at once on a pool of threads, one per worker slot (`Sandbox.run_many`); a batch has a deadline
+after which what is still running is killed and what has not started is not started.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import os
@@ -44,10 +52,12 @@ import selectors
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -56,18 +66,23 @@ log = logging.getLogger(__name__)
 
 LEVELS = ("bwrap", "namespaces", "rlimit-only")
 DRIVER_SOURCE = (Path(__file__).parent / "driver.py").read_text()
-# when rlexp is root, programs run as SLOT_UID_BASE + 32 * (pid % 1000) + slot: a user of their own per process
-# and worker slot (this range is otherwise unused), so programs of different slots cannot signal each other
-SLOT_UID_BASE = 61000
-SLOT_UIDS = 32000
+# when rlexp is root, the programs of each sandbox process run as a user of their own: the n-th one this process
+# starts gets SANDBOX_UID_BASE + 128 * (pid % 250) + n % 128 (a range otherwise unused), so programs cannot signal
+# another sandbox's processes or this process's
+SANDBOX_UID_BASE = 61000
+UIDS_PER_PROCESS = 128
+_uid_numbers = itertools.count()
 
 
-def slot_uid(slot: int) -> int:
-    return SLOT_UID_BASE + 32 * (os.getpid() % 1000) + slot % 32
+def sandbox_uid(n: int) -> int:
+    return SANDBOX_UID_BASE + UIDS_PER_PROCESS * (os.getpid() % 250) + n % UIDS_PER_PROCESS
+
+
 STDERR_CAP = 64 << 10
 TMPFS_BYTES = str(64 << 20)
-# the sandbox's interpreter must be reachable by an unprivileged user; a venv under /root is not
-FALLBACK_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
+STARTUP_S = 60.0  # a new sandbox (bubblewrap, the interpreter, the preamble) starts in far less, even on a busy host
+QUEUED = 2  # tests sent ahead of the running one
+QUEUED_GRACE_S = 1.0  # after a failure, how long queued tests may still run before the sandbox is killed
 
 
 class SandboxUnavailable(RuntimeError):
@@ -107,29 +122,57 @@ class Job:
     check: Any = None
 
 
+# -- the interpreter the sandbox runs ---------------------------------------------------------------------------
+
+
+def _under(path: str, roots) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _outermost(paths) -> list[str]:
+    """The paths that are not below another one of them."""
+    paths = set(paths)
+    return sorted(p for p in paths if not _under(p, paths - {p}))
+
+
 @functools.lru_cache(maxsize=None)
 def _world_reachable(path: str) -> bool:
-    """Whether a user who owns nothing here can execute `path` (every directory on the way searchable)."""
+    """Whether a user who owns nothing here can enter `path` (it and every directory on the way searchable)."""
     real = Path(os.path.realpath(path))
     try:
-        if not real.stat().st_mode & stat.S_IXOTH:
-            return False
-        return all(p.stat().st_mode & stat.S_IXOTH for p in real.parents)
+        return all(p.stat().st_mode & stat.S_IXOTH for p in [real, *real.parents])
     except OSError:
         return False
 
 
-def _interpreter(drop_uid: bool) -> str:
-    candidates = [sys.executable] + [p for p in FALLBACK_PYTHONS if os.path.exists(p)]
-    if not drop_uid:
-        return sys.executable
-    for path in candidates:
-        if _world_reachable(path):
-            return os.path.realpath(path)
-    raise SandboxUnavailable(
-        f"no Python interpreter that an unprivileged user can run: {sys.executable} is under a private directory "
-        f"and none of {', '.join(FALLBACK_PYTHONS)} exists; install python3 system-wide"
-    )
+def _barrier(path: str) -> str:
+    """The outermost directory on the way to `path` that a user who owns nothing here cannot enter (e.g. /root)."""
+    real = Path(os.path.realpath(path))
+    for p in [*reversed(real.parents), real]:
+        if not p.stat().st_mode & stat.S_IXOTH:
+            return str(p)
+    return str(real)
+
+
+def _interpreter_paths() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the trainer's interpreter directories: its prefixes and site-packages, resolved; its import path below
+    them). The sandbox shows the first read-only and imports from the second, so programs import what the trainer
+    can: its standard library, numpy, ... but not the project's own source (an editable install's path)."""
+    prefixes = [
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        str(Path(os.path.realpath(sys.executable)).parent.parent),
+    ]
+    site_dirs = [p for p in sys.path if os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages")]
+    roots = _outermost({os.path.realpath(p) for p in prefixes + site_dirs if p and os.path.isdir(p)} - {"/"})
+    import_path = []
+    for entry in sys.path:
+        real = os.path.realpath(entry) if entry and os.path.isabs(entry) and os.path.exists(entry) else ""
+        if real and _under(real, roots) and real not in import_path:
+            import_path.append(real)
+    return tuple(roots), tuple(import_path)
 
 
 def _scrubbed_env(workdir: str) -> dict[str, str]:
@@ -149,27 +192,45 @@ def _scrubbed_env(workdir: str) -> dict[str, str]:
     }
 
 
-def _bwrap_prefix(workdir: str, python: str) -> list[str]:
+SYSTEM_TOPS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+BWRAP_SCRATCH = ("/tmp", "/dev/shm")
+
+
+def _bwrap_prefix(keep: tuple[str, ...]) -> list[str]:
     args = ["bwrap", "--ro-bind", "/usr", "/usr"]
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+    for top in SYSTEM_TOPS:
         if os.path.islink(top):
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    prefix = str(Path(os.path.realpath(python)).parent.parent)
-    if not prefix.startswith("/usr/"):
-        args += ["--ro-bind", prefix, prefix]
     args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    # every writable place is a size-limited tmpfs: nothing reaches the host's disk, and memory stays bounded
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", TMPFS_BYTES, "--tmpfs", "/dev/shm",
-             "--size", TMPFS_BYTES, "--tmpfs", "/tmp", "--size", TMPFS_BYTES, "--perms", "0700", "--tmpfs", workdir,
-             "--chdir", workdir]
+    # the writable places are size-limited tmpfs (emptied after every test): nothing reaches the host's disk, and
+    # memory stays bounded
+    args += ["--proc", "/proc", "--dev", "/dev", "--mqueue", "/dev/mqueue"]
+    for scratch in BWRAP_SCRATCH:
+        args += ["--size", TMPFS_BYTES, "--tmpfs", scratch]
+    for root in keep:
+        if not _under(root, ("/usr",) + SYSTEM_TOPS):
+            args += ["--ro-bind", root, root]
+    # bubblewrap's own root and /dev are tmpfs without a size limit: read-only, like everything else
+    args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/"]
     # --as-pid-1: the driver is process 1 of the PID namespace, which its programs cannot kill
     args += ["--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1", "--"]
     return args
 
 
-UNSHARE_PREFIX = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--"]
+UNSHARE_PREFIX = [
+    "unshare",
+    "--user",
+    "--map-root-user",
+    "--net",
+    "--ipc",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--mount-proc",
+    "--",
+]
 
 
 @dataclass(frozen=True)
@@ -177,19 +238,55 @@ class Launch:
     """How a sandbox process is started at one level."""
 
     level: str
-    drop_uid: bool  # rlexp runs as root: programs run as SLOT_UID_BASE + slot
-    python: str
+    drop_uid: bool  # rlexp runs as root: programs run as an unprivileged user (sandbox_uid)
+    python: str  # the trainer's interpreter, as the sandbox reaches it
+    keep: tuple[str, ...] = ()  # the interpreter's directories, shown read-only
+    sys_path: tuple[str, ...] = ()  # the trainer's import path, as the sandbox reaches it
+    # root, bwrap or namespaces: directories the unprivileged user cannot enter, covered first (driver.prelude)
+    barriers: tuple[str, ...] = ()
+    # root, rlimit-only: open directories the sandbox reaches the interpreter through (/proc/self/fd/N)
+    fds: tuple[int, ...] = ()
 
-    def command(self, workdir: str, slot: int) -> list[str]:
+    def command(self, uid: Optional[int]) -> list[str]:
         prefix: list[str] = []
+        if self.barriers:
+            spec = {"barriers": list(self.barriers), "keep": [k for k in self.keep if _under(k, self.barriers)]}
+            prefix = [sys.executable, "-I", "-c", DRIVER_SOURCE, "--prelude", json.dumps(spec)]
         if self.drop_uid:
-            uid = str(slot_uid(slot))
-            prefix = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+            prefix += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
         if self.level == "bwrap":
-            prefix += _bwrap_prefix(workdir, self.python)
+            prefix += _bwrap_prefix(self.keep)
         elif self.level == "namespaces":
             prefix += UNSHARE_PREFIX
         return prefix + [self.python, "-I", "-c", DRIVER_SOURCE]
+
+
+def _launch_for(level: str, drop_uid: bool) -> Launch:
+    keep, sys_path = _interpreter_paths()
+    unreachable = [r for r in keep if drop_uid and not _world_reachable(r)]
+    if not unreachable:
+        return Launch(level, drop_uid, sys.executable, keep, sys_path)
+    if level != "rlimit-only":
+        return Launch(level, drop_uid, sys.executable, keep, sys_path, barriers=tuple(_outermost(map(_barrier, unreachable))))
+    # no mount namespace to rearrange: the sandbox goes through directories opened here. Lookups through an open
+    # directory skip the permission checks of the directories above it, so the unprivileged user can also read
+    # what is world-readable in the outermost directory holding it below the barrier (e.g. all of /root/.pyenv)
+    opened = {root: os.open(root, os.O_PATH | os.O_DIRECTORY) for root in unreachable}
+
+    def through_fd(path: str) -> str:
+        for root, fd in opened.items():
+            if _under(path, [root]):
+                return f"/proc/self/fd/{fd}{path[len(root) :]}"
+        return path
+
+    return Launch(
+        level,
+        drop_uid,
+        through_fd(os.path.realpath(sys.executable)),
+        keep,
+        tuple(map(through_fd, sys_path)),
+        fds=tuple(opened.values()),
+    )
 
 
 def _try_level(level: str, drop_uid: bool) -> tuple[Optional[Launch], str]:
@@ -197,17 +294,19 @@ def _try_level(level: str, drop_uid: bool) -> tuple[Optional[Launch], str]:
     missing = [tool for tool in needs if shutil.which(tool) is None]
     if missing:
         return None, f"{', '.join(missing)} not installed"
+    launch = _launch_for(level, drop_uid)
+    worker = _Worker(launch, memory_mb=512, out_cap=1 << 20)
     try:
-        launch = Launch(level, drop_uid, _interpreter(drop_uid))
-    except SandboxUnavailable as exc:
-        return None, str(exc)
-    try:
-        results = _run_job(launch, Job("print(1 + 1)", [""], time_limit=10.0), slot=0, memory_mb=512, out_cap=1 << 20)
+        result = worker.run(Job("print(1 + 1)", [""], time_limit=10.0))[0]
     except OSError as exc:
-        return None, str(exc)
-    if results[0].verdict == "ok" and results[0].stdout.strip() == "2":
+        result = RunResult("sandbox_error", stderr=str(exc))
+    finally:
+        worker.close()
+    if result.verdict == "ok" and result.stdout.strip() == "2":
         return launch, "works"
-    return None, (results[0].stderr or (results[0].error or {}).get("message", "") or results[0].verdict).strip()[-300:]
+    for fd in launch.fds:
+        os.close(fd)
+    return None, (result.stderr or (result.error or {}).get("message", "") or result.verdict).strip()[-300:]
 
 
 @functools.lru_cache(maxsize=None)
@@ -229,11 +328,17 @@ def probe(level: str = "auto") -> Launch:
 
 def _hidden_dirs() -> list[str]:
     """What the `namespaces` level covers with an empty tmpfs: shared scratch space and the homes."""
-    candidates = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/home", "/root", os.path.expanduser("~"),
-                  tempfile.gettempdir()]
-    found = sorted({os.path.realpath(p) for p in candidates if os.path.isdir(p)} - {"/", "/usr"})
-    # covering a directory also covers what is below it
-    return [p for p in found if not any(p.startswith(q.rstrip("/") + "/") for q in found if q != p)]
+    candidates = ["/home", "/root", os.path.expanduser("~")] + _scratch_candidates()
+    return _outermost({os.path.realpath(p) for p in candidates if os.path.isdir(p)} - {"/", "/usr"})
+
+
+def _scratch_candidates() -> list[str]:
+    return ["/tmp", "/var/tmp", "/dev/shm", "/run/lock", tempfile.gettempdir()]
+
+
+def _scratch_dirs() -> list[str]:
+    """Where a program at the `namespaces` level may write (a tmpfs each, emptied after every test)."""
+    return _outermost({os.path.realpath(p) for p in _scratch_candidates() if os.path.isdir(p)} - {"/", "/usr"})
 
 
 @functools.lru_cache(maxsize=None)
@@ -262,10 +367,11 @@ def _close_and_wait(proc: subprocess.Popen, timeout: float) -> None:
 
 
 class _Pipes:
-    """Line-oriented, deadline-bounded talk with the driver; its stderr is drained under a cap."""
+    """Length-prefixed messages to the driver, JSON lines back, both deadline-bounded; its stderr is drained
+    under a cap."""
 
-    def __init__(self, proc: subprocess.Popen, line_cap: int):
-        self.proc, self.line_cap = proc, line_cap
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.line_cap = proc, 1 << 20
         self.selector = selectors.DefaultSelector()
         self.selector.register(proc.stdout, selectors.EVENT_READ, "out")
         self.selector.register(proc.stderr, selectors.EVENT_READ, "err")
@@ -274,9 +380,10 @@ class _Pipes:
         self.out, self.err = bytearray(), bytearray()
         self.open = {"out", "err"}
 
-    def send(self, data: bytes, deadline: float) -> bool:
+    def send(self, message: dict, deadline: float) -> bool:
+        payload = json.dumps(message).encode()
+        view = memoryview(struct.pack(">I", len(payload)) + payload)
         fd = self.proc.stdin.fileno()
-        view = memoryview(data)
         while view:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -318,6 +425,9 @@ class _Pipes:
         except ValueError:
             return None
 
+    def stderr_text(self) -> str:
+        return bytes(self.err).decode("utf-8", "replace").strip()[-500:]
+
     def close(self) -> None:
         self.selector.close()
 
@@ -335,89 +445,197 @@ def _record_to_result(record: dict) -> RunResult:
     )
 
 
-def _run_job(launch: Launch, job: Job, slot: int, memory_mb: int, out_cap: int,
-             deadline: Optional[float] = None, file_size_mb: int = 1, max_processes: int = 64) -> list[RunResult]:
-    """Start one sandbox process, run `job`'s tests in it one by one, and always clean up."""
-    start = time.monotonic()
-    # a backstop over the driver's own per-test clock: tests * limit * 1.5 + 2 s (code.md section 7)
-    backstop = start + len(job.inputs) * job.time_limit * 1.5 + 2.0
-    deadline = backstop if deadline is None else min(deadline, backstop)
-    results: list[RunResult] = []
-    workdir = tempfile.mkdtemp(prefix="sbx-")
-    proc = None
-    pipes = None
-    try:
-        os.chmod(workdir, 0o700)
-        if launch.drop_uid:
-            os.chown(workdir, slot_uid(slot), slot_uid(slot))
-        proc = subprocess.Popen(
-            launch.command(workdir, slot),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=workdir, env=_scrubbed_env(workdir), start_new_session=True, close_fds=True,
-        )
-        caps = job.out_caps or [out_cap] * len(job.inputs)
-        pipes = _Pipes(proc, line_cap=max(caps, default=out_cap) * 7 + STDERR_CAP * 7 + (1 << 16))
-        header = {
-            "code": job.code, "mode": job.mode, "fn_name": job.fn_name, "time_limit": job.time_limit,
-            "memory_mb": memory_mb, "file_size_mb": file_size_mb, "max_processes": max_processes,
-            "out_cap": out_cap, "err_cap": STDERR_CAP,
+class _Worker:
+    """One worker slot's sandbox process: started on first use, then kept for job after job. Anything that goes
+    wrong with it (a deadline, a program that killed its test runner) ends it; the next job starts a new one."""
+
+    def __init__(self, launch: Launch, memory_mb: int, out_cap: int, file_size_mb: int = 1, max_processes: int = 64):
+        self.launch = launch
+        self.uid = sandbox_uid(next(_uid_numbers)) if launch.drop_uid else None
+        self.limits = {"memory_mb": memory_mb, "out_cap": out_cap, "file_size_mb": file_size_mb, "max_processes": max_processes}
+        self.proc: Optional[subprocess.Popen] = None
+        self.pipes: Optional[_Pipes] = None
+        self.host_dir: Optional[str] = None  # the working directory's, when it is on the host (rlimit-only)
+        # at the namespace levels the working directory is in the sandbox's own /tmp, the same at every restart
+        self.sandbox_workdir = f"/tmp/sbx-{os.urandom(4).hex()}"
+
+    def _setup(self) -> dict:
+        level = self.launch.level
+        if level == "rlimit-only":
+            if self.host_dir is None:
+                self.host_dir = tempfile.mkdtemp(prefix="sbx-")
+                os.chmod(self.host_dir, 0o700)
+                if self.launch.drop_uid:
+                    os.chown(self.host_dir, self.uid, self.uid)
+            workdir = os.path.join(self.host_dir, "work")
+            scratch = [workdir]
+        else:
+            workdir = self.sandbox_workdir
+            scratch = list(BWRAP_SCRATCH) if level == "bwrap" else _scratch_dirs()
+        return {
+            **self.limits,
+            "err_cap": STDERR_CAP,
             # process 1 of a PID namespace may kill everything a test leaves behind
-            "kill_all": launch.level != "rlimit-only",
+            "kill_all": level != "rlimit-only",
             # bubblewrap builds the file system itself; at `namespaces` the driver does (see driver.py)
-            "isolate_fs": launch.level == "namespaces",
-            "hidden": _hidden_dirs(),
-            "keep": [str(Path(os.path.realpath(launch.python)).parent.parent)],
+            "isolate_fs": level == "namespaces",
+            "hidden": _hidden_dirs() if level == "namespaces" else [],
+            "scratch": scratch,  # emptied after every test
+            "workdir": workdir,
+            "keep": list(self.launch.keep),
+            "sys_path": list(self.launch.sys_path),
+            "keep_fds": list(self.launch.fds),
         }
-        ready = pipes.send((json.dumps(header) + "\n").encode(), deadline) and pipes.recv(deadline)
-        if ready and header["isolate_fs"] and not ready.get("fs_isolated"):
-            _warn_once(f"sandbox: {bytes(pipes.err).decode('utf-8', 'replace').strip()[-300:]}; programs can read "
-                       "world-readable files and write (1 MiB at most) to /tmp; install bubblewrap")
-        if not ready:
-            detail = bytes(pipes.err).decode("utf-8", "replace").strip()[-500:]
-            return results + [RunResult("sandbox_error", stderr=detail)] * (len(job.inputs) - len(results))
-        for i, test_input in enumerate(job.inputs):
-            sent = time.monotonic()
-            test_deadline = min(deadline, sent + job.time_limit * 1.5 + 2.0)
-            request = json.dumps({"input": test_input, "out_cap": caps[i]}) + "\n"
-            record = pipes.send(request.encode(), test_deadline) and pipes.recv(test_deadline)
-            if not record:
-                timed_out = time.monotonic() >= test_deadline
-                _kill_group(proc)
-                proc.wait()
-                if timed_out and test_deadline == deadline < sent + job.time_limit * 1.5 + 2.0:
-                    break  # the batch's deadline, not the program's time limit: this test was not judged
-                if timed_out:
-                    results.append(RunResult("timeout", wall_s=time.monotonic() - sent))
-                else:
-                    # the program took its test runner down with it
-                    results.append(RunResult("runtime_error", exit_code=proc.returncode, wall_s=time.monotonic() - sent,
-                                             error={"type": "Killed", "message": "the program killed its test runner"}))
-                break
-            result = _record_to_result(record)
-            results.append(result)
-            if job.stop_at_first_failure and not (job.check(i, result) if job.check else result.ok):
-                break
-    finally:
-        if pipes is not None:
-            pipes.close()
-        if proc is not None:
-            # a driver that reads end-of-input exits, and its namespace with it; killing the launcher
-            # first would orphan the driver to the host's init, which may never reap it
-            _close_and_wait(proc, timeout=1.0)
-            _kill_group(proc)
-            proc.wait()
-            for stream in (proc.stdout, proc.stderr):
+
+    def _start(self, deadline: float) -> Optional[str]:
+        """Start the sandbox process; None when it is ready, else why not."""
+        setup = self._setup()
+        self.proc = subprocess.Popen(
+            self.launch.command(self.uid),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd="/",
+            env=_scrubbed_env(setup["workdir"]),
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=self.launch.fds,
+        )
+        self.pipes = _Pipes(self.proc)
+        ready = self.pipes.send(setup, deadline) and self.pipes.recv(deadline)
+        if not ready or not ready.get("ready"):
+            detail = self.pipes.stderr_text() or "the sandbox did not start in time"
+            self._end()
+            return detail
+        if setup["isolate_fs"] and not ready.get("fs_isolated"):
+            _warn_once(
+                f"sandbox: {self.pipes.stderr_text()}; programs can read world-readable files and write to "
+                "/tmp; install bubblewrap"
+            )
+            self.host_dir = setup["workdir"]  # then on the host's /tmp: it goes with the worker
+        if ready.get("missing"):
+            _warn_once(f"sandbox: programs cannot import from {', '.join(ready['missing'])}")
+        return None
+
+    def _end(self) -> None:
+        """Kill the sandbox process and everything in it."""
+        if self.pipes is not None:
+            self.pipes.close()
+        if self.proc is not None:
+            _kill_group(self.proc)
+            self.proc.wait()
+            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
                 try:
                     stream.close()
                 except OSError:
                     pass
-        shutil.rmtree(workdir, ignore_errors=True)
-    return results + [RunResult("not_run")] * (len(job.inputs) - len(results))
+        self.proc = self.pipes = None
+
+    def run(self, job: Job, deadline: Optional[float] = None) -> list[RunResult]:
+        """Run `job`'s tests in order. Up to QUEUED tests wait in the pipe behind the running one (the driver reads
+        each only when its turn comes), so the sandbox never waits on this process between tests. After the first
+        failure of a stop_at_first_failure job nothing more is sent, and what was queued is not judged: it comes
+        back `not_run`, as if it had never been sent (if it runs past QUEUED_GRACE_S, the sandbox is killed)."""
+        n = len(job.inputs)
+        results: list[RunResult] = []
+        not_run = lambda: results + [RunResult("not_run")] * (n - len(results))  # noqa: E731
+        if self.proc is None:
+            start_deadline = time.monotonic() + STARTUP_S
+            problem = self._start(start_deadline if deadline is None else min(deadline, start_deadline))
+            if problem:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return not_run()
+                return [RunResult("sandbox_error", stderr=problem)] * n
+        caps = job.out_caps or [self.limits["out_cap"]] * n
+        # a record carries stdout and a return value (each up to its cap, JSON-escaped) and capped stderr
+        self.pipes.line_cap = max(caps, default=0) * 14 + STDERR_CAP * 7 + (1 << 16)
+        per_test = job.time_limit * 1.5 + 2.0  # a backstop over the driver's own clock (code.md section 7)
+        bounded = (lambda t: t) if deadline is None else (lambda t: min(t, deadline))  # noqa: E731
+        turn_started = time.monotonic()  # when the awaited test could start: when the previous record came
+        header = {
+            "code": job.code,
+            "mode": job.mode,
+            "fn_name": job.fn_name,
+            "time_limit": job.time_limit,
+            "stop_at_first_failure": job.stop_at_first_failure,
+        }
+        if not self.pipes.send(header, bounded(turn_started + per_test)):
+            self._end()
+            return not_run()
+        sent, stop_by = 0, None  # stop_by: set at the first failure
+        while len(results) < n:
+            i = len(results)
+            test_deadline = bounded(turn_started + per_test)
+            while stop_by is None and sent < min(n, i + 1 + QUEUED):
+                if not self.pipes.send({"input": job.inputs[sent], "out_cap": caps[sent]}, test_deadline):
+                    break
+                sent += 1
+            if sent == i:  # after the first failure, with nothing queued; or the driver took no input
+                if stop_by is None:
+                    record = None
+                else:
+                    break
+            else:
+                record = self.pipes.recv(test_deadline if stop_by is None else min(test_deadline, stop_by))
+            if stop_by is not None:
+                if not record or "runner_died" in record:
+                    self._end()
+                    break
+                results.append(RunResult("not_run"))  # ran after the first failure: not judged
+                continue
+            if not record or "runner_died" in record:
+                timed_out = time.monotonic() >= test_deadline
+                exit_code = self.proc.poll()
+                self._end()
+                if timed_out and deadline is not None and deadline < turn_started + per_test:
+                    break  # the batch's deadline, not the program's time limit: this test was not judged
+                if timed_out:
+                    results.append(RunResult("timeout", wall_s=time.monotonic() - turn_started))
+                else:
+                    # the program took its test runner down with it
+                    results.append(
+                        RunResult(
+                            "runtime_error",
+                            exit_code=exit_code,
+                            wall_s=time.monotonic() - turn_started,
+                            error={"type": "Killed", "message": "the program killed its test runner"},
+                        )
+                    )
+                break
+            turn_started = time.monotonic()
+            result = _record_to_result(record)
+            results.append(result)
+            if job.stop_at_first_failure and not (job.check(i, result) if job.check else result.ok):
+                stop_by = time.monotonic() + QUEUED_GRACE_S
+        if self.proc is not None and not self.pipes.send({"end": True}, time.monotonic() + per_test):
+            self._end()
+        return not_run()
+
+    def close(self) -> None:
+        if self.proc is not None:
+            # a driver that reads end-of-input exits, and its namespace with it; killing the launcher first
+            # would orphan the driver to the host's init, which may never reap it
+            _close_and_wait(self.proc, timeout=1.0)
+        self._end()
+        if self.host_dir is not None:
+            shutil.rmtree(self.host_dir, ignore_errors=True)
+            self.host_dir = None
+
+
+def _close_workers(workers: dict, pool) -> None:
+    for worker in list(workers.values()):
+        try:
+            worker.close()
+        except Exception:  # noqa: BLE001 - closing is best effort, often at interpreter exit
+            pass
+    workers.clear()
+    if pool is not None:
+        pool.shutdown(wait=False)
 
 
 @dataclass
 class Sandbox:
-    """A pool that runs jobs in parallel, each in its own sandbox process."""
+    """A pool of worker slots, each with a sandbox process of its own that runs one job at a time."""
 
     level: str = "auto"  # auto | bwrap | namespaces | rlimit-only
     workers: int = 0  # parallel sandbox processes; 0 = one per CPU core
@@ -428,6 +646,7 @@ class Sandbox:
     require_isolation: bool = False
     _slots: Any = field(default=None, init=False, repr=False)
     _pool: Any = field(default=None, init=False, repr=False)
+    _by_slot: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if self.level not in ("auto",) + LEVELS:
@@ -450,18 +669,29 @@ class Sandbox:
             for slot in range(self.workers):
                 self._slots.put(slot)
             self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox")
+            self._by_slot = {}
+            # the sandbox processes end with this object (or at exit), not with the trainer's next batch
+            weakref.finalize(self, _close_workers, self._by_slot, self._pool)
         return self._pool, self._slots
 
     def run(self, job: Job, deadline: Optional[float] = None) -> list[RunResult]:
         launch = self.launch
         _, slots = self._pool_and_slots()
         slot = slots.get()
+        worker = None
         try:
             if deadline is not None and time.monotonic() >= deadline:
                 return [RunResult("not_run")] * len(job.inputs)
-            return _run_job(launch, job, slot, self.memory_mb, self.out_cap, deadline, self.file_size_mb, self.max_processes)
+            worker = self._by_slot.get(slot)
+            if worker is None or worker.launch != launch:
+                worker = self._by_slot[slot] = _Worker(
+                    launch, self.memory_mb, self.out_cap, self.file_size_mb, self.max_processes
+                )
+            return worker.run(job, deadline)
         except Exception as exc:  # noqa: BLE001 - one broken job must not take the batch (or training) down
             log.warning("sandbox: a job failed: %s: %s", type(exc).__name__, exc)
+            if worker is not None:
+                worker.close()
             return [RunResult("sandbox_error", stderr=f"{type(exc).__name__}: {exc}")] * len(job.inputs)
         finally:
             slots.put(slot)
@@ -474,8 +704,17 @@ class Sandbox:
         futures = [pool.submit(self.run, job, deadline) for job in jobs]
         return [f.result() for f in futures]
 
-    def __getstate__(self):  # a Sandbox pickles without its threads
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init} | {"_slots": None, "_pool": None}
+    def close(self) -> None:
+        """End the sandbox processes now (they also end when this object is collected, or at exit)."""
+        if self._by_slot is not None:
+            _close_workers(self._by_slot, None)
+
+    def __getstate__(self):  # a Sandbox pickles without its threads and processes
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init} | {
+            "_slots": None,
+            "_pool": None,
+            "_by_slot": None,
+        }
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -484,12 +723,17 @@ class Sandbox:
 _DEFAULT = Sandbox()
 
 
-def run_program(code: str, stdin: str = "", timeout_s: float = 6.0, memory_mb: int = 2048,
-                level: str = "auto", out_cap: int = 1 << 20) -> RunResult:
+def run_program(
+    code: str, stdin: str = "", timeout_s: float = 6.0, memory_mb: int = 2048, level: str = "auto", out_cap: int = 1 << 20
+) -> RunResult:
     """Run one stdin/stdout program on one input in the sandbox; see `RunResult` for what comes back."""
-    sandbox = _DEFAULT if (memory_mb, level, out_cap) == (2048, "auto", 1 << 20) else \
-        Sandbox(level=level, workers=1, memory_mb=memory_mb, out_cap=out_cap)
-    return sandbox.run(Job(code, [stdin], time_limit=timeout_s))[0]
+    if (memory_mb, level, out_cap) == (2048, "auto", 1 << 20):
+        return _DEFAULT.run(Job(code, [stdin], time_limit=timeout_s))[0]
+    box = Sandbox(level=level, workers=1, memory_mb=memory_mb, out_cap=out_cap)
+    try:
+        return box.run(Job(code, [stdin], time_limit=timeout_s))[0]
+    finally:
+        box.close()
 
 
 def level(name: str = "auto") -> str:
