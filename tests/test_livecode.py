@@ -1,4 +1,4 @@
-"""env=livecode (specs/code.md): loading, prompts, extraction, comparison, feedback, and scoring in the sandbox."""
+"""env=livecode (LiveCodeBench, arXiv 2403.07974): loading, prompts, extraction, comparison, feedback, and scoring in the sandbox."""
 
 import base64
 import json

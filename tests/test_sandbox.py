@@ -1,7 +1,7 @@
-"""rlexp.sandbox: every protection of specs/code.md section 7, and the hostile programs of section 8.
+"""rlexp.sandbox: every protection the README's code-sandbox section lists, and hostile programs against each.
 
 Each test runs at every isolation level this machine supports; a protection that needs a level skips below it
-(as the spec asks), so the same file runs on a laptop, in Docker and in CI.
+(the README's table of levels), so the same file runs on a laptop, in Docker and in CI.
 """
 
 import os

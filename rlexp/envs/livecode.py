@@ -1,4 +1,4 @@
-"""LiveCodeBench-style code generation (specs/code.md): write a Python program, run it on tests in the sandbox.
+"""LiveCodeBench-style code generation (arXiv 2403.07974): write a Python program, run it on tests in the sandbox.
 
 Problems come from one of:
 - `source=procedural` (default, offline): 30+ generated problems in both test styles, stdin/stdout and
@@ -274,7 +274,7 @@ def _stable_fraction(key: str) -> float:
 @register("livecode")
 @dataclass
 class LiveCode(Env):
-    """Code generation judged by running the program on tests (specs/code.md)."""
+    """Code generation judged by running the program on tests, as LiveCodeBench grades (arXiv 2403.07974)."""
 
     group_columns: ClassVar[tuple[str, ...]] = ("difficulty",)
 

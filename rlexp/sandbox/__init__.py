@@ -1,4 +1,4 @@
-"""Run untrusted, model-written Python programs (specs/code.md section 7).
+"""Run untrusted, model-written Python programs, isolated from the trainer and from each other.
 
     from rlexp.sandbox import run_program
     result = run_program("print(input()[::-1])", stdin="abc\\n", timeout_s=2)
