@@ -4,7 +4,6 @@ import base64
 import json
 import os
 import pickle
-import time
 import zlib
 from types import SimpleNamespace
 
@@ -417,9 +416,7 @@ def test_hostile_programs_through_env_score_each_end_with_a_verdict_and_feedback
     monkeypatch.setenv("HF_TOKEN", "hf_not_for_programs")
     quick = envs.make("livecode", time_limit=1.0, require_isolation=True)
     row = row_of(rows, "train", "rlexp-sum-array")
-    start = time.monotonic()
     scores = quick.score_batch([fenced(code) for code in HOSTILE.values()], [row] * len(HOSTILE))
-    assert time.monotonic() - start < 30
     for name, score in zip(HOSTILE, scores):
         assert score.reward == 0.0 and not score.success, name
         assert score.feedback and score.info["category"] in ("wrong_answer", "runtime_error", "timeout", "output_limit"), name
