@@ -354,6 +354,9 @@ def test_exits(box):
     assert run1(box, "import os\nos._exit(0)").verdict == "ok"
     r = run1(box, "print(42)\nexit()")
     assert (r.verdict, r.stdout) == ("ok", "42\n")
+    # the driver runs without `site`, which would have made them: they must still exist
+    assert run1(box, "quit(5)").exit_code == 5
+    assert run1(box, "exit('bye')").verdict == "runtime_error"
     r = run1(box, "import sys\nsys.exit(3)")
     assert r.verdict == "runtime_error" and r.exit_code == 3
 

@@ -251,14 +251,16 @@ class Launch:
         prefix: list[str] = []
         if self.barriers:
             spec = {"barriers": list(self.barriers), "keep": [k for k in self.keep if _under(k, self.barriers)]}
-            prefix = [sys.executable, "-I", "-c", DRIVER_SOURCE, "--prelude", json.dumps(spec)]
+            prefix = [sys.executable, "-I", "-S", "-c", DRIVER_SOURCE, "--prelude", json.dumps(spec)]
         if self.drop_uid:
             prefix += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
         if self.level == "bwrap":
             prefix += _bwrap_prefix(self.keep)
         elif self.level == "namespaces":
             prefix += UNSHARE_PREFIX
-        return prefix + [self.python, "-I", "-c", DRIVER_SOURCE]
+        # -S: no site (its imports, e.g. an editable install's finder, would make every fork slower); the driver
+        # sets the import path itself, and gives programs the exit() and quit() that site would
+        return prefix + [self.python, "-I", "-S", "-c", DRIVER_SOURCE]
 
 
 def _launch_for(level: str, drop_uid: bool) -> Launch:

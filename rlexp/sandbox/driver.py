@@ -1,4 +1,4 @@
-"""The test driver that runs inside the sandbox (standard library only; started as `python -I -c <this file>`).
+"""The test driver that runs inside the sandbox (standard library only; started as `python -I -S -c <this file>`).
 
 One driver serves one worker slot for as long as its `Sandbox` lives, so a job (one program and its tests)
 pays no interpreter start. Three kinds of process take part:
@@ -83,6 +83,19 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
 LIBC = ctypes.CDLL(None, use_errno=True)
 LIBC.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+
+class Exit:
+    """`exit()` and `quit()` as the `site` module would give them (the driver runs without it): end the program."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"Use {self.name}() to exit"
+
+    def __call__(self, code=None):
+        raise SystemExit(code)
 
 
 def set_limit(kind, soft, hard=None):
@@ -757,7 +770,7 @@ def main():
     # the preamble's names reach a program as builtins do (a test process then copies nothing); `from math import *`
     # brings math.pow, which would break pow(a, b, mod): builtins win over the preamble
     program_builtins = {name: value for name, value in preamble.items() if not name.startswith("__")}
-    program_builtins.update(vars(builtins))
+    program_builtins.update(vars(builtins), exit=Exit("exit"), quit=Exit("quit"))
     # process 1 of a PID namespace receives from inside it only the signals it handles: with Python's one handler
     # (SIGINT's) gone, none, so no program can end it (elsewhere, at rlimit-only, SIGKILL would anyway)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
