@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import datasets
 import pytest
 
 from rlexp import envs, evaluate
@@ -117,7 +118,7 @@ def test_hub_failure_is_one_clear_line(monkeypatch):
     def offline(*args, **kwargs):
         raise ConnectionError("offline mode is enabled\nmore detail")
 
-    monkeypatch.setattr(math_env.datasets, "load_dataset", offline)
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(ConfigError, match="env.source=gsm8k: could not load openai/gsm8k .* use env.source=procedural") as info:
         envs.make("math", source="gsm8k").dataset("test")
     assert "\n" not in str(info.value)
@@ -132,7 +133,7 @@ def test_hub_loader_asks_for_every_math_subject(monkeypatch):
         asked.append((repo, config, split))
         return [{"problem": f"{config} problem", "solution": "$\\boxed{1}$", "level": "Level 1", "type": config}]
 
-    monkeypatch.setattr(math_env.datasets, "load_dataset", fake_load)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
     rows = list(envs.make("math", source="math").dataset("train"))
     assert [c for _, c, _ in asked] == list(math_env.MATH_SUBJECTS) and {s for _, _, s in asked} == {"train"}
     assert len(rows) == 7 and all(r["solution"] == "$1$" for r in rows)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import datasets
 import pytest
 
 from rlexp import envs
@@ -944,7 +945,7 @@ def test_hub_offline_is_one_config_error(monkeypatch):
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'MiniMaxAI/SynLogic' on the Hub (LocalEntryNotFoundError)\nmore detail")
 
-    monkeypatch.setattr(synlogic.datasets, "load_dataset", offline)
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(ConfigError) as exc:
         envs.make("synlogic", source="hub").dataset("test")
     assert "\n" not in str(exc.value) and "env.source=procedural" in str(exc.value)

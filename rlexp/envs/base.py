@@ -10,9 +10,17 @@ from __future__ import annotations
 import abc
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-import datasets
+if TYPE_CHECKING:  # loaded when rows are built, not when a config is checked
+    import datasets
+
+
+def as_dataset(rows: list[dict]) -> datasets.Dataset:
+    """`rows` as a `datasets.Dataset`; the library loads here, on first use, so composing a config never needs it."""
+    import datasets
+
+    return datasets.Dataset.from_list(rows)
 
 
 @dataclass

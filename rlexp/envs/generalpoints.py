@@ -24,13 +24,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, NamedTuple, Optional
-
-import datasets
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from rlexp.envs import register
-from rlexp.envs.base import Env, Score
+from rlexp.envs.base import Env, Score, as_dataset
 from rlexp.envs.text import completion_text, normalize_formula, printable, split_think
+
+if TYPE_CHECKING:
+    import datasets
 
 # ---------------------------------------------------------------------------------------------------------------
 # Game constants (rewards: the paper's appendix A.3, SFTvsRL's utils_rl.py REWARD_FN)
@@ -875,7 +876,7 @@ class GeneralPoints(Env):
         return self._rows[key]
 
     def dataset(self, split: str) -> datasets.Dataset:
-        return datasets.Dataset.from_list(self._split_rows(split))
+        return as_dataset(self._split_rows(split))
 
     def demonstrations(self, split: str) -> datasets.Dataset:
         out = []
@@ -885,7 +886,7 @@ class GeneralPoints(Env):
             formula = pick.choice(solve(row["values"], row["target"]))
             answer = render_response(row["cards"], row["values"], formula, row["target"])
             out.append({"messages": [row["prompt"][0], {"role": "assistant", "content": answer}]})
-        return datasets.Dataset.from_list(out)
+        return as_dataset(out)
 
     # -- scoring ---------------------------------------------------------------------------------------------
 

@@ -36,14 +36,15 @@ import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import ClassVar, Optional
-
-import datasets
+from typing import TYPE_CHECKING, ClassVar, Optional
 
 from rlexp import sandbox
 from rlexp.envs import register
-from rlexp.envs.base import Env, Score
+from rlexp.envs.base import Env, Score, as_dataset
 from rlexp.errors import ConfigError
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +397,7 @@ class LiveCode(Env):
                 f"env=livecode: no problems left after the filters (source={self.source}, "
                 f"date_from={self.date_from!r}, date_to={self.date_to!r}, difficulties={list(self.difficulties)})"
             )
-        return datasets.Dataset.from_list(rows)
+        return as_dataset(rows)
 
     def demonstrations(self, split: str) -> datasets.Dataset:
         rows = [r for r in self._normalised_rows() if r["reference"]]
@@ -405,7 +406,7 @@ class LiveCode(Env):
                 "env=livecode: these problems have no reference solutions to imitate (LiveCodeBench "
                 "ships none); use env.source=procedural for SFT"
             )
-        return datasets.Dataset.from_list(
+        return as_dataset(
             [
                 {"messages": r["prompt"] + [{"role": "assistant", "content": f"```python\n{r['reference'].rstrip()}\n```"}]}
                 for r in rows

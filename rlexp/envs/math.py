@@ -38,13 +38,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional
-
-import datasets
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
 from rlexp.envs import register
-from rlexp.envs.base import Env, Score
+from rlexp.envs.base import Env, Score, as_dataset
 from rlexp.errors import ConfigError
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger(__name__)
 
@@ -574,6 +575,8 @@ def load_hub(name: str, split: str) -> list[dict]:
         raise ConfigError(f"env.source={name} is for evaluation only; train on gsm8k, math or procedural")
     try:
         configs = config if isinstance(config, tuple) else (config,)
+        import datasets
+
         raws = []
         for cfg in configs:
             raws += list(datasets.load_dataset(repo, cfg, split=hub_split))
@@ -686,7 +689,7 @@ class Math(Env):
         return self._rows[split]
 
     def dataset(self, split: str) -> datasets.Dataset:
-        return datasets.Dataset.from_list(self._split_rows(split))
+        return as_dataset(self._split_rows(split))
 
     def demonstrations(self, split: str) -> datasets.Dataset:
         rows = [r for r in self._split_rows(split) if "\\boxed" in r["reference_solution"]]
@@ -694,9 +697,7 @@ class Math(Env):
             raise ConfigError(
                 f"env=math: {self.source} has no worked solutions to imitate; use env.source=procedural, gsm8k or math"
             )
-        return datasets.Dataset.from_list(
-            [{"messages": r["prompt"] + [{"role": "assistant", "content": r["reference_solution"]}]} for r in rows]
-        )
+        return as_dataset([{"messages": r["prompt"] + [{"role": "assistant", "content": r["reference_solution"]}]} for r in rows])
 
     # -- scoring -------------------------------------------------------------------------------------------------
 

@@ -26,12 +26,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
-
-import datasets
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from rlexp.envs import register
-from rlexp.envs.base import Env, Score
+from rlexp.envs.base import Env, Score, as_dataset
 from rlexp.envs.synlogic.common import MAX_ANSWER_CHARS, Verdict
 from rlexp.envs.synlogic.families import (
     FAMILIES,
@@ -56,6 +54,9 @@ from rlexp.envs.synlogic.hub import (
     task_family,
 )
 from rlexp.envs.text import THINK_OPEN, completion_text, printable, split_think
+
+if TYPE_CHECKING:
+    import datasets
 
 SUBSETS = ("easy", "hard")
 SOURCES = ("procedural", "hub")
@@ -261,7 +262,7 @@ class SynLogic(Env):
         return self._rows[key]
 
     def dataset(self, split: str) -> datasets.Dataset:
-        return datasets.Dataset.from_list(self._split_rows(split))
+        return as_dataset(self._split_rows(split))
 
     def demonstrations(self, split: str) -> datasets.Dataset:
         out = []
@@ -274,7 +275,7 @@ class SynLogic(Env):
                     "difficulty": row["difficulty"],
                 }
             )
-        return datasets.Dataset.from_list(out)
+        return as_dataset(out)
 
     # -- scoring -------------------------------------------------------------------------------------------------
 

@@ -16,9 +16,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
-import datasets
-import pyarrow.parquet as pq
-
 from rlexp.envs.synlogic.common import Unmappable, as_obj, require
 from rlexp.envs.synlogic.families import FAMILIES, MAX_DIFFICULTY, MODULES, render_hub_prompt, solve, verify
 from rlexp.errors import ConfigError
@@ -213,6 +210,8 @@ def map_hub_rows(raws, families=FAMILIES) -> tuple[list[dict], Counter]:
 def _read_rows(path: Path) -> list:
     if path.suffix == ".parquet":
         try:
+            import pyarrow.parquet as pq
+
             return pq.read_table(path).to_pylist()
         except Exception as exc:  # noqa: BLE001 - a broken file is one clear line
             raise ConfigError(f"env.source={path}: cannot read it as parquet ({type(exc).__name__})") from None
@@ -256,6 +255,8 @@ def load_file_rows(source: str, split: str) -> list:
 
 def load_hub_rows(subset: str, split: str) -> list[dict]:
     try:
+        import datasets
+
         return list(datasets.load_dataset(HUB_REPO, subset, split=split))
     except Exception as exc:  # noqa: BLE001 - offline, missing, renamed ... all end the same way
         first = (str(exc).splitlines() or [""])[0][:200]
