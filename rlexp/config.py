@@ -17,14 +17,20 @@ import re
 from pathlib import Path
 from typing import Optional
 
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlexp import algos, envs, schema
-from rlexp.discover import check as check_discover
 from rlexp.errors import ConfigError
-from rlexp.models import check_available
-from rlexp.schema import DiscoverConfig, EvalConfig, LauncherConfig, LoggerConfig, ModelConfig, RunConfig, structured
+from rlexp.schema import (
+    DiscoverConfig,
+    EvalConfig,
+    LauncherConfig,
+    LoggerConfig,
+    ModelConfig,
+    RunConfig,
+    check_available,
+    structured,
+)
 
 LAUNCHERS = ("local", "ddp", "zero2", "zero3")
 # the run modes of rlexp/worker.py's MODES (a test keeps the two equal; this module does not import the worker)
@@ -68,6 +74,8 @@ def stages(cfg: DictConfig) -> list[tuple[str, algos.Algo]]:
 def resolve_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ConfigError(f"precision={precision} is not one of {', '.join(PRECISIONS)}")
+    import torch
+
     has_cuda = torch.cuda.is_available()
     bf16_ok = has_cuda and torch.cuda.is_bf16_supported(including_emulation=False)
     if precision == "auto":
@@ -86,11 +94,17 @@ def world_size(launcher: LauncherConfig) -> int:
         return 1
     if launcher.num_processes is not None:
         return launcher.num_processes
+    import torch
+
     return torch.cuda.device_count() or 2
 
 
-def validate(cfg: DictConfig) -> None:
-    """Every check that can fail before a model loads. Raises ConfigError with what to change."""
+def validate(cfg: DictConfig, machine: bool = True) -> None:
+    """Every check that can fail before a model loads. Raises ConfigError with what to change.
+
+    machine=False leaves out the checks that ask torch about the GPUs (precision, launcher=local on several GPUs, a
+    world size of every visible GPU), so the command line answers without loading torch; each run checks them again
+    with machine=True when it starts."""
     if cfg.mode not in MODES:
         raise ConfigError(f"mode={cfg.mode} is not one of {', '.join(MODES)}")
     if cfg.mode == "eval" and not cfg.checkpoint:
@@ -102,20 +116,17 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"launcher.name={launcher.name} is not one of {', '.join(LAUNCHERS)}")
     if launcher.num_processes is not None and launcher.num_processes < 1:
         raise ConfigError(f"launcher.num_processes={launcher.num_processes} must be at least 1")
-    if launcher.name == "local" and torch.cuda.device_count() > 1:
-        # one process sees every GPU and the Trainer would fall back to torch DataParallel
-        raise ConfigError(
-            f"launcher=local runs one process and this machine shows {torch.cuda.device_count()} GPUs; "
-            "use launcher=ddp (or zero2, zero3), or choose one GPU with CUDA_VISIBLE_DEVICES=0"
-        )
-    resolve_precision(cfg.precision)
+    if machine:
+        check_machine(launcher, cfg.precision)
+    elif cfg.precision not in PRECISIONS:
+        raise ConfigError(f"precision={cfg.precision} is not one of {', '.join(PRECISIONS)}")
     if cfg.logger.name not in ("wandb", "none"):
         raise ConfigError(f"logger.name={cfg.logger.name} is not one of wandb, none")
     for name, algo in stages(cfg):
         with stage_keys(cfg, name):
-            algo.check(world_size(launcher))
+            algo.check(world_size(launcher) if machine else launcher.num_processes or 1)
     if cfg.mode == "discover":
-        check_discover(structured(DiscoverConfig, cfg.discover), algo_from(cfg.algo), launcher.name)
+        structured(DiscoverConfig, cfg.discover).check(algo_from(cfg.algo).name, launcher.name)
     env_from(cfg.env)
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"threads={cfg.threads} must be at least 1 (or null: the cores divided among the run's processes)")
@@ -125,6 +136,19 @@ def validate(cfg: DictConfig) -> None:
             f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples"
         )
     check_available(structured(ModelConfig, cfg.model))
+
+
+def check_machine(launcher: LauncherConfig, precision: str) -> None:
+    """The checks that ask torch about this machine's GPUs."""
+    import torch
+
+    if launcher.name == "local" and torch.cuda.device_count() > 1:
+        # one process sees every GPU and the Trainer would fall back to torch DataParallel
+        raise ConfigError(
+            f"launcher=local runs one process and this machine shows {torch.cuda.device_count()} GPUs; "
+            "use launcher=ddp (or zero2, zero3), or choose one GPU with CUDA_VISIBLE_DEVICES=0"
+        )
+    resolve_precision(precision)
 
 
 @contextlib.contextmanager

@@ -43,25 +43,6 @@ MULTI_TURN_HEADER = "\n\nThe following is feedback from your unsuccessful earlie
 MULTI_TURN_FOOTER = "\n\nCorrectly solve the original question."
 
 
-def check(cfg: DiscoverConfig, algo, launcher: str) -> None:
-    if algo.name != "sdpo":
-        raise ConfigError(f"mode=discover runs test-time SDPO: use algo=sdpo (got algo={algo.name})")
-    if launcher != "local":
-        raise ConfigError("mode=discover runs in one process: use launcher=local")
-    for knob in ("num_questions", "budget", "attempts_per_step", "runs", "max_candidates"):
-        if getattr(cfg, knob) < 1:
-            raise ConfigError(f"discover.{knob}={getattr(cfg, knob)} must be at least 1")
-    if cfg.budget % cfg.attempts_per_step:
-        raise ConfigError(
-            f"discover.budget={cfg.budget} must be a multiple of discover.attempts_per_step={cfg.attempts_per_step}"
-        )
-    bad = [k for k in cfg.k if not 1 <= k <= cfg.budget]
-    if bad:
-        raise ConfigError(f"discover.k={list(cfg.k)} has k outside 1..discover.budget={cfg.budget}")
-    if not 0 < cfg.confidence < 1:
-        raise ConfigError(f"discover.confidence={cfg.confidence} must be between 0 and 1")
-
-
 # -- the three methods --------------------------------------------------------------------------------------------
 
 
@@ -148,7 +129,7 @@ def sdpo_run(
     model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, algo, seed: int, workdir: Path, precision: str = "fp32"
 ) -> float:
     """Test-time SDPO on one question from a fresh copy of `model`: the discovery time."""
-    from rlexp.algos.sdpo import FeedbackSDPOTrainer
+    from rlexp.trainers.sdpo import FeedbackSDPOTrainer
 
     m = cfg.attempts_per_step
     steps = cfg.budget // m

@@ -8,16 +8,11 @@ the demo never touch the network. Other `model=` configs name a hub id and load 
 
 from __future__ import annotations
 
-import os
-import socket
-from pathlib import Path
-
 import torch
 from tokenizers import Tokenizer, decoders, pre_tokenizers
 from tokenizers import models as tok_models
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from rlexp.errors import ConfigError
 from rlexp.schema import ModelConfig
 
 # ChatML, as Qwen uses it; `generation` marks let TRL's assistant_only_loss find the answer.
@@ -83,25 +78,3 @@ def load(cfg: ModelConfig, checkpoint: str | None = None):
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return model, tokenizer
-
-
-def check_available(cfg: ModelConfig) -> None:
-    """Fail early, naming `model=tiny`, when a hub model cannot be had (offline and not cached)."""
-    if cfg.pretrained is None or Path(cfg.pretrained).is_dir():
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    if isinstance(try_to_load_from_cache(cfg.pretrained, "config.json"), str):
-        return
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    if not offline:
-        try:
-            socket.create_connection(("huggingface.co", 443), timeout=3).close()
-            return
-        except OSError:
-            pass
-    raise ConfigError(
-        f"model={cfg.name} needs {cfg.pretrained} from the Hugging Face hub, which is not reachable "
-        f"{'(HF_HUB_OFFLINE is set) ' if offline else ''}and not in the local cache; "
-        "use model=tiny to run offline, or download the model first"
-    )

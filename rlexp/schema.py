@@ -8,6 +8,8 @@ registries store them in Hydra's ConfigStore as `schema/algo/<name>` and `schema
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -44,6 +46,28 @@ class ModelConfig:
     dtype: str = "float32"
 
 
+def check_available(cfg: ModelConfig) -> None:
+    """Fail early, naming `model=tiny`, when a hub model cannot be had (offline and not cached)."""
+    if cfg.pretrained is None or Path(cfg.pretrained).is_dir():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(cfg.pretrained, "config.json"), str):
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    if not offline:
+        try:
+            socket.create_connection(("huggingface.co", 443), timeout=3).close()
+            return
+        except OSError:
+            pass
+    raise ConfigError(
+        f"model={cfg.name} needs {cfg.pretrained} from the Hugging Face hub, which is not reachable "
+        f"{'(HF_HUB_OFFLINE is set) ' if offline else ''}and not in the local cache; "
+        "use model=tiny to run offline, or download the model first"
+    )
+
+
 @dataclass
 class DiscoverConfig:
     # the split questions come from; empty: the environment's first evaluation split
@@ -76,6 +100,25 @@ class DiscoverConfig:
     bootstrap: int = 2000
     # level of the confidence interval
     confidence: float = 0.9
+
+    def check(self, algo: str, launcher: str) -> None:
+        """The checks of mode=discover for algo=`algo` and launcher=`launcher`. Raises ConfigError."""
+        if algo != "sdpo":
+            raise ConfigError(f"mode=discover runs test-time SDPO: use algo=sdpo (got algo={algo})")
+        if launcher != "local":
+            raise ConfigError("mode=discover runs in one process: use launcher=local")
+        for knob in ("num_questions", "budget", "attempts_per_step", "runs", "max_candidates"):
+            if getattr(self, knob) < 1:
+                raise ConfigError(f"discover.{knob}={getattr(self, knob)} must be at least 1")
+        if self.budget % self.attempts_per_step:
+            raise ConfigError(
+                f"discover.budget={self.budget} must be a multiple of discover.attempts_per_step={self.attempts_per_step}"
+            )
+        bad = [k for k in self.k if not 1 <= k <= self.budget]
+        if bad:
+            raise ConfigError(f"discover.k={list(self.k)} has k outside 1..discover.budget={self.budget}")
+        if not 0 < self.confidence < 1:
+            raise ConfigError(f"discover.confidence={self.confidence} must be between 0 and 1")
 
 
 @dataclass

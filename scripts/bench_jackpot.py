@@ -28,10 +28,11 @@ import torch.nn.functional as F
 from trl import GRPOConfig, GRPOTrainer
 
 from rlexp import envs
-from rlexp.algos.actor_rollouts import topk_candidates
-from rlexp.algos.jackpot import JackpotGRPOTrainer, JackpotOptions, z_sum
+from rlexp.algos.jackpot import JackpotOptions
 from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
 from rlexp.rewards import EnvReward
+from rlexp.trainers.actor_rollouts import topk_candidates
+from rlexp.trainers.jackpot import JackpotGRPOTrainer, z_sum
 
 PROMPTS, GENERATIONS, MAX_LEN, REPS = 4, 8, 96, 4
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rlexp.algos.actor_rollouts import topk_candidates
-from rlexp.algos.jackpot import z_sum
+from rlexp.trainers.actor_rollouts import topk_candidates
+from rlexp.trainers.jackpot import z_sum
 
 TIS_CLIP = 3.0
 TOP_K = 20

@@ -8,9 +8,10 @@ from test_pear import batch, loss_of, tiny
 from trl import SFTTrainer
 
 from rlexp import behaviour, envs
-from rlexp.algos.iwsft import IWSFT, IWSFTTrainer, iwsft_weights
-from rlexp.algos.sft import LogpsCollator
+from rlexp.algos.iwsft import IWSFT
 from rlexp.errors import ConfigError
+from rlexp.trainers.iwsft import IWSFTTrainer, iwsft_weights
+from rlexp.trainers.sft import LogpsCollator
 
 
 def test_at_the_start_the_weight_is_one_and_the_loss_is_plain_sft():

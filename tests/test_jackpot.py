@@ -11,11 +11,13 @@ from trl.generation.vllm_generation import extract_logprobs
 from trl.trainer.utils import pad
 
 from rlexp import envs
-from rlexp.algos.actor_rollouts import actor_logprobs_from_vllm, candidates_to_tensors, check_same_vocabulary, topk_candidates
-from rlexp.algos.jackpot import (
-    Jackpot,
+from rlexp.algos.jackpot import Jackpot, JackpotOptions
+from rlexp.errors import ConfigError
+from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
+from rlexp.rewards import EnvReward
+from rlexp.trainers.actor_rollouts import actor_logprobs_from_vllm, candidates_to_tensors, check_same_vocabulary, topk_candidates
+from rlexp.trainers.jackpot import (
     JackpotGRPOTrainer,
-    JackpotOptions,
     kl_terms,
     log_acceptance,
     obrs_sequence_weights,
@@ -23,9 +25,6 @@ from rlexp.algos.jackpot import (
     truncated_importance_weights,
     z_sum,
 )
-from rlexp.errors import ConfigError
-from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
-from rlexp.rewards import EnvReward
 
 MAX_LEN = 6
 PROMPT_LEN = 5

@@ -6,9 +6,10 @@ from test_pear import tiny
 from trl import GRPOConfig, GRPOTrainer
 
 from rlexp import envs
-from rlexp.algos.luffy import LUFFY, LuffyTrainer, shaped_logps
+from rlexp.algos.luffy import LUFFY
 from rlexp.errors import ConfigError
 from rlexp.rewards import EnvReward
+from rlexp.trainers.luffy import LuffyTrainer, shaped_logps
 
 MAX_LEN = 6
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from rlexp.errors import ConfigError
-from rlexp.models import ModelConfig, build_tiny, byte_tokenizer, check_available, load
+from rlexp.models import ModelConfig, build_tiny, byte_tokenizer, load
+from rlexp.schema import check_available
 
 
 def test_byte_tokenizer_round_trips_any_text():

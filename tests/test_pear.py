@@ -8,10 +8,11 @@ import torch
 from trl import SFTConfig, SFTTrainer
 
 from rlexp import behaviour, envs
-from rlexp.algos.pear import PEAR, PEARTrainer, pear_log_weights
-from rlexp.algos.sft import LogpsCollator
+from rlexp.algos.pear import PEAR
 from rlexp.errors import ConfigError
 from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
+from rlexp.trainers.pear import PEARTrainer, pear_log_weights
+from rlexp.trainers.sft import LogpsCollator
 
 CLIPS = {"delta_clip": (-0.08, 0.3), "log_weight_clip": (-10.0, 5.0)}
 

@@ -10,16 +10,7 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import selective_log_softmax
 
 from rlexp import envs
-from rlexp.algos.sdpo import (
-    FEEDBACK_TEMPLATE,
-    REPROMPT_TEMPLATE,
-    SDPO,
-    SOLUTION_TEMPLATE,
-    TRUNCATION_NOTICE,
-    FeedbackSDPOConfig,
-    FeedbackSDPOTrainer,
-    distillation_per_token,
-)
+from rlexp.algos.sdpo import FEEDBACK_TEMPLATE, REPROMPT_TEMPLATE, SDPO, SOLUTION_TEMPLATE, TRUNCATION_NOTICE
 from rlexp.discover import (
     DiscoverConfig,
     DiscoveryReward,
@@ -32,6 +23,7 @@ from rlexp.discover import (
 from rlexp.errors import ConfigError
 from rlexp.evaluate import pass_at_k
 from rlexp.rewards import EnvReward
+from rlexp.trainers.sdpo import FeedbackSDPOConfig, FeedbackSDPOTrainer, distillation_per_token
 
 V = 7
 G = 4

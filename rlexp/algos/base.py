@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict
+from typing import TYPE_CHECKING, Any, ClassVar, Dict
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
-
-from rlexp.envs import Env
 from rlexp.errors import ConfigError
+
+if TYPE_CHECKING:  # an algorithm's config is read before any of them loads: only its trainer imports them
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
+
+    from rlexp.envs import Env
 
 
 def run_owned(output_dir, seed: int, precision: str) -> dict[str, Any]:
@@ -27,9 +30,6 @@ def run_owned(output_dir, seed: int, precision: str) -> dict[str, Any]:
         "report_to": "none",  # rlexp's Tracker logs, on one step axis across stages
         "save_strategy": "no",  # each stage saves its final checkpoint itself
     }
-
-
-RUN_OWNED = set(run_owned("", 0, "fp32"))
 
 
 @dataclass
@@ -61,20 +61,27 @@ class Algo(abc.ABC):
     # any other field of the TRL config class (e.g. {adam_beta2: 0.99}); checked against it before anything loads
     trl: Dict[str, Any] = field(default_factory=dict)
 
-    # the TRL config class (SFTConfig, GRPOConfig ...) these hyperparameters fill
-    config_class: ClassVar[type[TrainingArguments]]
+    # the TRL config class these hyperparameters fill, as "module.Class" ("trl.GRPOConfig"): imported only when a run
+    # starts, or when algo.trl must be checked against its fields
+    trl_config: ClassVar[str]
+
+    @classmethod
+    def config_class(cls) -> type[TrainingArguments]:
+        module, _, name = cls.trl_config.rpartition(".")
+        return getattr(importlib.import_module(module), name)
 
     def trl_kwargs(self) -> dict[str, Any]:
         """This algorithm's hyperparameters as keyword arguments of `config_class`."""
-        accepted = {f.name for f in dataclasses.fields(self.config_class)}
+        config_class = self.config_class()
+        accepted = {f.name for f in dataclasses.fields(config_class)}
         ours = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in accepted}
         unknown = sorted(set(self.trl) - accepted)
         if unknown:
             raise ConfigError(
-                f"algo.trl has {', '.join(unknown)}, which {self.config_class.__name__} does not take; "
+                f"algo.trl has {', '.join(unknown)}, which {config_class.__name__} does not take; "
                 f"see its fields in TRL's documentation"
             )
-        shadowed = sorted(set(self.trl) & (set(ours) | RUN_OWNED))
+        shadowed = sorted(set(self.trl) & (set(ours) | set(run_owned("", 0, "fp32"))))
         if shadowed:
             raise ConfigError(
                 f"algo.trl.{shadowed[0]} is set elsewhere: "
@@ -84,11 +91,12 @@ class Algo(abc.ABC):
 
     def training_args(self, output_dir, seed: int, precision: str, **extra) -> TrainingArguments:
         """This algorithm's TRL config for a run: its hyperparameters, the run's own fields, and `extra`."""
-        return self.config_class(**self.trl_kwargs(), **run_owned(output_dir, seed, precision), **extra)
+        return self.config_class()(**self.trl_kwargs(), **run_owned(output_dir, seed, precision), **extra)
 
     def check(self, world_size: int) -> None:
         """Cross-field checks that must fail before any model loads. Raise ConfigError."""
-        self.trl_kwargs()
+        if self.trl:  # checked against the TRL config class's fields, which loads TRL: only when there is something to check
+            self.trl_kwargs()
         if self.warmup_steps and self.lr_scheduler_type == "constant":
             raise ConfigError(
                 f"algo.warmup_steps={self.warmup_steps} does nothing with algo.lr_scheduler_type=constant, "

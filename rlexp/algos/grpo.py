@@ -12,9 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from trl import GRPOConfig, GRPOTrainer
-
 from rlexp.algos import register
 from rlexp.algos.base import Algo
 from rlexp.errors import ConfigError
@@ -45,7 +42,7 @@ class GRPO(Algo):
     # prompts come from this split of the environment
     data_split: str = "train"
 
-    config_class = GRPOConfig
+    trl_config = "trl.GRPOConfig"
 
     def check(self, world_size: int) -> None:
         super().check(world_size)
@@ -76,6 +73,8 @@ class GRPO(Algo):
             )
 
     def build_trainer(self, model, tokenizer, env, args):
+        from trl import GRPOTrainer
+
         return self.env_trainer(GRPOTrainer, model, tokenizer, env, args)
 
     def env_trainer(self, trainer_class, model, tokenizer, env, args, **extra):
@@ -88,34 +87,6 @@ class GRPO(Algo):
             processing_class=tokenizer,
             **extra,
         )
-
-
-class GRPOTrainerWithLossHook(GRPOTrainer):
-    """`GRPOTrainer` with one hook for algorithms that change what its loss sees (LUFFY, Jackpot).
-
-    `rewrite_loss_inputs(logps, inputs)` runs once per loss, right after the loss's own forward, with the policy's
-    per-token log-probs and the batch the loss reads. It may replace entries of the batch (advantages, old
-    log-probs) and returns the log-probs the loss uses. The batch is a shallow copy, so TRL's buffered generation
-    batch stays as generated for the next iterations over it (`num_iterations` > 1)."""
-
-    _loss_inputs: dict | None = None
-
-    def rewrite_loss_inputs(self, logps: torch.Tensor, inputs: dict) -> torch.Tensor:
-        return logps
-
-    def _compute_loss(self, model, inputs):
-        self._loss_inputs = dict(inputs)
-        try:
-            return super()._compute_loss(model, self._loss_inputs)
-        finally:
-            self._loss_inputs = None
-
-    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
-        logps, entropies, *rest = super()._get_per_token_logps_and_entropies(*args, **kwargs)
-        inputs, self._loss_inputs = self._loss_inputs, None  # the loss's own forward, not TRL's other passes
-        if inputs is not None:
-            logps = self.rewrite_loss_inputs(logps, inputs)
-        return (logps, entropies, *rest)
 
 
 register("grpo")(GRPO)

@@ -12,70 +12,16 @@ likely the current policy finds it than the frozen reference (the model this sta
 
 At the first step pi_theta = pi_ref, so w = 1 and iw-SFT starts as plain SFT. The reference log-probs are
 computed once, before training, on exactly the ids trained on (`ref_logps`), and the weights reach TRL's NLL
-through the same one-hook override as PEAR.
+through the same one-hook override as PEAR (rlexp/trainers/iwsft.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
-from rlexp import behaviour
 from rlexp.algos import register
-from rlexp.algos.sft import SFT, LogpsCollator, WeightedSFTTrainer
+from rlexp.algos.sft import SFT
 from rlexp.errors import ConfigError
-
-
-def iwsft_weights(
-    logp_theta: torch.Tensor,
-    logp_ref: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    level: str = "sequence",
-    temp: float = 1.0,
-    sequence_clip=(0.0, 16.0),
-    token_clip=(0.2, 1.8),
-) -> torch.Tensor:
-    """Per-token weights [batch, length], 0 where `mask` is 0; inputs aligned per token, pi_theta detached."""
-    mask = mask.to(torch.float32)
-    log_ratio = (logp_theta.detach().float() - logp_ref.float()) * mask
-    if level == "token":
-        return log_ratio.exp().clamp(*token_clip) * mask
-    mean = log_ratio.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1)
-    return (temp * mean).exp().clamp(*sequence_clip) * mask
-
-
-class IWSFTTrainer(WeightedSFTTrainer):
-    """`SFTTrainer` whose per-token log-probs are multiplied by the iw-SFT weight before TRL's NLL sums them."""
-
-    column = "ref_logps"
-
-    def __init__(self, *args, iwsft: "IWSFT", **kwargs):
-        self.iwsft = iwsft
-        super().__init__(*args, **kwargs)
-
-    def token_weights(self, log_probs, ref_logps, label_mask, mode):
-        weights = iwsft_weights(
-            log_probs,
-            ref_logps,
-            label_mask,
-            level=self.iwsft.level,
-            temp=self.iwsft.temp,
-            sequence_clip=tuple(self.iwsft.sequence_clip),
-            token_clip=tuple(self.iwsft.token_clip),
-        )
-        mask = label_mask.bool()
-        if mask.any():
-            w = weights[mask]
-            cap = self.iwsft.token_clip[1] if self.iwsft.level == "token" else self.iwsft.sequence_clip[1]
-            for name, value in (
-                ("iwsft/w_mean", w.mean()),
-                ("iwsft/w_max", w.max()),
-                ("iwsft/frac_w_at_cap", (w >= cap).float().mean()),
-            ):
-                self._metrics[mode][name].append(value.item())
-        return weights
 
 
 @dataclass
@@ -106,6 +52,10 @@ class IWSFT(SFT):
                 raise ConfigError(f"algo=iwsft does not support algo.trl.{name}: the weights need whole, unpacked examples")
 
     def build_trainer(self, model, tokenizer, env, args):
+        from rlexp import behaviour
+        from rlexp.trainers.iwsft import IWSFTTrainer
+        from rlexp.trainers.sft import LogpsCollator
+
         data = behaviour.tokenize_demonstrations(tokenizer, env.demonstrations(self.data_split))
         longest = max(len(ids) for ids in data["input_ids"])
         if longest > self.max_length:

@@ -20,107 +20,19 @@ T - t counts trained tokens, not positions, so padding and prompt length never c
 sections 3-4 report them (the authors published no code). The behaviour log-probs come
 from `rlexp.behaviour`: sampled by `algo.behaviour_model` and cached in the stage's directory, or read from
 `algo.behaviour_data`. The override is one forward hook that reweights TRL's per-token log-probs before its own
-NLL sums them.
+NLL sums them (rlexp/trainers/pear.py).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from rlexp import behaviour
 from rlexp.algos import register
-from rlexp.algos.sft import SFT, LogpsCollator, WeightedSFTTrainer
+from rlexp.algos.sft import SFT
 from rlexp.errors import ConfigError
 
 LEVELS = ("token", "block", "sequence")
-
-
-def reverse_cumsum(x: torch.Tensor) -> torch.Tensor:
-    return x.flip(-1).cumsum(-1).flip(-1)
-
-
-def pear_log_weights(
-    logp_theta: torch.Tensor,
-    logp_beta: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    level: str = "token",
-    gamma: float = 0.999,
-    block_size: int = 4,
-    delta_clip=(-0.08, 0.3),
-    log_weight_clip=(-10.0, 5.0),
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(clipped log G, unclipped delta), both [batch, length] and 0 where `mask` is 0. Inputs are aligned
-    per token: log-probs of the same token under pi_theta and pi_beta, and 1 where the token is trained."""
-    mask = mask.to(torch.float32)
-    raw_delta = (logp_theta.detach().float() - logp_beta.float()) * mask
-    delta = raw_delta.clamp(*delta_clip) * mask
-    log_gamma = math.log(gamma)
-    if level == "sequence":
-        log_g = delta.sum(-1, keepdim=True).expand_as(delta)
-    else:
-        size = 1 if level == "token" else block_size
-        rank = (mask.cumsum(-1) - 1).clamp(min=0)  # position among the example's trained tokens, from 0
-        total = mask.sum(-1, keepdim=True)  # T
-        block = torch.div(rank, size, rounding_mode="floor").long()
-        n_blocks = int(block.max().item()) + 1 if block.numel() else 1
-        rho = torch.zeros(delta.shape[0], n_blocks, dtype=delta.dtype, device=delta.device).scatter_add(-1, block, delta)
-        later = (reverse_cumsum(rho) - rho).gather(-1, block)  # sum over the blocks after this token's
-        last_in_block = torch.minimum((block + 1) * size, total.long()) - 1  # e_k, from 0
-        log_g = (total - 1 - last_in_block) * log_gamma + later
-    log_g = log_g.clamp(*log_weight_clip) * mask
-    return log_g, raw_delta
-
-
-class PEARTrainer(WeightedSFTTrainer):
-    """`SFTTrainer` whose per-token log-probs are multiplied by the PEAR weight before TRL's NLL sums them."""
-
-    column = "behavior_logps"
-
-    def __init__(self, *args, pear: "PEAR", **kwargs):
-        self.pear = pear
-        super().__init__(*args, **kwargs)
-
-    def token_weights(self, log_probs, behaviour_logps, label_mask, mode):
-        log_g, raw_delta = pear_log_weights(
-            log_probs,
-            behaviour_logps,
-            label_mask,
-            level=self.pear.level,
-            gamma=self.pear.gamma,
-            block_size=self.pear.block_size,
-            delta_clip=tuple(self.pear.delta_clip),
-            log_weight_clip=tuple(self.pear.log_weight_clip),
-        )
-        weights = log_g.exp() * label_mask
-        self._log_weights(mode, log_g, raw_delta, weights, label_mask)
-        return weights
-
-    @torch.no_grad()
-    def _log_weights(self, mode, log_g, raw_delta, weights, mask) -> None:
-        mask = mask.bool()
-        if not mask.any():
-            return
-        w, lg, d = weights[mask], log_g[mask], raw_delta[mask]
-        lo_d, hi_d = self.pear.delta_clip
-        lo_g, hi_g = self.pear.log_weight_clip
-        metrics = {
-            "pear/weight_mean": w.mean(),
-            "pear/weight_min": w.min(),
-            "pear/weight_max": w.max(),
-            "pear/frac_at_floor": (lg <= lo_g).float().mean(),
-            "pear/frac_at_ceiling": (lg >= hi_g).float().mean(),
-            "pear/delta_mean": d.mean(),
-            "pear/frac_delta_clipped": ((d < lo_d) | (d > hi_d)).float().mean(),
-            # Kish's effective sample size as a share of the tokens: 1 when all weights are equal
-            "pear/ess": w.sum() ** 2 / (w.pow(2).sum() * w.numel()),
-        }
-        for name, value in metrics.items():
-            self._metrics[mode][name].append(value.item())
 
 
 @dataclass
@@ -177,6 +89,8 @@ class PEAR(SFT):
                 raise ConfigError(f"algo=pear does not support algo.trl.{name}: the weights need whole, unpacked examples")
 
     def demonstrations(self, tokenizer, env, out_dir: Path):
+        from rlexp import behaviour
+
         if self.behaviour_data:
             return behaviour.load_demonstrations(self.behaviour_data)
         cache = out_dir / "behaviour"
@@ -203,6 +117,9 @@ class PEAR(SFT):
         return data
 
     def build_trainer(self, model, tokenizer, env, args):
+        from rlexp.trainers.pear import PEARTrainer
+        from rlexp.trainers.sft import LogpsCollator
+
         data = self.demonstrations(tokenizer, env, Path(args.output_dir))
         longest = max(len(ids) for ids in data["input_ids"])
         if longest > self.max_length:  # TRL would cut input_ids but not behavior_logps: refuse instead

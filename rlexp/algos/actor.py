@@ -1,0 +1,48 @@
+"""`algo.actor` and `algo.actor_lag` of an off-policy algorithm (Jackpot): which model writes the rollouts, checked
+before any model loads. The machinery that runs the actor and records its log-probs is rlexp/trainers/actor_rollouts.py."""
+
+from __future__ import annotations
+
+from rlexp.errors import ConfigError
+from rlexp.schema import ModelConfig, check_available, structured
+
+
+def actor_model_config(actor) -> ModelConfig | None:
+    """algo.actor ("self", a hub id or checkpoint path, or a model config mapping) as a ModelConfig; None for "self"."""
+
+    if actor == "self":
+        return None
+    if isinstance(actor, str):
+        return ModelConfig(name=actor, pretrained=actor)
+    node = dict(actor)
+    node.setdefault("name", "actor")
+    try:
+        return structured(ModelConfig, node)
+    except ConfigError as exc:
+        raise ConfigError(f"algo.actor: {exc}") from None
+
+
+def check_actor(actor: ModelConfig | None, actor_lag: int, trl: dict, algo: str) -> None:
+    """The checks of algo.actor (here a ModelConfig, None for the policy itself) and algo.actor_lag that must pass
+    before any model loads; `trl` is algo.trl. Raises ConfigError."""
+    if actor_lag < 0:
+        raise ConfigError(f"algo.actor_lag must be 0 or more; got {actor_lag}")
+    if actor_lag and actor is not None:
+        raise ConfigError("algo.actor_lag makes a stale copy of the policy: it needs algo.actor=self")
+    if actor is not None:
+        try:
+            check_available(actor)  # a hub actor, offline and not cached: fail now, not after the policy loads
+        except ConfigError as exc:
+            raise ConfigError(f"algo.actor: {exc}") from None
+    if trl.get("use_vllm"):
+        if actor is not None and actor.pretrained is None:
+            raise ConfigError("with algo.trl.use_vllm the actor is the model vLLM serves: set algo.actor=self or a hub id / path")
+        if actor is not None and trl.get("vllm_mode", "colocate") != "server":
+            raise ConfigError("a separate actor with vLLM needs algo.trl.vllm_mode=server, with the server running the actor")
+    else:
+        # the actor's log-probs are recorded as softmax(logits / temperature): sampling must not truncate
+        plain_sampling = {"top_p": (1.0,), "top_k": (0, None), "min_p": (None, 0.0), "repetition_penalty": (1.0,)}
+        for name, plain in plain_sampling.items():
+            if trl.get(name, plain[0]) not in plain:
+                raise ConfigError(f"algo.trl.{name}={trl[name]}: algo={algo} records the actor's log-probs at the sampling "
+                                  f"temperature only; leave {name} at {plain[0]}")  # fmt: skip

@@ -1,0 +1,263 @@
+"""SDPO's TRL config, teacher-context builder, trainer and distillation loss; the algorithm, its math and its
+hyperparameters are rlexp/algos/sdpo.py."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from accelerate.utils import is_peft_model
+from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
+from trl.experimental.sdpo.loss_utils import add_tail_bucket, apply_importance_sampling_clipping, compute_divergence
+from trl.experimental.sdpo.sdpo_trainer import SuccessfulRolloutTeacherContextBuilder
+from trl.experimental.sdpo.teacher_sync import SyncTeacherModelCallback
+from trl.models import prepare_deepspeed
+from trl.trainer.utils import selective_log_softmax
+
+from rlexp.algos.sdpo import SDPO, TRUNCATION_NOTICE, join_nonempty, remove_thinking
+
+
+@dataclass
+class FeedbackSDPOConfig(SDPOConfig):
+    """TRL's `SDPOConfig` plus what the paper does and TRL does not: the knobs of the same names in `SDPO`
+    (rlexp/algos/sdpo.py), where they are documented, with its defaults."""
+
+    distillation_reduction: str = SDPO.distillation_reduction
+    advantage_clip: Optional[float] = SDPO.advantage_clip
+    truncation_feedback: bool = SDPO.truncation_feedback
+    # also append the dataset's `privileged_context` column to each completion's feedback (algo.trl.merge_privileged_context)
+    merge_privileged_context: bool = False
+    reprompt_template: str = SDPO.reprompt_template
+    solution_template: str = SDPO.solution_template
+    feedback_template: str = SDPO.feedback_template
+
+
+class ThinkingFreeSolution:
+    """Stands in for the solution template while TRL's builder runs: TRL's own thinking removal also strips the whole
+    demonstration, so it is switched off and the demonstration is cleaned here before it is formatted."""
+
+    def __init__(self, template: str):
+        self.template = template
+
+    def format(self, successful_previous_attempt: str) -> str:
+        return self.template.format(successful_previous_attempt=remove_thinking(successful_previous_attempt))
+
+
+class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
+    """TRL's teacher prompts, built from each completion's own feedback and success instead of TRL's per-prompt
+    `privileged_context` column. TRL's builder marks sibling j as a solution when its "reward" is at least
+    `success_reward_threshold` (1.0 here); it is handed the 0/1 success flags as that reward, so partial credit
+    never counts as a solution."""
+
+    def build(self, output, prompts, rewards, feedbacks=None):
+        trainer = self.trainer
+        try:
+            feedback, success = trainer._rollout_feedback, trainer._rollout_success
+            if feedback is not None:
+                if len(feedback) != len(prompts):
+                    raise ValueError(f"{len(feedback)} feedback texts for {len(prompts)} completions")
+                if feedbacks is not None and trainer.args.merge_privileged_context:
+                    feedback = [join_nonempty(p, f) or None for p, f in zip(feedbacks, feedback)]
+                feedbacks = feedback
+            if success is not None:
+                rewards = success.to(rewards.device)
+            context = self._build_without_trls_thinking_removal(output, prompts, rewards, feedbacks)
+        finally:
+            trainer._rollout_feedback = trainer._rollout_success = None
+        m = self.last_metrics
+        with_context = m["self_distillation/reprompt_sample_fraction"]
+        with_solution = m["self_distillation/success_sample_fraction"]
+        m["sdpo/context_fraction"] = with_context
+        m["sdpo/context_with_solution"] = with_solution / with_context if with_context else 0.0
+        m["sdpo/context_feedback_only"] = (with_context - with_solution) / with_context if with_context else 0.0
+        return context
+
+    def _build_without_trls_thinking_removal(self, output, prompts, rewards, feedbacks):
+        args = self.trainer.args
+        if not args.remove_thinking_from_demonstration:
+            return super().build(output, prompts, rewards, feedbacks)
+        template = args.solution_template
+        args.remove_thinking_from_demonstration, args.solution_template = False, ThinkingFreeSolution(template)
+        try:
+            return super().build(output, prompts, rewards, feedbacks)
+        finally:
+            args.remove_thinking_from_demonstration, args.solution_template = True, template
+
+
+class FeedbackSDPOTrainer(SDPOTrainer):
+    """`SDPOTrainer` whose teacher reads each rollout's own environment feedback and successful siblings."""
+
+    def __init__(self, *args, **kwargs):
+        self._rollout_feedback: Optional[list] = None
+        self._rollout_success: Optional[torch.Tensor] = None
+        super().__init__(*args, **kwargs)
+        self.args.success_reward_threshold = 1.0  # the builder sees 0/1 success flags
+        self.teacher_context_builder = FeedbackContextBuilder(self)
+
+    # -- feedback ----------------------------------------------------------------------------------------------
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        for func in self.reward_funcs:
+            if hasattr(func, "last_feedback"):
+                func.last_feedback = func.last_success = None
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        n = len(prompts)
+        texts: list[list[str]] = [[] for _ in range(n)]
+        success: Optional[list[bool]] = None
+        for func in self.reward_funcs:
+            feedback, solved = getattr(func, "last_feedback", None), getattr(func, "last_success", None)
+            for name, values in (("last_feedback", feedback), ("last_success", solved)):
+                if values is not None and len(values) != n:
+                    raise ValueError(f"reward function {func!r} set {name} for {len(values)} of {n} completions")
+            if feedback is not None:
+                for i, text in enumerate(feedback):
+                    texts[i].append(text)
+            if solved is not None:
+                success = list(solved) if success is None else [a and b for a, b in zip(success, solved)]
+        if success is None:  # a reward function without success flags: TRL's threshold on the summed reward
+            local = rewards_per_func[self.accelerator.process_index * n :][:n]
+            reward = (local * self.reward_weights.to(local.device)).nansum(dim=1)
+            success = (reward >= self.args.success_reward_threshold).tolist()
+        if self.args.truncation_feedback:
+            notice = TRUNCATION_NOTICE.format(n=self.max_completion_length)
+            for i, ids in enumerate(completion_ids_list):
+                if len(ids) >= self.max_completion_length and ids[-1] not in self.eos_token_ids:
+                    texts[i].append(notice)
+        # a solved completion has nothing left to learn from feedback (the authors' feedback is empty on success:
+        # lasgroup/SDPO, verl/utils/reward_score/feedback/)
+        self._rollout_feedback = [None if solved else (join_nonempty(*parts) or None) for parts, solved in zip(texts, success)]
+        self._rollout_success = torch.tensor(success, dtype=torch.float32, device=self.accelerator.device)
+        mode = "train" if self.model.training else "eval"
+        gathered = self.accelerator.gather(self._rollout_success)
+        self._metrics[mode]["success"].append(gathered.mean().item())
+        reward = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).nansum(dim=1)
+        self._metrics[mode]["reward"].append(reward.mean().item())
+        self._metrics[mode]["reward_std"].append(reward.std().item() if reward.numel() > 1 else 0.0)
+        return rewards_per_func
+
+    # -- teacher -----------------------------------------------------------------------------------------------
+
+    def _setup_teacher_model(self) -> None:
+        """TRL loads the frozen teacher from the model's path; a model built from a config (`model=tiny`) has none,
+        so outside ZeRO-3 the teacher is a copy of the starting model instead."""
+        kind = self.args.teacher_model_kind
+        zero3 = self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3
+        if kind == "live" or is_peft_model(self.model) or zero3:
+            if kind == "trust_region":
+                raise ValueError("teacher_model_kind=trust_region is not available with PEFT or ZeRO-3 here")
+            return super()._setup_teacher_model()
+        teacher = copy.deepcopy(self.accelerator.unwrap_model(self.model))
+        teacher.requires_grad_(False)
+        teacher.eval()
+        if self.is_deepspeed_enabled:
+            self.teacher_model = prepare_deepspeed(teacher, self.accelerator)
+        else:
+            self.teacher_model = self.accelerator.prepare_model(teacher, evaluation_mode=True)
+        if kind == "ema":
+            self.add_callback(SyncTeacherModelCallback(teacher_model=self.teacher_model, accelerator=self.accelerator))
+
+    def _compute_teacher_student_logits(self, model, teacher_model, inputs):
+        logits = super()._compute_teacher_student_logits(model, teacher_model, inputs)
+        if self.args.teacher_model_kind == "trust_region":
+            # q proportional to exp((1 - a) log q_base + a log q_live), as lerp of the logits
+            # (arXiv 2601.20802 appendix A.2)
+            with torch.no_grad():
+                live = self._forward_logits(
+                    model, inputs["teacher_input_ids"], inputs["teacher_attention_mask"], inputs["completion_ids"].size(1)
+                )
+            logits.teacher_logits = torch.lerp(logits.teacher_logits, live, self.args.teacher_update_rate)
+        return logits
+
+    # -- loss --------------------------------------------------------------------------------------------------
+
+    def _compute_self_distillation_loss(self, model, inputs, logits):
+        mode = "train" if model.training else "eval"
+        args = self.args
+        ids, mask, completion_mask = logits.completion_ids, logits.loss_mask, logits.completion_mask
+        if mask.sum() == 0:
+            self._log_self_distillation_metric(mode, 0.0)
+            self._metrics[mode]["sdpo/teacher_minus_student_logp"].append(0.0)
+            return logits.student_logits.sum() * 0.0  # keeps the graph: backward gives zero gradients
+        student_logps = selective_log_softmax(logits.student_logits, ids)
+        with torch.no_grad():
+            teacher_logps = selective_log_softmax(logits.teacher_logits, ids)
+            gap = ((teacher_logps - student_logps) * mask).sum() / mask.sum()
+        self._metrics[mode]["sdpo/teacher_minus_student_logp"].append(self.accelerator.gather(gap).mean().item())
+
+        per_token = distillation_per_token(
+            logits.student_logits,
+            logits.teacher_logits,
+            ids,
+            mode=args.distillation_mode,
+            topk=args.distillation_topk,
+            add_tail=args.distillation_add_tail,
+            alpha=args.distillation_alpha,
+            advantage_clip=args.advantage_clip,
+        )
+        old_logps = inputs.get("old_per_token_logps")
+        if args.distillation_is_clip is not None and old_logps is not None:
+            per_token = apply_importance_sampling_clipping(per_token, student_logps, old_logps, args.distillation_is_clip)
+
+        if args.distillation_reduction == "row_mean":
+            loss = ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+        elif args.distillation_weight < 1.0:
+            loss = self._policy_reduction(per_token * mask, completion_mask)  # the policy term's own normaliser
+        else:
+            loss = (per_token * mask).sum() / mask.sum()
+        mean = (per_token.detach() * mask).sum() / mask.sum()
+        self._log_self_distillation_metric(mode, self.accelerator.gather(mean).mean().item())
+        return loss
+
+    def _policy_reduction(self, per_token: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
+        """Sum `per_token` (already masked) the way `_compute_policy_loss` sums its terms for `loss_type`."""
+        if self.loss_type == "grpo":
+            return (per_token.sum(-1) / completion_mask.sum(-1).clamp(min=1.0)).mean()
+        if self.loss_type == "dr_grpo":
+            return per_token.sum() / (per_token.size(0) * self.max_completion_length)
+        return per_token.sum() / completion_mask.sum().clamp(min=1.0)  # dapo, bnpo
+
+
+def support_logps(student_logits, teacher_logits, *, mode: str, topk: Optional[int], add_tail: bool):
+    """Student and teacher log-probs over the support the divergence is taken on (last dim)."""
+    student = torch.log_softmax(student_logits, dim=-1)
+    teacher = torch.log_softmax(teacher_logits, dim=-1)
+    if mode == "full_logits":
+        return student, teacher
+    # the student's top-K, as the paper (K beyond the vocabulary is the whole vocabulary)
+    index = torch.topk(student_logits, k=min(topk, student_logits.size(-1)), dim=-1).indices
+    student, teacher = student.gather(-1, index), teacher.gather(-1, index)
+    if add_tail:
+        return add_tail_bucket(student), add_tail_bucket(teacher)
+    return (student - student.logsumexp(-1, keepdim=True)), (teacher - teacher.logsumexp(-1, keepdim=True))
+
+
+def distillation_per_token(
+    student_logits,
+    teacher_logits,
+    ids,
+    *,
+    mode: str,
+    topk: Optional[int],
+    add_tail: bool,
+    alpha: float,
+    advantage_clip: Optional[float],
+) -> torch.Tensor:
+    """The per-token distillation loss (B, T). Teacher logits carry no gradient.
+
+    With `advantage_clip` c (reverse KL only) the loss is the surrogate sum_v sg(S_v) sg(clip(log S_v - log T_v, c))
+    log S_v, whose gradient is reverse KL's with each per-token advantage bounded by c; its value is not the KL."""
+    teacher_logits = teacher_logits.detach()
+    if mode == "sampled_token":
+        student = selective_log_softmax(student_logits, ids)
+        teacher = selective_log_softmax(teacher_logits, ids)
+        ratio = (student - teacher).detach()
+        if advantage_clip is not None:
+            ratio = ratio.clamp(-advantage_clip, advantage_clip)
+        return ratio * student
+    student, teacher = support_logps(student_logits, teacher_logits, mode=mode, topk=topk, add_tail=add_tail)
+    if advantage_clip is None:
+        return compute_divergence(student, teacher, alpha)
+    advantage = (student - teacher).detach().clamp(-advantage_clip, advantage_clip)
+    return (student.detach().exp() * advantage * student).sum(-1)
