@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import string
 import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlexp.console import error, exit_now, libraries_to_stderr, say
 from rlexp.errors import ConfigError
@@ -133,7 +134,7 @@ def preflight(argv: list[str]) -> None:
             for job in jobs:
                 cfg = compose(config_name="config", overrides=job)
                 from_training_run(cfg, job)
-                validate(cfg)
+                validate(cfg, machine=False)  # each run checks the GPUs as it starts
     except (ConfigError, HydraException, OmegaConfBaseException) as exc:  # a bug in our code keeps its traceback
         error(describe(exc))
         sys.exit(2)
@@ -141,6 +142,23 @@ def preflight(argv: list[str]) -> None:
         # Hydra would print the config before mode=eval takes the training run's settings: print what will run
         print(OmegaConf.to_yaml(cfg), end="", flush=True)
         sys.exit(0)
+
+
+def print_help(argv: list[str]) -> None:
+    """`--help`, as conf/hydra/default.yaml's help template says, made here: Hydra's own lists the config groups by
+    copying its whole config store once per group, about a second with rlexp's schemas in it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides_of(argv), return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        groups = sorted(g for g in loader.list_groups("") if g not in ("hydra", "schema"))  # schema/*: not picked
+        listing = "".join(f"{g}: {', '.join(sorted(loader.get_group_options(g)))}\n" for g in groups)
+    template = cfg.hydra.help.template
+    with open_dict(cfg):
+        del cfg["hydra"]
+    print(string.Template(template).safe_substitute(APP_CONFIG_GROUPS=listing, CONFIG=OmegaConf.to_yaml(cfg)))
 
 
 def _asks_for_job_config(argv: list[str]) -> bool:
@@ -163,6 +181,9 @@ def hydra_main(cfg: DictConfig) -> None:
     from rlexp.config import from_training_run, validate
     from rlexp.launch import launch
 
+    with contextlib.redirect_stdout(io.StringIO()):
+        # prints "[INFO] Running in WANDB offline mode" on import, whatever the logger: not ours to say
+        import transformers.integrations.integration_utils  # noqa: F401
     try:
         with libraries_to_stderr():
             note = from_training_run(cfg, list(HydraConfig.get().overrides.task))
@@ -178,9 +199,6 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    with contextlib.redirect_stdout(io.StringIO()):
-        # prints "[INFO] Running in WANDB offline mode" on import, whatever the logger: not ours to say
-        import transformers.integrations.integration_utils  # noqa: F401
     with libraries_to_stderr():
         from rlexp.config import register_schemas
 
@@ -192,6 +210,10 @@ def main() -> None:
         register_schemas()
     OmegaConf.register_new_resolver("rlexp.run_name", run_name, replace=True)
     try:
+        if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+            with libraries_to_stderr():
+                print_help(sys.argv[1:])
+            exit_now(0)
         preflight(sys.argv[1:])
         hydra_main()
         code = 0

@@ -271,6 +271,43 @@ def test_cfg_job_prints_yaml_only_and_checks_the_config_like_a_run(cli):
     assert "prepare.pear.behaviour_model" in bad.stderr
 
 
+# what a run needs and the command line must not load: a typo's answer would take seconds
+TRAINING_LIBRARIES = {"torch", "transformers", "trl", "datasets", "deepspeed", "accelerate", "pyarrow"}
+# `python -m rlexp ARGS`, printing at its exit which top-level packages it had imported
+WITH_IMPORTS_AT_EXIT = """
+import os, runpy, sys
+import rlexp.console
+
+def exit_now(code):
+    sys.stdout.flush()
+    sys.stderr.write("IMPORTED " + " ".join(sorted(sys.modules)) + "\\n")
+    sys.stderr.flush()
+    os._exit(code)
+
+rlexp.console.exit_now = exit_now
+sys.argv[0] = "rlexp"
+runpy.run_module("rlexp", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize(
+    "args, code", [(["algo.learning_rat=1"], 2), (["--help"], 0), (["--cfg", "job", "algo=sdpo", "env=livecode"], 0)]
+)
+def test_the_command_line_answers_without_loading_the_training_libraries(args, code):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    done = subprocess.run([sys.executable, "-c", WITH_IMPORTS_AT_EXIT, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == code, done.stderr[-2000:]
+    imported = set(done.stderr.rpartition("IMPORTED ")[2].split())
+    assert {"hydra", "rlexp.algos.sdpo", "rlexp.envs.livecode"} <= imported  # every algorithm and environment
+    assert {m.split(".")[0] for m in imported} & TRAINING_LIBRARIES == set()
+
+
 def test_a_paper_sized_stage_on_a_cpu_says_what_it_costs_and_the_demo_does_not(monkeypatch):
     import torch
 
