@@ -52,6 +52,13 @@ def decode_blob(blob: str) -> list[dict]:
 # -- the families ------------------------------------------------------------------------------------------------
 
 
+def test_every_family_is_one_data_file_with_a_random_case_generator():
+    files = sorted(lp.DATA_DIR.glob("*.yaml"))
+    assert len(files) == len(lp.PROBLEMS) == len(lp.RANDOM_CASES)
+    assert {problem.question_id for problem in lp.PROBLEMS} == set(lp.RANDOM_CASES)
+    assert {path.name.split("-")[0] for path in files} == {"stdin", "functional"}
+
+
 def test_families_cover_both_styles_and_all_difficulties():
     assert len(lp.PROBLEMS) >= 30
     styles = Counter(problem.testtype for problem in lp.PROBLEMS)
