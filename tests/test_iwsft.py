@@ -35,7 +35,7 @@ def test_at_the_start_the_weight_is_one_and_the_loss_is_plain_sft():
 
 def test_sequence_weight_is_the_clamped_geometric_mean_over_trained_tokens_only():
     theta, ref, mask = batch()
-    w = iwsft_weights(theta, ref, mask, level="sequence")
+    w = iwsft_weights(theta, ref, mask, IWSFT(level="sequence"))
     for b in range(3):
         idx = mask[b].bool()
         want = min(max(math.exp(float((theta[b] - ref[b])[idx].mean())), 0.0), 16.0)
@@ -43,16 +43,16 @@ def test_sequence_weight_is_the_clamped_geometric_mean_over_trained_tokens_only(
         assert torch.equal(w[b][~idx], torch.zeros(int((~idx).sum())))
     noisy = ref.clone()
     noisy[~mask.bool()] = -99.0  # prompt and padding positions never count
-    assert torch.equal(iwsft_weights(theta, noisy, mask), w)
+    assert torch.equal(iwsft_weights(theta, noisy, mask, IWSFT()), w)
 
 
 def test_clamps_and_temperature():
     theta, ref, mask = batch()
-    assert iwsft_weights(theta, ref - 50, mask).max() == 16.0
-    token = iwsft_weights(theta, ref + torch.randn_like(ref) * 5, mask, level="token")[mask.bool()]
+    assert iwsft_weights(theta, ref - 50, mask, IWSFT()).max() == 16.0
+    token = iwsft_weights(theta, ref + torch.randn_like(ref) * 5, mask, IWSFT(level="token"))[mask.bool()]
     assert token.min() >= 0.2 and token.max() <= 1.8
-    small = iwsft_weights(theta, ref + 0.3, mask, temp=1.0)
-    double = iwsft_weights(theta, ref + 0.3, mask, temp=2.0)
+    small = iwsft_weights(theta, ref + 0.3, mask, IWSFT(temp=1.0))
+    double = iwsft_weights(theta, ref + 0.3, mask, IWSFT(temp=2.0))
     m = mask.bool()
     assert torch.allclose(double[m].log(), 2 * small[m].log(), atol=1e-5)
 

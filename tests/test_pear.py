@@ -50,7 +50,7 @@ def loop_reference(theta, beta, mask, level, gamma, block_size, delta_clip, log_
 @pytest.mark.parametrize("level", ["token", "block", "sequence"])
 def test_vectorised_weights_equal_the_loop_reference(level):
     theta, beta, mask = batch()
-    got, _ = pear_log_weights(theta, beta, mask, level=level, gamma=0.97, block_size=3, **CLIPS)
+    got, _ = pear_log_weights(theta, beta, mask, PEAR(level=level, gamma=0.97, block_size=3, **CLIPS))
     want = loop_reference(theta, beta, mask, level, 0.97, 3, **CLIPS)
     assert torch.allclose(got, want, atol=1e-5)
 
@@ -58,28 +58,28 @@ def test_vectorised_weights_equal_the_loop_reference(level):
 @pytest.mark.parametrize("level", ["token", "block", "sequence"])
 def test_behaviour_equal_to_policy_gives_weight_one(level):
     theta, _, mask = batch()
-    log_g, _ = pear_log_weights(theta, theta, mask, level=level, gamma=1.0, **CLIPS)
+    log_g, _ = pear_log_weights(theta, theta, mask, PEAR(level=level, gamma=1.0, **CLIPS))
     assert torch.equal(log_g, torch.zeros_like(log_g))
 
 
 def test_pure_discount_and_block_identities():
     theta, beta, mask = batch()
-    log_g, _ = pear_log_weights(theta, theta, mask, level="token", gamma=0.9, **CLIPS)
+    log_g, _ = pear_log_weights(theta, theta, mask, PEAR(level="token", gamma=0.9, **CLIPS))
     row = log_g[0, 3:12].exp()
     assert torch.allclose(row, torch.tensor([0.9**k for k in range(8, -1, -1)]), atol=1e-6)  # last token: 1
-    token, _ = pear_log_weights(theta, beta, mask, level="token", **CLIPS)
-    block1, _ = pear_log_weights(theta, beta, mask, level="block", block_size=1, **CLIPS)
+    token, _ = pear_log_weights(theta, beta, mask, PEAR(level="token", **CLIPS))
+    block1, _ = pear_log_weights(theta, beta, mask, PEAR(level="block", block_size=1, **CLIPS))
     assert torch.allclose(token, block1)
-    whole, _ = pear_log_weights(theta, beta, mask, level="block", block_size=100, gamma=1.0, **CLIPS)
+    whole, _ = pear_log_weights(theta, beta, mask, PEAR(level="block", block_size=100, gamma=1.0, **CLIPS))
     assert torch.equal(whole, torch.zeros_like(whole))  # one block: nothing after it
 
 
 def test_the_suffix_excludes_the_token_itself():
     theta, beta, mask = batch()
-    before, _ = pear_log_weights(theta, beta, mask, level="token", **CLIPS)
+    before, _ = pear_log_weights(theta, beta, mask, PEAR(level="token", **CLIPS))
     changed = beta.clone()
     changed[1, 8] = theta[1, 8] - 0.05  # delta at position 8 becomes +0.05
-    after, _ = pear_log_weights(theta, changed, mask, level="token", **CLIPS)
+    after, _ = pear_log_weights(theta, changed, mask, PEAR(level="token", **CLIPS))
     old_delta = float((theta[1, 8] - beta[1, 8]).clamp(-0.08, 0.3))
     assert torch.allclose(after[1, 8:], before[1, 8:], atol=1e-6) and torch.equal(after[0], before[0])
     assert torch.allclose(after[1, 1:8] - before[1, 1:8], torch.full((7,), 0.05 - old_delta), atol=1e-6)
@@ -88,29 +88,27 @@ def test_the_suffix_excludes_the_token_itself():
 def test_clips_hold_on_extreme_inputs():
     theta, _, mask = batch()
     for beta in (theta - 1e4, theta + 1e4):
-        log_g, raw = pear_log_weights(theta, beta, mask, level="token", **CLIPS)
+        log_g, raw = pear_log_weights(theta, beta, mask, PEAR(level="token", **CLIPS))
         assert torch.isfinite(log_g).all() and log_g.min() >= -10 and log_g.max() <= 5
         assert (raw.abs()[mask.bool()] > 1e3).all()  # the logged delta is the raw one
 
 
 def test_weights_ignore_padding_and_prompt_length_and_prompt_logps():
     theta, beta, mask = (t[:1] for t in batch())
-    base, _ = pear_log_weights(theta, beta, mask, level="block", block_size=3, **CLIPS)
+    base, _ = pear_log_weights(theta, beta, mask, PEAR(level="block", block_size=3, **CLIPS))
     trained = mask[0].bool()
     pad = torch.zeros(1, 7)
     longer, _ = pear_log_weights(
         torch.cat([pad - 1, theta, pad - 2], 1),
         torch.cat([pad - 3, beta, pad], 1),
         torch.cat([pad, mask, pad], 1),
-        level="block",
-        block_size=3,
-        **CLIPS,
+        PEAR(level="block", block_size=3, **CLIPS),
     )
     assert torch.equal(longer[0, 7:-7][trained], base[0][trained])
     noisy_prompt = beta.clone()
     noisy_prompt[0, :3] = -50.0  # positions 0..2 are prompt (mask 0)
-    same, _ = pear_log_weights(theta, noisy_prompt, mask, level="token", **CLIPS)
-    assert torch.equal(same, pear_log_weights(theta, beta, mask, level="token", **CLIPS)[0])
+    same, _ = pear_log_weights(theta, noisy_prompt, mask, PEAR(level="token", **CLIPS))
+    assert torch.equal(same, pear_log_weights(theta, beta, mask, PEAR(level="token", **CLIPS))[0])
 
 
 # -- the trainer -----------------------------------------------------------------------------------------------

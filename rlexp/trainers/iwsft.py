@@ -8,23 +8,15 @@ from rlexp.algos.iwsft import IWSFT
 from rlexp.trainers.sft import WeightedSFTTrainer
 
 
-def iwsft_weights(
-    logp_theta: torch.Tensor,
-    logp_ref: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    level: str = "sequence",
-    temp: float = 1.0,
-    sequence_clip=(0.0, 16.0),
-    token_clip=(0.2, 1.8),
-) -> torch.Tensor:
-    """Per-token weights [batch, length], 0 where `mask` is 0; inputs aligned per token, pi_theta detached."""
+def iwsft_weights(logp_theta: torch.Tensor, logp_ref: torch.Tensor, mask: torch.Tensor, algo: IWSFT) -> torch.Tensor:
+    """Per-token weights [batch, length], 0 where `mask` is 0; inputs aligned per token, pi_theta detached; the
+    level, temperature and clips are `algo`'s."""
     mask = mask.to(torch.float32)
     log_ratio = (logp_theta.detach().float() - logp_ref.float()) * mask
-    if level == "token":
-        return log_ratio.exp().clamp(*token_clip) * mask
+    if algo.level == "token":
+        return log_ratio.exp().clamp(*algo.token_clip) * mask
     mean = log_ratio.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1)
-    return (temp * mean).exp().clamp(*sequence_clip) * mask
+    return (algo.temp * mean).exp().clamp(*algo.sequence_clip) * mask
 
 
 class IWSFTTrainer(WeightedSFTTrainer):
@@ -37,15 +29,7 @@ class IWSFTTrainer(WeightedSFTTrainer):
         super().__init__(*args, **kwargs)
 
     def token_weights(self, log_probs, ref_logps, label_mask, mode):
-        weights = iwsft_weights(
-            log_probs,
-            ref_logps,
-            label_mask,
-            level=self.iwsft.level,
-            temp=self.iwsft.temp,
-            sequence_clip=tuple(self.iwsft.sequence_clip),
-            token_clip=tuple(self.iwsft.token_clip),
-        )
+        weights = iwsft_weights(log_probs, ref_logps, label_mask, self.iwsft)
         mask = label_mask.bool()
         if mask.any():
             w = weights[mask]

@@ -15,22 +15,16 @@ def reverse_cumsum(x: torch.Tensor) -> torch.Tensor:
 
 
 def pear_log_weights(
-    logp_theta: torch.Tensor,
-    logp_beta: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    level: str = "token",
-    gamma: float = 0.999,
-    block_size: int = 4,
-    delta_clip=(-0.08, 0.3),
-    log_weight_clip=(-10.0, 5.0),
+    logp_theta: torch.Tensor, logp_beta: torch.Tensor, mask: torch.Tensor, algo: PEAR
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(clipped log G, unclipped delta), both [batch, length] and 0 where `mask` is 0. Inputs are aligned
-    per token: log-probs of the same token under pi_theta and pi_beta, and 1 where the token is trained."""
+    per token: log-probs of the same token under pi_theta and pi_beta, and 1 where the token is trained. The level,
+    gamma, block size and clips are `algo`'s."""
+    level, block_size = algo.level, algo.block_size
     mask = mask.to(torch.float32)
     raw_delta = (logp_theta.detach().float() - logp_beta.float()) * mask
-    delta = raw_delta.clamp(*delta_clip) * mask
-    log_gamma = math.log(gamma)
+    delta = raw_delta.clamp(*algo.delta_clip) * mask
+    log_gamma = math.log(algo.gamma)
     if level == "sequence":
         log_g = delta.sum(-1, keepdim=True).expand_as(delta)
     else:
@@ -43,7 +37,7 @@ def pear_log_weights(
         later = (reverse_cumsum(rho) - rho).gather(-1, block)  # sum over the blocks after this token's
         last_in_block = torch.minimum((block + 1) * size, total.long()) - 1  # e_k, from 0
         log_g = (total - 1 - last_in_block) * log_gamma + later
-    log_g = log_g.clamp(*log_weight_clip) * mask
+    log_g = log_g.clamp(*algo.log_weight_clip) * mask
     return log_g, raw_delta
 
 
@@ -57,16 +51,7 @@ class PEARTrainer(WeightedSFTTrainer):
         super().__init__(*args, **kwargs)
 
     def token_weights(self, log_probs, behaviour_logps, label_mask, mode):
-        log_g, raw_delta = pear_log_weights(
-            log_probs,
-            behaviour_logps,
-            label_mask,
-            level=self.pear.level,
-            gamma=self.pear.gamma,
-            block_size=self.pear.block_size,
-            delta_clip=tuple(self.pear.delta_clip),
-            log_weight_clip=tuple(self.pear.log_weight_clip),
-        )
+        log_g, raw_delta = pear_log_weights(log_probs, behaviour_logps, label_mask, self.pear)
         weights = log_g.exp() * label_mask
         self._log_weights(mode, log_g, raw_delta, weights, label_mask)
         return weights
