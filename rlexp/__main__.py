@@ -144,7 +144,7 @@ def preflight(argv: list[str]) -> None:
         sys.exit(0)
 
 
-def print_help(argv: list[str]) -> None:
+def help_text(argv: list[str]) -> str:
     """`--help`, as conf/hydra/default.yaml's help template says, made here: Hydra's own lists the config groups by
     copying its whole config store once per group, about a second with rlexp's schemas in it."""
     from hydra import compose, initialize_config_dir
@@ -158,7 +158,7 @@ def print_help(argv: list[str]) -> None:
     template = cfg.hydra.help.template
     with open_dict(cfg):
         del cfg["hydra"]
-    print(string.Template(template).safe_substitute(APP_CONFIG_GROUPS=listing, CONFIG=OmegaConf.to_yaml(cfg)))
+    return string.Template(template).safe_substitute(APP_CONFIG_GROUPS=listing, CONFIG=OmegaConf.to_yaml(cfg))
 
 
 def _asks_for_job_config(argv: list[str]) -> bool:
@@ -196,6 +196,9 @@ def hydra_main(cfg: DictConfig) -> None:
         error(str(exc))
         sys.exit(2)
     say(f"[rlexp] run directory: {summary['run_dir']}")
+    if summary["status"] == "interrupted":
+        say("[rlexp] interrupted with a checkpoint: rerun the same command (the same hydra.run.dir) to continue")
+        sys.exit(summary["exit_code"])
 
 
 def main() -> None:
@@ -212,7 +215,8 @@ def main() -> None:
     try:
         if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
             with libraries_to_stderr():
-                print_help(sys.argv[1:])
+                text = help_text(sys.argv[1:])
+            print(text, flush=True)
             exit_now(0)
         preflight(sys.argv[1:])
         hydra_main()
