@@ -20,6 +20,7 @@ from typing import Optional
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlexp import algos, envs, schema
+from rlexp.checkpoints import COMPLETE
 from rlexp.errors import ConfigError
 from rlexp.schema import (
     DiscoverConfig,
@@ -128,6 +129,7 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
     if cfg.mode == "discover":
         structured(DiscoverConfig, cfg.discover).check(algo_from(cfg.algo).name, launcher.name)
     env_from(cfg.env)
+    check_resume(cfg.resume, [name for name, _ in stages(cfg)])
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"threads={cfg.threads} must be at least 1 (or null: the cores divided among the run's processes)")
     bad_k = [k for k in cfg.eval.k if not 1 <= k <= cfg.eval.num_samples]
@@ -136,6 +138,20 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
             f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples"
         )
     check_available(structured(ModelConfig, cfg.model))
+
+
+def check_resume(resume: str, stage_names: list[str]) -> None:
+    if resume in ("auto", "never"):
+        return
+    path = Path(resume)
+    if not (path / COMPLETE).is_file():
+        raise ConfigError(
+            f"resume={resume} is not a complete checkpoint (a <run_dir>/<stage>/checkpoint-<step> directory with "
+            f"{COMPLETE}); use resume=auto, resume=never, or such a directory"
+        )
+    if path.parent.name not in stage_names:
+        raise ConfigError(f"resume={resume} is a checkpoint of stage {path.parent.name}, which this run does not have "
+                          f"(its stages: {', '.join(stage_names)})")  # fmt: skip
 
 
 def check_machine(launcher: LauncherConfig, precision: str) -> None:

@@ -8,8 +8,10 @@ ranks never see Hydra and a `-m` sweep is one launch per job.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from rlexp.checkpoints import RunDirLock, prepare_run_dir
 from rlexp.config import LauncherConfig, resolve_precision, structured, world_size
 from rlexp.console import say
 
@@ -41,16 +44,22 @@ def resolved_config(cfg: DictConfig) -> dict:
 
 
 def launch(cfg: DictConfig) -> dict:
+    """Run the job in its run directory, which one process at a time may use; with mode=train, a run already
+    there is continued (resume=auto), refused or replaced (resume=never, overwrite) first."""
     config = resolved_config(cfg)
     run_dir = Path(config["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.yaml"
-    config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
-    if config["launcher"]["name"] == "local":
-        from rlexp.worker import run
+    with RunDirLock(run_dir):
+        if config["mode"] == "train":
+            previous = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
+            prepare_run_dir(run_dir, config, previous, [*config["prepare"], config["algo"]["name"]])
+        config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+        if config["launcher"]["name"] == "local":
+            from rlexp.worker import run
 
-        return run(OmegaConf.create(config))
-    return launch_accelerate(config, config_path)
+            return run(OmegaConf.create(config))
+        return launch_accelerate(config, config_path)
 
 
 def accelerate_settings(config: dict) -> dict:
@@ -77,6 +86,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def die_with_parent() -> None:
+    """In a launched process, before it runs: killed when the process that started it dies, however it dies, so
+    that no part of a run goes on alone (and writes into a run directory that a rerun may use by then)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class PassSignalsOn:
+    """While the launched processes run: SIGINT and SIGTERM are theirs to act on (every rank saves a checkpoint and
+    stops), and this process waits for them and reports, instead of ending first. A handler of our own, not
+    SIG_IGN, which a child would inherit."""
+
+    def __enter__(self):
+        self.before = {s: signal.signal(s, lambda signum, frame: None) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def __exit__(self, *exc):
+        for signum, handler in self.before.items():
+            signal.signal(signum, handler)
+
+
 def launch_accelerate(config: dict, config_path: Path) -> dict:
     run_dir = config_path.parent
     accelerate_path = run_dir / "accelerate.yaml"
@@ -88,7 +116,11 @@ def launch_accelerate(config: dict, config_path: Path) -> dict:
         "-m", "rlexp.worker", str(config_path),
     ]  # fmt: skip
     say(f"[rlexp] launching: {' '.join(cmd)}")
-    done = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    with PassSignalsOn():
+        done = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=die_with_parent)
+    summary_path = run_dir / "summary.json"
+    if done.returncode != 0 and summary_path.is_file() and json.loads(summary_path.read_text())["status"] == "interrupted":
+        return json.loads(summary_path.read_text())
     if done.returncode != 0:
         raise RuntimeError(
             f"the {config['launcher']['name']} launch failed with exit code {done.returncode}; its output is above, the run dir is {run_dir}"

@@ -198,6 +198,12 @@ class RunConfig:
     name: str = "default"
     # torch threads per process; null: this machine's cores divided among the processes the run starts
     threads: Optional[int] = None
+    # mode=train in a run directory that holds a run: auto continues it from its latest complete checkpoint (the same
+    # command, the same hydra.run.dir); never refuses it unless overwrite=true; or a stage's checkpoint-<step>
+    # directory, from which that stage and the ones after it run, in this run directory
+    resume: str = "auto"
+    # with resume=never: delete the run in the run directory (its stages, metrics, summary) and start afresh
+    overwrite: bool = False
     # your own packages of algorithms and environments, imported before anything composes (README: plugins)
     plugins: List[str] = field(default_factory=list)
     # where the run writes; set by Hydra (hydra.run.dir=...)

@@ -18,13 +18,15 @@ from rlexp.console import say
 
 
 class Tracker:
-    def __init__(self, config: dict, is_main: bool):
+    def __init__(self, config: dict, is_main: bool, kept: list[dict] = (), wandb_id: str | None = None):
+        """`kept`: the records a resumed run keeps (rlexp/checkpoints.py), written first; `wandb_id`: the W&B run
+        it continues."""
         self.is_main = is_main
         self.path = Path(config["run_dir"]) / "metrics.jsonl"
         self.step = 0  # global step across stages
         self.wandb = None
         if is_main:
-            self.path.write_text("")  # a rerun into the same directory starts a fresh file
+            self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
         logger = config["logger"]
         if is_main and logger["name"] == "wandb":
             import wandb
@@ -38,6 +40,8 @@ class Tracker:
                 config=config,
                 dir=config["run_dir"],
                 mode=wandb_mode(logger["mode"]),
+                id=wandb_id,
+                resume="allow" if wandb_id else None,
             )
 
     def log(self, metrics: dict, stage: str, step: int | None = None) -> None:
@@ -54,8 +58,10 @@ class Tracker:
     def callback(self, stage: str) -> TrainerCallback:
         return _StageCallback(self, stage)
 
-    def finish(self, failed: bool = False) -> None:
+    def finish(self, failed: bool = False, preempted: bool = False) -> None:
         if self.wandb is not None:
+            if preempted:
+                self.wandb.mark_preempting()  # W&B shows it as preempted, to be resumed
             self.wandb.finish(exit_code=1 if failed else 0)
             self.wandb = None
 

@@ -8,6 +8,7 @@ directory and evaluates.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 import warnings
@@ -22,6 +23,18 @@ from transformers import TrainerCallback, set_seed
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
 from rlexp import models
+from rlexp.checkpoints import (
+    COMPLETE,
+    Interrupted,
+    StopSignals,
+    checkpoint_step,
+    kept_metrics,
+    latest_checkpoint,
+    load_progress,
+    mark_complete,
+    new_progress,
+    save_progress,
+)
 from rlexp.config import algo_from, env_from, load_plugins, stage_keys, stages, structured, threads_per_process
 from rlexp.console import libraries_to_stderr, say
 from rlexp.discover import discover
@@ -29,7 +42,7 @@ from rlexp.envs import Env
 from rlexp.evaluate import evaluate
 from rlexp.plots import plot_learning_curve
 from rlexp.schema import CONF_DIR, DiscoverConfig
-from rlexp.tracking import Tracker
+from rlexp.tracking import Tracker, read_metrics
 
 
 def evaluate_checkpoint(model_cfg, checkpoint, env, cfg, tracker: Tracker, stage: str) -> dict:
@@ -73,6 +86,8 @@ class Run:
     tracker: Tracker
     run_dir: Path
     summary: dict
+    progress: dict  # what is done already (progress.json): trained stages, evaluations, the W&B run id
+    stop: StopSignals
 
 
 def _run(cfg: DictConfig) -> dict:
@@ -86,13 +101,22 @@ def _run(cfg: DictConfig) -> dict:
                "env": cfg.env.name, "model": cfg.model.name, "seed": cfg.seed, "final_checkpoint": cfg.checkpoint,
                "results": {}}  # fmt: skip
     env, model_cfg = env_from(cfg.env), structured(models.ModelConfig, cfg.model)
-    tracker = Tracker(OmegaConf.to_container(cfg, resolve=True), state.is_main_process)
-    run = Run(cfg, state, env, model_cfg, tracker, Path(cfg.run_dir), summary)
+    run_dir = Path(cfg.run_dir)
+    progress = load_progress(run_dir) if cfg.mode == "train" else new_progress()  # only training resumes
+    kept = resumed_metrics(cfg, run_dir, progress) if cfg.mode == "train" else []
+    tracker = Tracker(OmegaConf.to_container(cfg, resolve=True), state.is_main_process, kept, progress.get("wandb_id"))
+    if state.is_main_process and tracker.wandb is not None:
+        progress["wandb_id"] = tracker.wandb.id  # a resumption continues the same W&B run
+    run = Run(cfg, state, env, model_cfg, tracker, run_dir, summary, progress, StopSignals(say))
     try:  # everything after the tracker starts, so W&B is finished whatever fails
-        MODES[cfg.mode](run)
+        with run.stop:
+            MODES[cfg.mode](run)
         summary["status"] = "done"
+    except Interrupted as stop:
+        summary["status"] = "interrupted"
+        summary["exit_code"] = stop.exit_code
     finally:
-        tracker.finish(summary["status"] == "failed")
+        tracker.finish(summary["status"] in ("failed", "interrupted"), preempted=summary["status"] == "interrupted")
         summary["wall_time_s"] = round(time.time() - started, 1)
         if state.is_main_process:
             (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -103,41 +127,140 @@ def _run(cfg: DictConfig) -> dict:
     return summary
 
 
+def resumed_metrics(cfg: DictConfig, run_dir: Path, progress: dict) -> list[dict]:
+    """What metrics.jsonl keeps when a run continues in `run_dir`: everything up to the point it resumes from."""
+    records = read_metrics(run_dir)
+    if not records:
+        return []
+    stage, resume_step, offset = None, 0, 0
+    for name, _ in stages(cfg):
+        if name not in progress["trained"]:
+            stage = name
+            latest = latest_checkpoint(run_dir / name)
+            resume_step = offset + checkpoint_step(latest) if latest else offset
+            break
+        offset += progress["trained"][name]
+    return kept_metrics(records, progress, stage, resume_step)
+
+
 def train(run: Run) -> None:
-    """Evaluate the starting model, then each stage in turn from the previous one's checkpoint, evaluated after it."""
-    cfg, state, results = run.cfg, run.state, run.summary["results"]
+    """Evaluate the starting model, then each stage in turn from the previous one's checkpoint, evaluated after it.
+    What `progress.json` says is done (a resumption) is not done again; a stage in progress continues from its
+    latest complete checkpoint."""
+    cfg, results = run.cfg, run.summary["results"]
     plan = stages(cfg)
     run.summary["stages"] = [name for name, _ in plan]
+    progress = run.progress
+    results.update(progress["results"])
     checkpoint = cfg.checkpoint
-    if state.is_main_process and cfg.eval.before:
-        results["init"] = evaluate_checkpoint(run.model_cfg, checkpoint, run.env, cfg, run.tracker, "init")
-    state.wait_for_everyone()
+    start = start_point(cfg.resume)
+    if start is not None and not progress["trained"]:  # resume=<checkpoint>: its stage's predecessors are done
+        before = [name for name, _ in plan][: [name for name, _ in plan].index(start[0])]
+        progress["trained"] = {name: 0 for name in before} | ({before[-1]: start[2]} if before else {})
+        run.tracker.step += 0 if before else start[2]
+    if cfg.eval.before and "init" not in results and start is None:
+        evaluate_stage(run, checkpoint, "init")
     for name, algo in plan:
-        set_seed(cfg.seed)
-        model, tokenizer = models.load(run.model_cfg, checkpoint)
-        with stage_keys(cfg, name):
-            trainer = algo.build_trainer(
-                model, tokenizer, run.env, algo.training_args(run.run_dir / name, cfg.seed, cfg.precision)
-            )
-        trainer.add_callback(run.tracker.callback(name))
-        if state.is_main_process:
-            say(f"[rlexp] stage {name}: {how_it_runs(trainer)}")
-            hint = cpu_hint(cfg, algo)
-            if hint:
-                say(f"[rlexp] {hint}")
-            trainer.add_callback(StepCost(name))
-        trainer.train()
-        checkpoint = str(run.run_dir / name / "checkpoint")
-        trainer.save_model(checkpoint)  # gathers ZeRO-3 shards; writes on the main process
+        run.stop.check()
+        stage_dir = run.run_dir / name
+        if name not in progress["trained"]:
+            own = latest_checkpoint(stage_dir)
+            resume_from = own or (start[1] if start is not None and start[0] == name else None)
+            train_stage(run, name, algo, str(resume_from) if resume_from and not own else checkpoint, resume_from)
+        else:
+            run.tracker.step += progress["trained"][name]
+        checkpoint = str(stage_dir / "checkpoint")
         run.summary["final_checkpoint"] = checkpoint
-        state.wait_for_everyone()
-        del trainer, model
-        # transformers keeps ZeRO-3 switched on after training; from_pretrained would then wait
-        # for every rank, and only the main process loads the checkpoint to evaluate it
-        unset_hf_deepspeed_config()
-        if state.is_main_process:
-            results[name] = evaluate_checkpoint(run.model_cfg, checkpoint, run.env, cfg, run.tracker, name)
-        state.wait_for_everyone()
+        run.stop.check()
+        if name not in results:
+            evaluate_stage(run, checkpoint, name)
+
+
+def start_point(resume: str) -> tuple[str, Path, int] | None:
+    """resume=<a checkpoint-<step> directory>: (its stage, its path, the run step its stage started at)."""
+    if resume in ("auto", "never"):
+        return None
+    info = json.loads((Path(resume) / COMPLETE).read_text())
+    return info["stage"], Path(resume), info["run_step"] - info["step"]
+
+
+def train_stage(run: Run, name: str, algo, checkpoint: str | None, resume_from: Path | None) -> None:
+    """Train one stage from `checkpoint`, or continue it from `resume_from` (a checkpoint of this stage); save its
+    model."""
+    cfg, state = run.cfg, run.state
+    stage_dir = run.run_dir / name
+    set_seed(cfg.seed)
+    model, tokenizer = models.load(run.model_cfg, checkpoint)
+    with stage_keys(cfg, name):
+        trainer = algo.build_trainer(model, tokenizer, run.env, algo.training_args(stage_dir, cfg.seed, cfg.precision))
+    trainer.add_callback(run.tracker.callback(name))
+    trainer.add_callback(SaveAndStop(run, name))
+    if state.is_main_process:
+        resuming = f"; continuing from {resume_from.name}" if resume_from else ""
+        say(f"[rlexp] stage {name}: {how_it_runs(trainer)}{resuming}")
+        hint = cpu_hint(cfg, algo)
+        if hint:
+            say(f"[rlexp] {hint}")
+        trainer.add_callback(StepCost(name))
+    if resume_from:
+        restore_token_count(trainer, resume_from)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    run.stop.check()  # stopped by a signal: the checkpoint is saved, the stage is not done
+    trainer.save_model(str(stage_dir / "checkpoint"))  # gathers ZeRO-3 shards; writes on the main process
+    state.wait_for_everyone()
+    run.progress["trained"][name] = trainer.state.global_step
+    if state.is_main_process:
+        save_progress(run.run_dir, run.progress)
+    del trainer, model
+    # transformers keeps ZeRO-3 switched on after training; from_pretrained would then wait
+    # for every rank, and only the main process loads the checkpoint to evaluate it
+    unset_hf_deepspeed_config()
+
+
+def restore_token_count(trainer, checkpoint: Path) -> None:
+    """TRL's SFTTrainer counts the tokens trained on (its `num_tokens` metric) outside the state a checkpoint holds;
+    the last value it logged before the checkpoint is in the checkpoint's log history."""
+    if not hasattr(trainer, "_total_train_tokens"):
+        return
+    history = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+    logged = [entry["num_tokens"] for entry in history if "num_tokens" in entry]
+    trainer._total_train_tokens = int(logged[-1]) if logged else 0
+
+
+def evaluate_stage(run: Run, checkpoint: str | None, name: str) -> None:
+    """Evaluate `checkpoint` on the main process, and keep its results in the summary and in progress.json."""
+    if run.state.is_main_process:
+        results = evaluate_checkpoint(run.model_cfg, checkpoint, run.env, run.cfg, run.tracker, name)
+        run.summary["results"][name] = run.progress["results"][name] = results
+        save_progress(run.run_dir, run.progress)
+    run.state.wait_for_everyone()
+
+
+class SaveAndStop(TrainerCallback):
+    """Marks each checkpoint complete once every process has written its part, and stops training, with a
+    checkpoint, at the end of the step in which any process was asked to stop (SIGTERM, SIGINT)."""
+
+    def __init__(self, run: Run, stage: str):
+        self.run, self.stage = run, stage
+
+    def on_step_end(self, args, state, control, **kwargs):
+        asked = torch.tensor([0.0 if self.run.stop.signum is None else 1.0])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            asked = asked.to(self.run.state.device)
+            torch.distributed.all_reduce(asked)  # every rank stops at the same step
+        if asked.item() > 0:
+            control.should_save = control.should_training_stop = True
+            if self.run.stop.signum is None:  # another rank's signal
+                self.run.stop.signum = signal.SIGTERM
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        self.run.state.wait_for_everyone()  # every rank's RNG state and shards are on disk
+        if self.run.state.is_main_process:
+            path = self.run.run_dir / self.stage / f"checkpoint-{state.global_step}"
+            mark_complete(
+                path, {"stage": self.stage, "step": state.global_step, "run_step": self.run.tracker.step + state.global_step}
+            )
 
 
 def evaluate_only(run: Run) -> None:
@@ -266,4 +389,8 @@ def duration(seconds: float) -> str:
 
 
 if __name__ == "__main__":
-    run(OmegaConf.load(sys.argv[1]))
+    from rlexp.launch import die_with_parent
+
+    die_with_parent()  # a rank under accelerate launch: when the launcher goes, so does the rank
+    summary = run(OmegaConf.load(sys.argv[1]))
+    sys.exit(summary.get("exit_code", 0))

@@ -100,3 +100,25 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+# the demo's game (conf/experiment/demo.yaml): 3 cards, target 12, the short prompt
+EASY_GAME = ["env.num_cards=3", "env.target=12", "env.prompt_style=short", "eval.max_new_tokens=96"]
+
+
+def ok(done):
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.fixture(scope="session")
+def sft_checkpoint(tmp_path_factory):
+    """The demo's SFT stage (about 2.5 minutes): a tiny model that writes the answer format and
+    solves about 40% of ID deals, for GRPO to start from."""
+    run_dir = tmp_path_factory.mktemp("sft") / "run"
+    ok(run_cli(
+        "algo=sft", *EASY_GAME, "logger=none", "algo.learning_rate=1e-3", "algo.max_steps=700",
+        "algo.per_device_train_batch_size=16", "eval.before=false", "eval.num_prompts=8", "eval.num_samples=2", "eval.k=[1,2]",
+        run_dir=run_dir,
+    ))  # fmt: skip
+    return run_dir / "sft" / "checkpoint"

@@ -6,35 +6,14 @@ import json
 import datasets
 import pytest
 import torch
-from conftest import SMALL, initial_weights, run_cli, weights
+from conftest import EASY_GAME, SMALL, initial_weights, ok, run_cli, weights
 from omegaconf import OmegaConf
 
 from rlexp.tracking import read_metrics
 
-# the demo's game (conf/experiment/demo.yaml): 3 cards, target 12, the short prompt
-EASY_GAME = ["env.num_cards=3", "env.target=12", "env.prompt_style=short", "eval.max_new_tokens=96"]
-
-
-def ok(done):
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
 
 def changed(before: dict, after: dict) -> list[str]:
     return [name for name, value in after.items() if name in before and not torch.allclose(before[name], value)]
-
-
-@pytest.fixture(scope="session")
-def sft_checkpoint(tmp_path_factory):
-    """The demo's SFT stage (about 2.5 minutes): a tiny model that writes the answer format and
-    solves about 40% of ID deals, for GRPO to start from."""
-    run_dir = tmp_path_factory.mktemp("sft") / "run"
-    ok(run_cli(
-        "algo=sft", *EASY_GAME, "logger=none", "algo.learning_rate=1e-3", "algo.max_steps=700",
-        "algo.per_device_train_batch_size=16", "eval.before=false", "eval.num_prompts=8", "eval.num_samples=2", "eval.k=[1,2]",
-        run_dir=run_dir,
-    ))  # fmt: skip
-    return run_dir / "sft" / "checkpoint"
 
 
 def test_sft_smoke_changes_every_parameter_and_writes_the_run_dir(tmp_path):

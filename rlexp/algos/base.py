@@ -5,8 +5,9 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Dict
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Optional
 
 from rlexp.errors import ConfigError
 
@@ -28,7 +29,7 @@ def run_owned(output_dir, seed: int, precision: str) -> dict[str, Any]:
         "fp16": precision == "fp16",
         "use_cpu": not torch.cuda.is_available(),
         "report_to": "none",  # rlexp's Tracker logs, on one step axis across stages
-        "save_strategy": "no",  # each stage saves its final checkpoint itself
+        "save_strategy": "steps",  # every algo.save_steps; each stage also saves its final model itself
     }
 
 
@@ -58,6 +59,12 @@ class Algo(abc.ABC):
     activation_checkpointing: bool = False
     # log metrics every this many steps
     logging_steps: int = 1
+    # > Checkpoints, to resume from (rlexp/checkpoints.py)
+    # save the stage's full state (model, optimizer, scheduler, RNG, data position) every this many steps and at
+    # its end; null: every tenth of max_steps
+    save_steps: Optional[int] = None
+    # checkpoints kept per stage, the newest; at least 2, so that a kill while one is written leaves one to resume
+    save_total_limit: int = 2
     # any other field of the TRL config class (e.g. {adam_beta2: 0.99}); checked against it before anything loads
     trl: Dict[str, Any] = field(default_factory=dict)
 
@@ -91,12 +98,20 @@ class Algo(abc.ABC):
 
     def training_args(self, output_dir, seed: int, precision: str, **extra) -> TrainingArguments:
         """This algorithm's TRL config for a run: its hyperparameters, the run's own fields, and `extra`."""
-        return self.config_class()(**self.trl_kwargs(), **run_owned(output_dir, seed, precision), **extra)
+        kwargs = {**self.trl_kwargs(), "save_steps": self.save_steps or max(1, math.ceil(self.max_steps / 10))}
+        return self.config_class()(**kwargs, **run_owned(output_dir, seed, precision), **extra)
 
     def check(self, world_size: int) -> None:
         """Cross-field checks that must fail before any model loads. Raise ConfigError."""
         if self.trl:  # checked against the TRL config class's fields, which loads TRL: only when there is something to check
             self.trl_kwargs()
+        if self.save_steps is not None and self.save_steps < 1:
+            raise ConfigError(f"algo.save_steps={self.save_steps} must be at least 1 (or null: every tenth of max_steps)")
+        if self.save_total_limit < 2:
+            raise ConfigError(
+                f"algo.save_total_limit={self.save_total_limit}: keep at least 2 checkpoints, so that a kill while one "
+                "is written leaves a complete one to resume from"
+            )
         if self.warmup_steps and self.lr_scheduler_type == "constant":
             raise ConfigError(
                 f"algo.warmup_steps={self.warmup_steps} does nothing with algo.lr_scheduler_type=constant, "

@@ -22,11 +22,14 @@ Where they come from:
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_model, save_model
 from transformers import AutoTokenizer, LogitsProcessor, LogitsProcessorList
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
@@ -36,6 +39,9 @@ from rlexp import models
 from rlexp.errors import ConfigError
 from rlexp.schema import ModelConfig
 
+# what each checkpoint holds besides the Trainer's: the rollout machinery's counters, and a stale actor copy's weights
+ROLLOUT_STATE_FILE = "rollout_state.json"
+ACTOR_FILE = "actor.safetensors"
 # logits rows projected at once in the scoring pass: about 64 MB of fp32 logits whatever the vocabulary
 LOGIT_ELEMENTS_PER_CHUNK = 2**24
 
@@ -198,6 +204,31 @@ class ActorRolloutGRPOTrainer(GRPOTrainer):
         self._actor_report: dict[str, torch.Tensor] | None = None  # what the actor reported while generating
         if self.use_vllm:
             self.vllm_generation.logprobs = actor_top_k
+
+    # ------------------------------------------------------------ checkpoints: what a resumed run needs of the actor
+
+    def rollout_state(self) -> dict:
+        """What a checkpoint keeps of the rollout machinery besides the actor copy's weights (subclasses add theirs)."""
+        return {"actor_refreshed_step": self._actor_refreshed_step}
+
+    def load_rollout_state(self, state: dict) -> None:
+        self._actor_refreshed_step = state["actor_refreshed_step"]
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            (folder / ROLLOUT_STATE_FILE).write_text(json.dumps(self.rollout_state()))
+            if self.actor_is_policy_copy:  # a stale copy of the policy: its weights are state
+                save_model(self.rollout_actor, str(folder / ACTOR_FILE))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        folder = Path(resume_from_checkpoint)
+        if (folder / ROLLOUT_STATE_FILE).is_file():
+            self.load_rollout_state(json.loads((folder / ROLLOUT_STATE_FILE).read_text()))
+        if self.actor_is_policy_copy and (folder / ACTOR_FILE).is_file():
+            load_model(self.rollout_actor, str(folder / ACTOR_FILE))
 
     # ------------------------------------------------------------ generation: the actor writes the rollouts
 

@@ -146,6 +146,13 @@ class JackpotGRPOTrainer(ActorRolloutGRPOTrainer, GRPOTrainerWithLossHook):
     def _allsum(self, x: torch.Tensor) -> torch.Tensor:
         return self.accelerator.reduce(x, reduction="sum") if self.accelerator.num_processes > 1 else x
 
+    def rollout_state(self) -> dict:
+        return {**super().rollout_state(), "draws": self._draws}  # the acceptance draws go on from there
+
+    def load_rollout_state(self, state: dict) -> None:
+        super().load_rollout_state(state)
+        self._draws = state["draws"]
+
     def _uniform(self, shape, device) -> torch.Tensor:
         # seeded per generation batch and per rank, so reruns draw the same masks; drawn position-major, so the
         # draw of (row, position) is number position * rows + row whatever the padded length

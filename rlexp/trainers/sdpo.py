@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import torch
 from accelerate.utils import is_peft_model
+from safetensors.torch import load_model, save_model
 from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
 from trl.experimental.sdpo.loss_utils import add_tail_bucket, apply_importance_sampling_clipping, compute_divergence
 from trl.experimental.sdpo.sdpo_trainer import SuccessfulRolloutTeacherContextBuilder
@@ -86,6 +88,9 @@ class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
             args.remove_thinking_from_demonstration, args.solution_template = True, template
 
 
+TEACHER_FILE = "teacher.safetensors"  # the EMA teacher's weights, in each checkpoint
+
+
 class FeedbackSDPOTrainer(SDPOTrainer):
     """`SDPOTrainer` whose teacher reads each rollout's own environment feedback and successful siblings."""
 
@@ -136,6 +141,25 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         self._metrics[mode]["reward"].append(reward.mean().item())
         self._metrics[mode]["reward_std"].append(reward.std().item() if reward.numel() > 1 else 0.0)
         return rewards_per_func
+
+    # -- checkpoints: the EMA teacher is state of its own, which a resumed run needs -----------------------------
+
+    def _teacher_is_whole(self) -> bool:
+        """Outside ZeRO-3 the teacher's weights are whole on every process (under it they are sharded, and a resumed
+        run's EMA teacher starts again from the resumed policy)."""
+        return not (self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3)
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.args.teacher_model_kind == "ema" and self.args.should_save and self._teacher_is_whole():
+            folder = Path(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            save_model(self.accelerator.unwrap_model(self.teacher_model), str(folder / TEACHER_FILE))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        saved = Path(resume_from_checkpoint, TEACHER_FILE)
+        if self.args.teacher_model_kind == "ema" and saved.is_file() and self._teacher_is_whole():
+            load_model(self.accelerator.unwrap_model(self.teacher_model), str(saved))
 
     # -- teacher -----------------------------------------------------------------------------------------------
 
