@@ -18,6 +18,7 @@ checkpoint, and `metrics.jsonl` keeps exactly what came before that checkpoint.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
@@ -234,3 +235,9 @@ class StopSignals:
         """Raise Interrupted if a stop was asked for."""
         if self.signum is not None:
             raise Interrupted(self.signum)
+
+
+def die_with_parent() -> None:
+    """In a launched process, before it runs: killed when the process that started it dies, however it dies, so
+    that no part of a run goes on alone (and writes into a run directory that a rerun may use by then)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

@@ -8,13 +8,16 @@ ranks never see Hydra and a `-m` sweep is one launch per job.
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
+import fcntl
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -23,8 +26,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rlexp.checkpoints import RunDirLock, prepare_run_dir
-from rlexp.config import LauncherConfig, resolve_precision, structured, world_size
+from rlexp.checkpoints import RunDirLock, die_with_parent, prepare_run_dir
+from rlexp.config import LauncherConfig, resolve_precision, structured, threads_per_process, world_size
 from rlexp.console import say
 
 
@@ -33,6 +36,10 @@ def resolved_config(cfg: DictConfig) -> dict:
     hydra_cfg = HydraConfig.get()
     config = OmegaConf.to_container(cfg, resolve=True)
     config["precision"] = resolve_precision(cfg.precision)
+    cells = (hydra_cfg.launcher.get("n_jobs") or 1) if hydra_cfg.mode == RunMode.MULTIRUN else 1
+    cells = cells if cells > 0 else max(1, (os.cpu_count() or 1) + 1 + cells)  # joblib's n_jobs=-1: every core
+    if config["threads"] is None and cells > 1:  # hydra/launcher=joblib: the cores shared by the cells too
+        config["threads"] = max(1, threads_per_process(None, cells) // world_size(structured(LauncherConfig, config["launcher"])))
     logger = config["logger"]
     if logger["run_name"] is None:
         logger["run_name"] = hydra_cfg.job.override_dirname or "default"
@@ -43,6 +50,70 @@ def resolved_config(cfg: DictConfig) -> dict:
     return config
 
 
+# every rlexp process on this machine takes its GPUs here, one lock file per GPU, so two runs never share one
+GPU_LOCKS = Path(tempfile.gettempdir()) / "rlexp-gpus"
+
+
+class GpuSlot:
+    """`gpus_per_job` GPUs of `gpus` held by this run until it ends (or its process dies: the locks are flock()s),
+    with CUDA_VISIBLE_DEVICES set to them. Slots are consecutive groups of the pool; a run waits, with no time
+    limit, until one is free."""
+
+    def __init__(self, gpus: list[str], gpus_per_job: int):
+        self.slots = [gpus[i : i + gpus_per_job] for i in range(0, len(gpus) - gpus_per_job + 1, gpus_per_job)]
+        self.held: list = []
+        self.before = os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    def _try(self, slot: list[str]) -> bool:
+        for gpu in slot:
+            path = GPU_LOCKS / f"gpu-{gpu}.lock"
+            handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o666), "r+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                self._release()
+                return False
+            self.held.append(handle)
+        return True
+
+    def _release(self) -> None:
+        for handle in self.held:
+            handle.close()  # closing the file drops its lock
+        self.held = []
+
+    def __enter__(self) -> list[str]:
+        GPU_LOCKS.mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):
+            GPU_LOCKS.chmod(0o1777)  # shared by every user's runs
+        waiting = False
+        while True:
+            for slot in self.slots:
+                if self._try(slot):
+                    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(slot)
+                    return slot
+            if not waiting:
+                say(f"[rlexp] waiting for a free slot of {len(self.slots[0])} GPU(s) among {', '.join(sum(self.slots, []))}")
+                waiting = True
+            time.sleep(0.5)
+
+    def __exit__(self, *exc) -> None:
+        self._release()
+        if self.before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = self.before
+
+
+def gpu_pool(launcher: LauncherConfig) -> list[str]:
+    if launcher.gpus:
+        return [str(g) for g in launcher.gpus]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
 def launch(cfg: DictConfig) -> dict:
     """Run the job in its run directory, which one process at a time may use; with mode=train, a run already
     there is continued (resume=auto), refused or replaced (resume=never, overwrite) first."""
@@ -50,7 +121,9 @@ def launch(cfg: DictConfig) -> dict:
     run_dir = Path(config["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.yaml"
-    with RunDirLock(run_dir):
+    launcher = structured(LauncherConfig, config["launcher"])
+    slot = GpuSlot(gpu_pool(launcher), launcher.gpus_per_job) if launcher.gpus_per_job else contextlib.nullcontext()
+    with RunDirLock(run_dir), slot:
         if config["mode"] == "train":
             previous = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
             prepare_run_dir(run_dir, config, previous, [*config["prepare"], config["algo"]["name"]])
@@ -84,12 +157,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def die_with_parent() -> None:
-    """In a launched process, before it runs: killed when the process that started it dies, however it dies, so
-    that no part of a run goes on alone (and writes into a run directory that a rerun may use by then)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class PassSignalsOn:

@@ -8,6 +8,7 @@ directory and evaluates.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -99,7 +100,8 @@ def _run(cfg: DictConfig) -> dict:
     set_seed(cfg.seed)
     summary = {"run_dir": cfg.run_dir, "status": "failed", "mode": cfg.mode, "algo": cfg.algo.name, "stages": [],
                "env": cfg.env.name, "model": cfg.model.name, "seed": cfg.seed, "final_checkpoint": cfg.checkpoint,
-               "results": {}}  # fmt: skip
+               "results": {}, "started_at": started, "threads": torch.get_num_threads(),
+               "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}  # fmt: skip
     env, model_cfg = env_from(cfg.env), structured(models.ModelConfig, cfg.model)
     run_dir = Path(cfg.run_dir)
     progress = load_progress(run_dir) if cfg.mode == "train" else new_progress()  # only training resumes
@@ -118,6 +120,7 @@ def _run(cfg: DictConfig) -> dict:
     finally:
         tracker.finish(summary["status"] in ("failed", "interrupted"), preempted=summary["status"] == "interrupted")
         summary["wall_time_s"] = round(time.time() - started, 1)
+        summary["ended_at"] = time.time()
         if state.is_main_process:
             (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
             if summary["status"] == "done" and cfg.mode == "train":
@@ -389,7 +392,7 @@ def duration(seconds: float) -> str:
 
 
 if __name__ == "__main__":
-    from rlexp.launch import die_with_parent
+    from rlexp.checkpoints import die_with_parent
 
     die_with_parent()  # a rank under accelerate launch: when the launcher goes, so does the rank
     summary = run(OmegaConf.load(sys.argv[1]))

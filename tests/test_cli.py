@@ -79,15 +79,15 @@ def test_eval_mode_evaluates_a_checkpoint_on_the_task_it_was_trained_for(tmp_pat
 
 
 def test_pipeline_stages_chain_checkpoints_on_one_step_axis(tmp_path):
-    """experiment=demo, shortened: SFT, then GRPO from SFT's checkpoint, then a rerun into the same dir."""
+    """experiment=demo, shortened: SFT, then GRPO from SFT's checkpoint, then the same command again, which finds
+    the run done (resume=auto) and only prints its table."""
     args = ["experiment=demo", *SMALL, "prepare.sft.max_steps=2", "algo.max_steps=2", "algo.per_device_train_batch_size=8",
             "algo.num_generations=4", "algo.max_completion_length=32"]  # fmt: skip
-    for _ in range(2):
-        done = ok(run_cli(*args, run_dir=str(tmp_path / "${rlexp.run_name:}")))
+    first, again = (ok(run_cli(*args, run_dir=str(tmp_path / "${rlexp.run_name:}"))) for _ in range(2))
     (run_dir,) = tmp_path.iterdir()
     assert run_dir.name == "sft-grpo_generalpoints", "a run directory is named after its whole pipeline"
-    assert f"[rlexp] stage sft: single process, {'1 GPU' if torch.cuda.is_available() else 'CPU'}" in done.stdout.splitlines()
-    assert done.stdout.splitlines()[-1] == f"[rlexp] run directory: {run_dir}"
+    assert f"[rlexp] stage sft: single process, {'1 GPU' if torch.cuda.is_available() else 'CPU'}" in first.stdout.splitlines()
+    assert "[rlexp] stage" not in again.stdout and again.stdout.splitlines()[-1] == f"[rlexp] run directory: {run_dir}"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stages"] == ["sft", "grpo"] and list(summary["results"]) == ["init", "sft", "grpo"]
     steps = read_metrics(run_dir)

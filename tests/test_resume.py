@@ -132,7 +132,9 @@ def test_ddp_stopped_by_ctrl_c_and_resumed_equals_uninterrupted(tmp_path):
 
 
 def test_grpo_from_a_trained_model_killed_and_resumed_equals_uninterrupted(tmp_path, sft_checkpoint):
-    command = ["algo=grpo", f"checkpoint={sft_checkpoint}", *RL, "algo.learning_rate=1e-4"]
+    # completions long enough for the trained model's answers, in groups of 4: rewards differ within a group
+    command = ["algo=grpo", f"checkpoint={sft_checkpoint}", *RL, "algo.learning_rate=1e-4", "algo.max_completion_length=96",
+               "algo.num_generations=4", "algo.per_device_train_batch_size=8"]  # fmt: skip
     ok(run_cli(*command, run_dir=tmp_path / "a"))
     losses = [r["loss"] for r in read_metrics(tmp_path / "a") if "loss" in r]
     assert any(loss != 0 for loss in losses), "a test of resuming needs steps that change the weights"
