@@ -223,9 +223,20 @@ def main() -> None:
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
+    if end_pool_workers():  # the runs were in the pool's processes: this one ends the usual way, cleaning up after it
+        sys.exit(code)
     # everything is written and finished, and the verifier and sandbox workers end when their pipes
     # close: skip the interpreter's slow teardown
     exit_now(code)
+
+
+def end_pool_workers() -> bool:
+    """hydra/launcher=joblib leaves loky's worker processes waiting for more work for minutes, holding this
+    command's stdout open: end them with the sweep. Whether there were any."""
+    executor = getattr(sys.modules.get("joblib.externals.loky.reusable_executor"), "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True)
+    return executor is not None
 
 
 if __name__ == "__main__":

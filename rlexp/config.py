@@ -95,6 +95,8 @@ def world_size(launcher: LauncherConfig) -> int:
         return 1
     if launcher.num_processes is not None:
         return launcher.num_processes
+    if launcher.gpus_per_job:
+        return launcher.gpus_per_job
     import torch
 
     return torch.cuda.device_count() or 2
@@ -115,6 +117,12 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
     launcher = structured(LauncherConfig, cfg.launcher)
     if launcher.name not in LAUNCHERS:
         raise ConfigError(f"launcher.name={launcher.name} is not one of {', '.join(LAUNCHERS)}")
+    if launcher.gpus_per_job < 0:
+        raise ConfigError(f"launcher.gpus_per_job={launcher.gpus_per_job} must be 0 (no slots) or more")
+    if launcher.gpus_per_job > 1 and launcher.name == "local":
+        raise ConfigError("launcher=local runs one process on one GPU: use launcher.gpus_per_job=1, or launcher=ddp")
+    if launcher.gpus and launcher.gpus_per_job > len(launcher.gpus):
+        raise ConfigError(f"launcher.gpus_per_job={launcher.gpus_per_job} is more than launcher.gpus has ({len(launcher.gpus)})")
     if launcher.num_processes is not None and launcher.num_processes < 1:
         raise ConfigError(f"launcher.num_processes={launcher.num_processes} must be at least 1")
     if machine:

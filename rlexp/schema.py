@@ -148,6 +148,11 @@ class LauncherConfig:
     num_processes: Optional[int] = None
     # written to the accelerate config file of the run (distributed_type, deepspeed_config ...)
     accelerate: Dict[str, Any] = field(default_factory=dict)
+    # GPUs each run gets to itself (a slot), e.g. each cell of a sweep whose hydra/launcher=joblib runs several at
+    # once: a run waits for a free slot and runs with its CUDA_VISIBLE_DEVICES; 0 leaves CUDA_VISIBLE_DEVICES alone
+    gpus_per_job: int = 0
+    # the GPUs slots are made from (indices or UUIDs); empty: those in CUDA_VISIBLE_DEVICES, else every GPU here
+    gpus: List[str] = field(default_factory=list)
 
 
 @dataclass
