@@ -69,7 +69,14 @@ def stages(cfg: DictConfig) -> list[tuple[str, algos.Algo]]:
     final = algo_from(cfg.algo)
     if final.name in cfg.prepare:
         raise ConfigError(f"prepare.{final.name} has the name of the final stage algo={final.name}; rename the stage")
-    return plan + [(final.name, final)]
+    plan.append((final.name, final))
+    cap = cfg.get("max_steps_per_stage")
+    if cap is not None:
+        if cap < 1:
+            raise ConfigError(f"max_steps_per_stage={cap} must be at least 1 (or null: each stage's algo.max_steps)")
+        for _, algo in plan:
+            algo.max_steps = min(algo.max_steps, cap)
+    return plan
 
 
 def resolve_precision(precision: str) -> str:

@@ -209,6 +209,9 @@ class RunConfig:
     resume: str = "auto"
     # with resume=never: delete the run in the run directory (its stages, metrics, summary) and start afresh
     overwrite: bool = False
+    # every stage runs at most this many steps (null: each its algo.max_steps): a quick check that an experiment or
+    # a sweep of them runs end to end, e.g. python -m rlexp -m 'experiment=glob(*)' max_steps_per_stage=1
+    max_steps_per_stage: Optional[int] = None
     # your own packages of algorithms and environments, imported before anything composes (README: plugins)
     plugins: List[str] = field(default_factory=list)
     # where the run writes; set by Hydra (hydra.run.dir=...)

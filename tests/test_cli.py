@@ -6,7 +6,7 @@ import json
 import datasets
 import pytest
 import torch
-from conftest import EASY_GAME, SMALL, initial_weights, ok, run_cli, weights
+from conftest import EASY_GAME, ROOT, SMALL, initial_weights, ok, run_cli, weights
 from omegaconf import OmegaConf
 
 from rlexp.tracking import read_metrics
@@ -108,6 +108,21 @@ def test_multirun_gives_each_job_its_own_run_dir(tmp_path):
     names = sorted(OmegaConf.load(p.parent / "config.yaml").logger.run_name for p in summaries)
     assert [n.rsplit(",", 1)[1] for n in names] == ["seed=0", "seed=1"], "W&B run names come from the overrides"
     assert all("algo=sft" in n and "algo.max_steps=1" in n for n in names)
+
+
+@pytest.mark.slow
+def test_every_experiment_runs_end_to_end_in_one_sweep(tmp_path):
+    """`-m experiment=glob(*)`, one step per stage. pear_then_grpo is left out: it needs a behaviour model
+    (prepare.pear.behaviour_model), which no other experiment takes (test_pear.py runs PEAR)."""
+    sweep = tmp_path / "sweep"
+    ok(run_cli("-m", "experiment=glob(*,exclude=pear_then_grpo)", "max_steps_per_stage=1", *SMALL, "env.train_size=16",
+               "eval.before=false", f"hydra.sweep.dir={sweep}"))  # fmt: skip
+    experiments = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml") if p.stem != "pear_then_grpo")
+    summaries = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
+    assert len(summaries) == len(experiments) and all(s["status"] == "done" for s in summaries)
+    for summary in summaries:
+        steps = [r for r in read_metrics(summary["run_dir"]) if "loss" in r and "train_runtime" not in r]
+        assert len(steps) == len(summary["stages"]) >= 2, "one step per stage"
 
 
 @pytest.mark.slow
