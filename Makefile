@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/ruff check rlexp scripts tests
 
 test: setup lint
-	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -ra
+	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -ra -n 2 --dist loadgroup
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -ra -m unit

@@ -81,6 +81,9 @@ def pytest_configure(config):
 # a test that starts the CLI or another Python process is a smoke test; the rest (in-process) are unit tests
 SMOKE_SIGNS = ("run_cli(", "cli(", "subprocess.")
 SMOKE_FIXTURES = {"cli", "sft_checkpoint", "untrained_checkpoint"}
+# fixtures that take minutes to make: `make test` runs 2 pytest processes (pytest-xdist), and the tests that share one
+# of these run in the same process, so each is made once
+SHARED_RUNS = {"sft_checkpoint", "sft_uninterrupted"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -88,6 +91,8 @@ def pytest_collection_modifyitems(config, items):
     import inspect
 
     for item in items:
+        for fixture in SHARED_RUNS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group(fixture))
         if "gpu" in item.keywords or "slow" in item.keywords:
             continue
         source = inspect.getsource(item.function) if hasattr(item, "function") else ""
