@@ -54,21 +54,21 @@ def decode_blob(blob: str) -> list[dict]:
 
 def test_every_family_is_one_data_file_with_a_random_case_generator():
     files = sorted(lp.DATA_DIR.glob("*.yaml"))
-    assert len(files) == len(lp.PROBLEMS) == len(lp.RANDOM_CASES)
-    assert {problem.question_id for problem in lp.PROBLEMS} == set(lp.RANDOM_CASES)
+    assert len(files) == len(lp.problems()) == len(lp.RANDOM_CASES)
+    assert {problem.question_id for problem in lp.problems()} == set(lp.RANDOM_CASES)
     assert {path.name.split("-")[0] for path in files} == {"stdin", "functional"}
 
 
 def test_families_cover_both_styles_and_all_difficulties():
-    assert len(lp.PROBLEMS) >= 30
-    styles = Counter(problem.testtype for problem in lp.PROBLEMS)
+    assert len(lp.problems()) >= 30
+    styles = Counter(problem.testtype for problem in lp.problems())
     assert styles["stdin"] >= 12 and styles["functional"] >= 12
-    assert {problem.difficulty for problem in lp.PROBLEMS} == {"easy", "medium", "hard"}
-    assert len({problem.question_id for problem in lp.PROBLEMS}) == len(lp.PROBLEMS)
+    assert {problem.difficulty for problem in lp.problems()} == {"easy", "medium", "hard"}
+    assert len({problem.question_id for problem in lp.problems()}) == len(lp.problems())
 
 
 def test_rows_have_the_livecodebench_columns(rows):
-    assert len(rows) == len(lp.PROBLEMS)
+    assert len(rows) == len(lp.problems())
     dates = []
     for row in rows:
         assert set(row) == LCB_COLUMNS | {"reference"}
@@ -167,7 +167,7 @@ def test_functional_inputs_have_one_json_line_per_parameter(rows):
 
 
 def test_references_reproduce_every_output(rows):
-    for problem, row in zip(lp.PROBLEMS, rows):
+    for problem, row in zip(lp.problems(), rows):
         for test in all_tests(row):
             assert lp.run_reference(row, test["input"]) == test["output"], row["question_id"]
             assert lp.run_reference(problem, test["input"]) == test["output"]
@@ -186,7 +186,7 @@ def test_some_stdin_problems_print_floats_or_several_lines(rows):
 
 
 def test_run_reference_runs_stdin_programs_and_methods():
-    by_id = {problem.question_id: problem for problem in lp.PROBLEMS}
+    by_id = {problem.question_id: problem for problem in lp.problems()}
     assert lp.run_reference(by_id["rlexp-sum-array"], "3\n1 2 3\n") == "6\n"
     assert lp.run_reference(by_id["rlexp-two-sum"], "[1, 5, 9]\n14") == "[1, 2]"
 

@@ -497,16 +497,13 @@ def _spread_difficulties(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda problem: position[problem.question_id])
 
 
-# contest dates follow this order: the styles alternate and the difficulties are spread out, so that any window
-# of dates holds a mix
-PROBLEMS: list[Problem] = [
-    problem
-    for pair in itertools.zip_longest(
-        _spread_difficulties(load_problems("stdin")), _spread_difficulties(load_problems("functional"))
-    )
-    for problem in pair
-    if problem is not None
-]
+@functools.cache
+def problems() -> list[Problem]:
+    """Every family, read from its file on first use (the environments' registry imports this module whenever the
+    command line starts). Contest dates follow this order: the styles alternate and the difficulties are spread
+    out, so that any window of dates holds a mix."""
+    stdin, functional = _spread_difficulties(load_problems("stdin")), _spread_difficulties(load_problems("functional"))
+    return [problem for pair in itertools.zip_longest(stdin, functional) for problem in pair if problem is not None]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -571,7 +568,7 @@ def lcb_rows(seed: int = 0, min_tests: int = 10, max_tests: int = 30) -> list[di
     if not 1 <= min_tests <= max_tests:
         raise ValueError(f"need 1 <= min_tests <= max_tests, got {min_tests} and {max_tests}")
     rows = []
-    for index, problem in enumerate(PROBLEMS):
+    for index, problem in enumerate(problems()):
         # crc32 rather than hash(): str hashes differ from one process to the next
         rng = random.Random(seed + zlib.crc32(problem.question_id.encode()))
         public, private = _tests(problem, rng, min_tests, max_tests)
@@ -582,7 +579,7 @@ def lcb_rows(seed: int = 0, min_tests: int = 10, max_tests: int = 30) -> list[di
                 "platform": PLATFORM,
                 "question_id": problem.question_id,
                 "contest_id": CONTEST_ID,
-                "contest_date": _contest_date(index, len(PROBLEMS)),
+                "contest_date": _contest_date(index, len(problems())),
                 "starter_code": problem.starter_code,
                 "difficulty": problem.difficulty,
                 "public_test_cases": json.dumps(public),
