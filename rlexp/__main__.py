@@ -179,13 +179,13 @@ def hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from rlexp.config import from_training_run, validate
-    from rlexp.launch import launch
+    from rlexp.launch import gpu_slot, launch
 
     with contextlib.redirect_stdout(io.StringIO()):
         # prints "[INFO] Running in WANDB offline mode" on import, whatever the logger: not ours to say
         import transformers.integrations.integration_utils  # noqa: F401
     try:
-        with libraries_to_stderr():
+        with libraries_to_stderr(), gpu_slot(cfg.launcher):  # first: the run's process sees only its slot's GPUs
             note = from_training_run(cfg, list(HydraConfig.get().overrides.task))
             if note:
                 say(f"[rlexp] {note}")

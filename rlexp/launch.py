@@ -114,6 +114,13 @@ def gpu_pool(launcher: LauncherConfig) -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+def gpu_slot(launcher_node) -> contextlib.AbstractContextManager:
+    """The run's GPU slot (launcher.gpus_per_job), to be taken before anything asks CUDA about the GPUs: CUDA reads
+    CUDA_VISIBLE_DEVICES once, when this process first uses it."""
+    launcher = structured(LauncherConfig, launcher_node)
+    return GpuSlot(gpu_pool(launcher), launcher.gpus_per_job) if launcher.gpus_per_job else contextlib.nullcontext()
+
+
 def launch(cfg: DictConfig) -> dict:
     """Run the job in its run directory, which one process at a time may use; with mode=train, a run already
     there is continued (resume=auto), refused or replaced (resume=never, overwrite) first."""
@@ -121,9 +128,7 @@ def launch(cfg: DictConfig) -> dict:
     run_dir = Path(config["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.yaml"
-    launcher = structured(LauncherConfig, config["launcher"])
-    slot = GpuSlot(gpu_pool(launcher), launcher.gpus_per_job) if launcher.gpus_per_job else contextlib.nullcontext()
-    with RunDirLock(run_dir), slot:
+    with RunDirLock(run_dir):
         if config["mode"] == "train":
             previous = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
             prepare_run_dir(run_dir, config, previous, [*config["prepare"], config["algo"]["name"]])
