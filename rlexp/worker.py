@@ -152,15 +152,16 @@ def train(run: Run) -> None:
     latest complete checkpoint."""
     cfg, results = run.cfg, run.summary["results"]
     plan = stages(cfg)
-    run.summary["stages"] = [name for name, _ in plan]
+    names = run.summary["stages"] = [name for name, _ in plan]
     progress = run.progress
     results.update(progress["results"])
     checkpoint = cfg.checkpoint
     start = start_point(cfg.resume)
     if start is not None and not progress["trained"]:  # resume=<checkpoint>: its stage's predecessors are done
-        before = [name for name, _ in plan][: [name for name, _ in plan].index(start[0])]
+        before = names[: names.index(start[0])]
         progress["trained"] = {name: 0 for name in before} | ({before[-1]: start[2]} if before else {})
-        run.tracker.step += 0 if before else start[2]
+        if not before:
+            run.tracker.step += start[2]
     if cfg.eval.before and "init" not in results and start is None:
         evaluate_stage(run, checkpoint, "init")
     for name, algo in plan:
