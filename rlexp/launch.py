@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlexp.checkpoints import RunDirLock, die_with_parent, prepare_run_dir
 from rlexp.config import LauncherConfig, resolve_precision, structured, threads_per_process, world_size
 from rlexp.console import say
+from rlexp.errors import ConfigError
 
 
 def resolved_config(cfg: DictConfig) -> dict:
@@ -61,6 +62,11 @@ class GpuSlot:
 
     def __init__(self, gpus: list[str], gpus_per_job: int):
         self.slots = [gpus[i : i + gpus_per_job] for i in range(0, len(gpus) - gpus_per_job + 1, gpus_per_job)]
+        if not self.slots:
+            raise ConfigError(
+                f"launcher.gpus_per_job={gpus_per_job} needs that many GPUs and this machine shows {len(gpus)}; "
+                "set launcher.gpus, or launcher.gpus_per_job=0"
+            )
         self.held: list = []
         self.before = os.environ.get("CUDA_VISIBLE_DEVICES")
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, SMALL, ok, run_cli
 from test_resume import SFT, start_cli, stop_after_checkpoints
 
@@ -66,3 +67,11 @@ def test_a_sweep_run_again_skips_its_done_cells_and_resumes_the_interrupted_one(
         assert json.loads((sweep / cell / "summary.json").read_text())["status"] == "done"
     rows = (sweep / "comparison.md").read_text().splitlines()[2:]
     assert len(rows) == 1 and rows[0].split(" | ")[1:3] == ["2", "0, 1"]  # one arm, both seeds
+
+
+def test_more_gpus_per_job_than_the_machine_has_is_one_config_error():
+    from rlexp.errors import ConfigError
+    from rlexp.launch import GpuSlot
+
+    with pytest.raises(ConfigError, match="launcher.gpus_per_job=2 needs that many GPUs and this machine shows 1"):
+        GpuSlot(["0"], 2)
