@@ -20,7 +20,6 @@ from typing import Optional
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlexp import algos, envs, schema
-from rlexp.checkpoints import COMPLETE
 from rlexp.errors import ConfigError
 from rlexp.schema import (
     DiscoverConfig,
@@ -158,6 +157,8 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
 def check_resume(resume: str, stage_names: list[str]) -> None:
     if resume in ("auto", "never"):
         return
+    from rlexp.checkpoints import COMPLETE
+
     path = Path(resume)
     if not (path / COMPLETE).is_file():
         raise ConfigError(

@@ -16,6 +16,7 @@ from rlexp import envs
 from rlexp.envs import synlogic
 from rlexp.envs.base import Score
 from rlexp.envs.synlogic import families as T
+from rlexp.envs.synlogic import hub
 from rlexp.envs.synlogic.cryptarithm import crypt_solutions
 from rlexp.envs.synlogic.latin import latin_search
 from rlexp.errors import ConfigError
@@ -907,7 +908,7 @@ def _hub_rows():
 
 
 def test_hub_rows_map_onto_our_verifiers(env):
-    rows, skipped = synlogic.map_hub_rows(_hub_rows())
+    rows, skipped = hub.map_hub_rows(_hub_rows())
     # the futoshiki row whose stored answer breaks its sign is kept: the puzzle has other solutions
     assert [r["task"] for r in rows] == list(FAMILIES) + ["futoshiki"]
     assert skipped["task not implemented"] == 2 and skipped["unknown task"] == 1  # web_of_lies, zebra_puzzle; None
@@ -919,7 +920,7 @@ def test_hub_rows_map_onto_our_verifiers(env):
         row = {"task": mapped["task"], "difficulty": 0, "puzzle": json.dumps(mapped["puzzle"])}
         assert env.score(wrap(mapped["reference"]), row).reward == 1.0, mapped["task"]
         assert env.score(wrap("[[0]]"), row).reward == 0.0
-    only, skipped = synlogic.map_hub_rows(_hub_rows(), families=["sudoku"])
+    only, skipped = hub.map_hub_rows(_hub_rows(), families=["sudoku"])
     assert [r["task"] for r in only] == ["sudoku"] and skipped["family not selected"] == 8
 
 
@@ -930,14 +931,14 @@ def test_hub_source_builds_rows_from_the_mapper(monkeypatch):
         calls.append((subset, split))
         return _hub_rows()
 
-    monkeypatch.setattr(synlogic, "load_hub_rows", fake_load)
-    hub = envs.make("synlogic", source="hub", subset="hard", tasks=["sudoku", "dyck_language"], train_size=5, eval_size=1)
-    train, test = hub.dataset("train"), hub.dataset("test")
+    monkeypatch.setattr(hub, "load_hub_rows", fake_load)
+    env = envs.make("synlogic", source="hub", subset="hard", tasks=["sudoku", "dyck_language"], train_size=5, eval_size=1)
+    train, test = env.dataset("train"), env.dataset("test")
     assert calls == [("hard", "train"), ("hard", "validation")]
     assert train["task"] == ["sudoku", "dyck_language"] and len(test) == 1
     assert set(train["source"]) == {"synlogic_hub"} and all(train["game_data_str"])
     for row in train:
-        assert hub.score(wrap(row["reference"]), row).reward == 1.0
+        assert env.score(wrap(row["reference"]), row).reward == 1.0
         assert "<answer>" in row["prompt"][0]["content"]
 
 
@@ -984,15 +985,15 @@ def as_row(mapped: dict) -> dict:
 
 
 def test_every_name_of_synlogics_task_table_is_accepted():
-    names = synlogic.SYNLOGIC_TASKS
+    names = hub.SYNLOGIC_TASKS
     assert "mathador" in names and "game_of_24" not in names  # SynLogic's table has no game_of_24 key
     assert len(names) == len(set(names)) and {"bbh_web_of_lies", "bbeh_zebra_puzzles", "arc_agi_2"} <= set(names)
-    assert {synlogic.task_family(n) for n in names} - {None} == set(FAMILIES)
+    assert {hub.task_family(n) for n in names} - {None} == set(FAMILIES)
     data = {"question": "q", "answer": "", "metadata": {"numbers": [1, 2, 3, 4], "result": 24, "operators": ["+", "*"]}}
     rows = [hub_row(name, data) for name in names] + [hub_row(f"val/{name}", data) for name in names]
     rows += [hub_row("game_of_24", data), hub_row("chess", data), hub_row("", data)]
-    mapped, skipped = synlogic.map_hub_rows(rows)
-    implemented = [n for n in names if synlogic.task_family(n)]
+    mapped, skipped = hub.map_hub_rows(rows)
+    implemented = [n for n in names if hub.task_family(n)]
     assert skipped["task not implemented"] == 2 * (len(names) - len(implemented)) and skipped["unknown task"] == 2
     # the mathador rows (and our own name) map onto game_of_24; the other families' rows here lack their data
     assert [r["task"] for r in mapped] == ["game_of_24"] * 3
@@ -1009,7 +1010,7 @@ def test_a_futoshiki_row_whose_stored_answer_breaks_a_sign_is_kept_and_any_valid
     broken = futoshiki_row([[0, 0]], [[[0, 1], [0, 2], ">"]])
     impossible = futoshiki_row([[0, 0]], [[[0, 0], [0, 1], ">"]])  # the given 1 would have to be larger
     givens_clash = futoshiki_row([[0, 0], [0, 1]], [[[0, 0], [0, 1], ">"]])  # both cells given: 1 > 2
-    rows, skipped = synlogic.map_hub_rows([broken, impossible, givens_clash])
+    rows, skipped = hub.map_hub_rows([broken, impossible, givens_clash])
     assert len(rows) == 1 and skipped == {"unsolvable (our solver finds no solution)": 2}
     mapped = rows[0]
     assert mapped["from_solver"] and mapped["reference"] != json.dumps(FUTO_STORED)
@@ -1072,7 +1073,7 @@ def test_rows_without_a_usable_stored_answer_are_solved_or_dropped(env):
         ),
         hub_row("dyck_language", {"question": "q", "answer": "", "metadata": {"question_sequence": "(]"}}),
     ]
-    mapped, skipped = synlogic.map_hub_rows(rows)
+    mapped, skipped = hub.map_hub_rows(rows)
     assert [r["task"] for r in mapped] == ["sudoku", "kukurasu", "survo", "dyck_language"]
     assert skipped == {"unsolvable (our solver finds no solution)": 3}
     assert mapped[3]["reference"] == "<[({})]>"
@@ -1107,8 +1108,8 @@ BOOL_QUESTION = (
 
 
 def test_hub_boolean_rows_are_shown_with_synlogics_own_question():
-    hub = hub_row("val/boolean_expressions", {"question": BOOL_QUESTION, "answer": "C,E", "difficulty": 1, "metadata": None})
-    mapped, skipped = synlogic.map_hub_rows([hub])
+    row = hub_row("val/boolean_expressions", {"question": BOOL_QUESTION, "answer": "C,E", "difficulty": 1, "metadata": None})
+    mapped, skipped = hub.map_hub_rows([row])
     assert not skipped and mapped[0]["puzzle"]["labels"] == list("ABCDE")
     prompt = mapped[0]["prompt"]
     assert prompt.startswith(BOOL_QUESTION) and "is greater than or equal to" in prompt and "大于" in prompt
@@ -1175,7 +1176,7 @@ def test_hub_rows_accept_the_answer_format_synlogics_prompt_asks_for(env):
         hub_row("dyck_language", {"question": "q", "answer": "([{}])", "metadata": {"question_sequence": "([{"}}),
         hub_row("boolean_expressions", {"question": BOOL_QUESTION, "answer": "C,E"}),
     ]
-    mapped, skipped = synlogic.map_hub_rows(raws)
+    mapped, skipped = hub.map_hub_rows(raws)
     assert not skipped and len(mapped) == len(raws)
     synlogic_answers = [
         "```python\n8 / (3 - 8 / 3)\n```",

@@ -38,13 +38,16 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Optional
 
-from rlexp import sandbox
 from rlexp.envs import register
 from rlexp.envs.base import Env, Score, as_dataset
 from rlexp.errors import ConfigError
 
 if TYPE_CHECKING:
     import datasets
+
+    # imported where a program runs or a knob is checked: composing a config imports every environment for its
+    # schema, and the command line's quick answers (a typo, --help) should not pay for the sandbox
+    from rlexp import sandbox
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +308,8 @@ class LiveCode(Env):
             raise ValueError(f"release must be one of {', '.join(RELEASES)}; got {self.release!r}")
         if self.prompt_style not in ("lcb", "sdpo"):
             raise ValueError(f"prompt_style must be lcb or sdpo; got {self.prompt_style!r}")
+        from rlexp import sandbox
+
         if self.sandbox_level not in ("auto",) + sandbox.LEVELS:
             raise ValueError(f"sandbox_level must be auto or one of {', '.join(sandbox.LEVELS)}; got {self.sandbox_level!r}")
         bad = [d for d in self.difficulties if d not in ("easy", "medium", "hard")]
@@ -444,6 +449,8 @@ class LiveCode(Env):
     @property
     def sandbox(self) -> sandbox.Sandbox:
         if self._sandbox is None:
+            from rlexp import sandbox
+
             self._sandbox = sandbox.Sandbox(
                 level=self.sandbox_level, workers=self.workers, memory_mb=self.memory_mb, require_isolation=self.require_isolation
             )
@@ -456,6 +463,8 @@ class LiveCode(Env):
 
     def score_batch(self, completions: list[str], rows: list[dict]) -> list[Score]:
         """Score many completions at once: their programs run in parallel, bounded by `batch_timeout_s`."""
+        from rlexp import sandbox
+
         start = time.monotonic()
         scores: list[Optional[Score]] = [None] * len(completions)
         jobs, owners = [], []
@@ -484,6 +493,8 @@ class LiveCode(Env):
 
     def _prepare(self, completion: str, row: dict):
         """A Score when there is nothing to run, else (sandbox job, tests, number of visible tests)."""
+        from rlexp import sandbox
+
         found = self.tests_for(row)
         if found is None:
             return Score(None, False, "", {"category": "broken", "status": "broken", "passed": 0, "total": 0})

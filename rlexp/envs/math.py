@@ -29,14 +29,12 @@ import os
 import queue
 import random
 import re
-import subprocess
 import sys
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
@@ -233,6 +231,10 @@ class Worker:
     """One `rlexp.envs.math_worker` process and the two pipes to it."""
 
     def __init__(self, command: list[str], environment: dict[str, str]):
+        # imported here, not at the top: composing a config imports every environment for its schema
+        import subprocess
+        from multiprocessing.connection import Connection
+
         worker_stdin, requests = os.pipe()
         replies, worker_stdout = os.pipe()
         try:

@@ -31,32 +31,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 from rlexp.envs import register
 from rlexp.envs.base import Env, Score, as_dataset
 from rlexp.envs.synlogic.common import MAX_ANSWER_CHARS, Verdict
-from rlexp.envs.synlogic.families import (
-    FAMILIES,
-    LEVELS,
-    MAX_DIFFICULTY,
-    THINK,
-    generate,
-    level,
-    render_prompt,
-    solve,
-    verify,
-)
-from rlexp.envs.synlogic.hub import (
-    FILE_SUFFIXES,
-    HUB_SPLITS,
-    SYNLOGIC_TASKS,
-    TASK_ALIASES,
-    load_file_rows,
-    load_hub_rows,
-    map_hub_row,
-    map_hub_rows,
-    task_family,
-)
 from rlexp.envs.text import THINK_OPEN, completion_text, printable, split_think
 
 if TYPE_CHECKING:
     import datasets
+
+# The families (`families.py`) and the hub mapping (`hub.py`) are imported where they are used: composing a config
+# imports every environment for its schema, and the command line's quick answers (a typo, --help) should not pay
+# for eight puzzle generators.
 
 SUBSETS = ("easy", "hard")
 SOURCES = ("procedural", "hub")
@@ -158,20 +140,22 @@ class SynLogic(Env):
     def __post_init__(self) -> None:
         if isinstance(self.tasks, (str, bytes)) or not hasattr(self.tasks, "__iter__"):
             raise ValueError(f"tasks must be a list of family names; got {self.tasks!r}")
-        unknown = [t for t in self.tasks if task_family(t) is None]
+        from rlexp.envs.synlogic import families, hub
+
+        unknown = [t for t in self.tasks if hub.task_family(t) is None]
         if unknown:
             raise ValueError(
-                f"tasks has unknown families {unknown}; valid: {', '.join(FAMILIES)} "
-                f"(or SynLogic's names: {', '.join(TASK_ALIASES)})"
+                f"tasks has unknown families {unknown}; valid: {', '.join(families.FAMILIES)} "
+                f"(or SynLogic's names: {', '.join(hub.TASK_ALIASES)})"
             )
-        self.tasks = [task_family(t) for t in self.tasks]
+        self.tasks = [hub.task_family(t) for t in self.tasks]
         if len(set(self.tasks)) != len(self.tasks):
             raise ValueError(f"tasks names a family twice: {self.tasks}")
-        _check_int("difficulty", self.difficulty, 1, MAX_DIFFICULTY)
+        _check_int("difficulty", self.difficulty, 1, families.MAX_DIFFICULTY)
         if not (
             self.source in SOURCES
             or isinstance(self.source, str)
-            and (self.source.endswith(FILE_SUFFIXES) or Path(self.source).expanduser().is_dir())
+            and (self.source.endswith(hub.FILE_SUFFIXES) or Path(self.source).expanduser().is_dir())
         ):
             raise ValueError(
                 f"source must be one of {', '.join(SOURCES)}, or a path to a .jsonl or .parquet file "
@@ -189,6 +173,8 @@ class SynLogic(Env):
 
     @property
     def families(self) -> list[str]:
+        from rlexp.envs.synlogic.families import FAMILIES
+
         return list(self.tasks) or list(FAMILIES)
 
     def eval_splits(self) -> list[str]:
@@ -207,6 +193,8 @@ class SynLogic(Env):
         game_data_str: str = "",
         prompt: str = "",
     ) -> dict:
+        from rlexp.envs.synlogic.families import render_prompt
+
         return {
             "prompt": [{"role": "user", "content": prompt or render_prompt(task, puzzle)}],
             "task": task,
@@ -219,6 +207,8 @@ class SynLogic(Env):
         }
 
     def _procedural(self, split: str) -> list[dict]:
+        from rlexp.envs.synlogic.families import generate
+
         size, base = (self.train_size, self.seed) if split == "train" else (self.eval_size, self.eval_seed)
         # training rows skip any puzzle that is also in the test split (small families repeat at low difficulty)
         held = {(r["task"], r["puzzle"]) for r in self._split_rows("test")} if split == "train" else set()
@@ -236,6 +226,8 @@ class SynLogic(Env):
         return rows
 
     def _hub(self, split: str) -> list[dict]:
+        from rlexp.envs.synlogic.hub import HUB_SPLITS, load_file_rows, load_hub_rows, map_hub_rows
+
         size = self.train_size if split == "train" else self.eval_size
         raws = load_hub_rows(self.subset, HUB_SPLITS[split]) if self.source == "hub" else load_file_rows(self.source, split)
         mapped, _ = map_hub_rows(raws, self.families)
@@ -265,6 +257,8 @@ class SynLogic(Env):
         return as_dataset(self._split_rows(split))
 
     def demonstrations(self, split: str) -> datasets.Dataset:
+        from rlexp.envs.synlogic.families import THINK
+
         out = []
         for row in self._split_rows(split):
             answer = f"<think>{THINK[row['task']]}</think>\n<answer>{row['reference']}</answer>"
@@ -295,6 +289,8 @@ class SynLogic(Env):
             return Score(reward=0.0, success=False, feedback="internal verifier error", info=info)
 
     def _score(self, completion: Any, row: dict) -> Score:
+        from rlexp.envs.synlogic.families import FAMILIES, verify
+
         task = row.get("task")
         puzzle = row.get("puzzle")
         try:
@@ -344,24 +340,4 @@ class SynLogic(Env):
         return Score(reward=reward, success=success, feedback=reason, info=info)
 
 
-__all__ = [
-    "FAMILIES",
-    "LEVELS",
-    "MAX_DIFFICULTY",
-    "SYNLOGIC_TASKS",
-    "SynLogic",
-    "TASK_ALIASES",
-    "THINK",
-    "extract_answer",
-    "format_ok",
-    "generate",
-    "level",
-    "load_file_rows",
-    "load_hub_rows",
-    "map_hub_row",
-    "map_hub_rows",
-    "render_prompt",
-    "solve",
-    "task_family",
-    "verify",
-]
+__all__ = ["SynLogic", "extract_answer", "format_ok"]
