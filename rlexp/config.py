@@ -19,7 +19,7 @@ from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rlexp import algos, envs, schema
+from rlexp import algos, envs, modes, schema
 from rlexp.errors import ConfigError
 from rlexp.schema import (
     DiscoverConfig,
@@ -33,8 +33,6 @@ from rlexp.schema import (
 )
 
 LAUNCHERS = ("local", "ddp", "zero2", "zero3")
-# the run modes of rlexp/worker.py's MODES (a test keeps the two equal; this module does not import the worker)
-MODES = ("train", "eval", "discover")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -114,8 +112,8 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
     machine=False leaves out the checks that ask torch about the GPUs (precision, launcher=local on several GPUs, a
     world size of every visible GPU), so the command line answers without loading torch; each run checks them again
     with machine=True when it starts."""
-    if cfg.mode not in MODES:
-        raise ConfigError(f"mode={cfg.mode} is not one of {', '.join(MODES)}")
+    if cfg.mode not in modes.names():
+        raise ConfigError(f"mode={cfg.mode} is not one of {', '.join(modes.names())}")
     if cfg.mode == "eval" and not cfg.checkpoint:
         raise ConfigError("mode=eval needs checkpoint=<a run's checkpoint directory>")
     if cfg.checkpoint and not Path(cfg.checkpoint, "config.json").is_file():

@@ -86,4 +86,4 @@ def test_config_yaml_comments_name_every_algorithm_and_every_mode():
         validate(compose(config_name="config", overrides=["mode=nope"]))
     modes = str(err.value).split("is not one of ")[1].split(", ")  # the modes rlexp accepts
     comments = text.split("#   mode ", 1)[1].split("#   prepare", 1)[0]
-    assert re.findall(r"(\w+): ", comments) == modes
+    assert sorted(re.findall(r"(\w+): ", comments)) == sorted(modes)

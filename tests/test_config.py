@@ -312,7 +312,7 @@ def test_a_paper_sized_stage_on_a_cpu_says_what_it_costs_and_the_demo_does_not(m
     import torch
 
     from rlexp.config import algo_from
-    from rlexp.worker import cpu_hint
+    from rlexp.modes.train import cpu_hint
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the hint is for machines without a GPU
 
@@ -323,11 +323,15 @@ def test_a_paper_sized_stage_on_a_cpu_says_what_it_costs_and_the_demo_does_not(m
     assert cpu_hint(cfg, algo_from(cfg.algo)) is None and cpu_hint(cfg, algo_from(cfg.prepare.sft)) is None
 
 
-def test_the_modes_validation_accepts_are_the_modes_the_worker_runs():
-    from rlexp.config import MODES
-    from rlexp.worker import MODES as RUNS
+def test_every_mode_validation_accepts_is_a_mode_the_worker_can_run():
+    import importlib
 
-    assert tuple(RUNS) == MODES
+    from rlexp import modes
+
+    assert "base" not in modes.names() and "train" in modes.names()
+    for name in modes.names():
+        assert callable(importlib.import_module(f"rlexp.modes.{name}").main), name
+    assert "is not one of " + ", ".join(modes.names()) in error_of("mode=serve")
 
 
 def test_a_warmup_that_the_schedule_ignores_is_refused():

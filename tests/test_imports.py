@@ -40,6 +40,7 @@ def import_graph() -> dict[str, set[str]]:
         graph[name] = {m for m in found if m in modules and m != name and not name.startswith(m + ".")}
     for registry in REGISTRIES:
         graph[registry] |= {m for m in modules if m.rpartition(".")[0] == registry}
+    graph["rlexp.worker"] |= {m for m in modules if m.startswith("rlexp.modes.")}  # the mode, by its name
     return graph
 
 

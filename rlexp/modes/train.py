@@ -1,0 +1,215 @@
+"""mode=train: the starting model evaluated, then each stage trained from the one before and evaluated; a run that
+was stopped continues where its last complete checkpoint is."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from transformers import TrainerCallback, set_seed
+from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+from rlexp import models
+from rlexp.checkpoints import COMPLETE, latest_checkpoint, mark_complete, save_progress
+from rlexp.config import stage_keys, stages, structured
+from rlexp.console import say
+from rlexp.modes.base import Run, evaluate_checkpoint
+from rlexp.schema import CONF_DIR
+
+
+def main(run: Run) -> None:
+    """Evaluate the starting model, then each stage in turn from the previous one's checkpoint, evaluated after it.
+    What `progress.json` says is done (a resumption) is not done again; a stage in progress continues from its
+    latest complete checkpoint."""
+    cfg, results = run.cfg, run.summary["results"]
+    plan = stages(cfg)
+    names = run.summary["stages"] = [name for name, _ in plan]
+    progress = run.progress
+    results.update(progress["results"])
+    checkpoint = cfg.checkpoint
+    start = start_point(cfg.resume)
+    if start is not None and not progress["trained"]:  # resume=<checkpoint>: its stage's predecessors are done
+        before = names[: names.index(start[0])]
+        progress["trained"] = {name: 0 for name in before} | ({before[-1]: start[2]} if before else {})
+        if not before:
+            run.tracker.step += start[2]
+    if cfg.eval.before and "init" not in results and start is None:
+        evaluate_stage(run, checkpoint, "init")
+    for name, algo in plan:
+        run.stop.check()
+        stage_dir = run.run_dir / name
+        if name not in progress["trained"]:
+            own = latest_checkpoint(stage_dir)
+            resume_from = own or (start[1] if start is not None and start[0] == name else None)
+            train_stage(run, name, algo, str(resume_from) if resume_from and not own else checkpoint, resume_from)
+        else:
+            run.tracker.step += progress["trained"][name]
+        checkpoint = str(stage_dir / "checkpoint")
+        run.summary["final_checkpoint"] = checkpoint
+        run.stop.check()
+        if name not in results:
+            evaluate_stage(run, checkpoint, name)
+
+
+def start_point(resume: str) -> tuple[str, Path, int] | None:
+    """resume=<a checkpoint-<step> directory>: (its stage, its path, the run step its stage started at)."""
+    if resume in ("auto", "never"):
+        return None
+    info = json.loads((Path(resume) / COMPLETE).read_text())
+    return info["stage"], Path(resume), info["run_step"] - info["step"]
+
+
+def train_stage(run: Run, name: str, algo, checkpoint: str | None, resume_from: Path | None) -> None:
+    """Train one stage from `checkpoint`, or continue it from `resume_from` (a checkpoint of this stage); save its
+    model."""
+    cfg, state = run.cfg, run.state
+    stage_dir = run.run_dir / name
+    set_seed(cfg.seed)
+    model, tokenizer = models.load(run.model_cfg, checkpoint)
+    with stage_keys(cfg, name):
+        trainer = algo.build_trainer(model, tokenizer, run.env, algo.training_args(stage_dir, cfg.seed, cfg.precision))
+    trainer.add_callback(run.tracker.callback(name))
+    trainer.add_callback(SaveAndStop(run, name))
+    if state.is_main_process:
+        resuming = f"; continuing from {resume_from.name}" if resume_from else ""
+        say(f"[rlexp] stage {name}: {how_it_runs(trainer)}{resuming}")
+        hint = cpu_hint(cfg, algo)
+        if hint:
+            say(f"[rlexp] {hint}")
+        trainer.add_callback(StepCost(name))
+    if resume_from:
+        restore_token_count(trainer, resume_from)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    run.stop.check()  # stopped by a signal: the checkpoint is saved, the stage is not done
+    trainer.save_model(str(stage_dir / "checkpoint"))  # gathers ZeRO-3 shards; writes on the main process
+    state.wait_for_everyone()
+    run.progress["trained"][name] = trainer.state.global_step
+    if state.is_main_process:
+        save_progress(run.run_dir, run.progress)
+    del trainer, model
+    # transformers keeps ZeRO-3 switched on after training; from_pretrained would then wait
+    # for every rank, and only the main process loads the checkpoint to evaluate it
+    unset_hf_deepspeed_config()
+
+
+def restore_token_count(trainer, checkpoint: Path) -> None:
+    """TRL's SFTTrainer counts the tokens trained on (its `num_tokens` metric) outside the state a checkpoint holds;
+    the last value it logged before the checkpoint is in the checkpoint's log history."""
+    if not hasattr(trainer, "_total_train_tokens"):
+        return
+    history = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+    logged = [entry["num_tokens"] for entry in history if "num_tokens" in entry]
+    trainer._total_train_tokens = int(logged[-1]) if logged else 0
+
+
+def evaluate_stage(run: Run, checkpoint: str | None, name: str) -> None:
+    """Evaluate `checkpoint` on the main process, and keep its results in the summary and in progress.json."""
+    if run.state.is_main_process:
+        results = evaluate_checkpoint(run, checkpoint, name)
+        run.summary["results"][name] = run.progress["results"][name] = results
+        save_progress(run.run_dir, run.progress)
+    run.state.wait_for_everyone()
+
+
+class SaveAndStop(TrainerCallback):
+    """Marks each checkpoint complete once every process has written its part, and stops training, with a
+    checkpoint, at the end of the step in which any process was asked to stop (SIGTERM, SIGINT)."""
+
+    def __init__(self, run: Run, stage: str):
+        self.run, self.stage = run, stage
+
+    def on_step_end(self, args, state, control, **kwargs):
+        asked = torch.tensor([0.0 if self.run.stop.signum is None else 1.0])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            asked = asked.to(self.run.state.device)
+            torch.distributed.all_reduce(asked)  # every rank stops at the same step
+        if asked.item() > 0:
+            control.should_save = control.should_training_stop = True
+            if self.run.stop.signum is None:  # another rank's signal
+                self.run.stop.signum = signal.SIGTERM
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        self.run.state.wait_for_everyone()  # every rank's RNG state and shards are on disk
+        if self.run.state.is_main_process:
+            path = self.run.run_dir / self.stage / f"checkpoint-{state.global_step}"
+            mark_complete(
+                path, {"stage": self.stage, "step": state.global_step, "run_step": self.run.tracker.step + state.global_step}
+            )
+
+
+def how_it_runs(trainer) -> str:
+    """'single process, CPU', '2 processes, DeepSpeed ZeRO-2, 2 GPUs' ..."""
+    state = trainer.accelerator.state
+    n, kind = state.num_processes, state.distributed_type.name
+    where = "CPU" if not torch.cuda.is_available() else ("1 GPU" if n == 1 else f"{n} GPUs")
+    if kind == "NO":
+        return f"single process, {where}"
+    processes = f"{n} process{'es' if n > 1 else ''}"
+    if kind == "DEEPSPEED":
+        return f"{processes}, DeepSpeed ZeRO-{state.deepspeed_plugin.zero_stage}, {where}"
+    return f"{processes}, {'DDP' if kind in ('MULTI_GPU', 'MULTI_CPU') else kind}, {where}"
+
+
+DEMO = Path(CONF_DIR, "experiment", "demo.yaml")
+
+
+def demo_knobs() -> tuple[str, int]:
+    """What the demo changes to fit a CPU (its game and completion length), read from its own file."""
+    demo = OmegaConf.load(DEMO)
+    game = " ".join(f"env.{k}={v}" for k, v in demo.env.items())
+    return (
+        f"experiment=demo (the tiny model, {game}, {demo.algo.max_completion_length}-token completions)",
+        demo.algo.max_completion_length,
+    )
+
+
+def cpu_hint(cfg: DictConfig, algo) -> str | None:
+    """On a machine without a GPU, a line on what a hub-scale stage will cost, before it starts."""
+    if torch.cuda.is_available():
+        return None
+    completion = getattr(algo, "max_completion_length", None) or 0
+    hub_model = structured(models.ModelConfig, cfg.model).pretrained is not None
+    demo, demo_completion = demo_knobs()
+    if not hub_model and completion <= demo_completion:
+        return None
+    what = (
+        f"a hub model ({cfg.model.name})"
+        if hub_model
+        else f"{algo.per_device_train_batch_size} completions of up to {completion} tokens"
+    )
+    return (
+        f"no GPU: every step of {algo.name} runs {what} on the CPU, which can take minutes per step "
+        f"(the time per step is printed after the first one); for a run that finishes on a laptop try {demo}"
+    )
+
+
+class StepCost(TrainerCallback):
+    """Says, after the first step, how long the stage will take at that pace."""
+
+    def __init__(self, stage: str):
+        self.stage, self.started = stage, None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.started is None:
+            self.started = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 1 and state.max_steps > 1:
+            took = time.time() - self.started
+            say(
+                f"[rlexp] stage {self.stage}: the first step took {took:.1f} s; "
+                f"{state.max_steps} steps at that pace take about {duration(took * state.max_steps)}"
+            )
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
