@@ -178,6 +178,7 @@ def run_name(*, _root_: DictConfig) -> str:
 def hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from rlexp.checkpoints import hand_on
     from rlexp.config import from_training_run, validate
     from rlexp.launch import gpu_slot, launch
 
@@ -198,6 +199,7 @@ def hydra_main(cfg: DictConfig) -> None:
     say(f"[rlexp] run directory: {summary['run_dir']}")
     if summary["status"] == "interrupted":
         say("[rlexp] interrupted with a checkpoint: rerun the same command (the same hydra.run.dir) to continue")
+        hand_on(summary["exit_code"] - 128)  # in a Slurm job started by submitit: requeued, to continue
         sys.exit(summary["exit_code"])
 
 

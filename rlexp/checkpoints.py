@@ -193,7 +193,7 @@ def kept_metrics(records: list[dict], progress: dict, stage: Optional[str], resu
 
 
 class Interrupted(Exception):
-    """The run stopped on SIGTERM or SIGINT after saving what it needs to resume."""
+    """The run stopped on a stop signal after saving what it needs to resume."""
 
     def __init__(self, signum: int):
         super().__init__(f"stopped by {signal.Signals(signum).name}")
@@ -204,9 +204,14 @@ class Interrupted(Exception):
         return 128 + self.signum  # as a shell reports a process ended by that signal
 
 
+# SIGTERM: Slurm's warning before a preemption, or `kill`; SIGINT: Ctrl-C; SIGUSR2: the warning a Slurm job asks for
+# before its time limit (`--signal=USR2@<seconds>`, as hydra/launcher=slurm does through submitit)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+
+
 class StopSignals:
-    """While in effect, SIGTERM (Slurm's warning before a time limit or a preemption) and SIGINT (Ctrl-C) ask the run
-    to stop at the end of the current step, after a checkpoint; a second SIGINT stops it at once."""
+    """While in effect, a stop signal (STOP_SIGNALS) asks the run to stop at the end of the current step, after a
+    checkpoint; a second SIGINT stops it at once."""
 
     def __init__(self, say):
         self.say = say
@@ -223,7 +228,7 @@ class StopSignals:
         )
 
     def __enter__(self) -> "StopSignals":
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             self._before[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -235,6 +240,15 @@ class StopSignals:
         """Raise Interrupted if a stop was asked for."""
         if self.signum is not None:
             raise Interrupted(self.signum)
+
+
+def hand_on(signum: int) -> None:
+    """Once the run has stopped with a checkpoint, give the signal to the handler this process had for it before
+    rlexp's, if one was set: in a Slurm job started by submitit (hydra/launcher=slurm), that handler requeues the job
+    (the requeued job resumes from the checkpoint) and exits."""
+    handler = signal.getsignal(signum)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signum, None)
 
 
 def die_with_parent() -> None:

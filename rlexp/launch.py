@@ -3,7 +3,8 @@
 The Hydra process resolves the job's config and writes it to `<run_dir>/config.yaml`. With
 `launcher=local` the worker then runs in this process; with `ddp`, `zero2` or `zero3` it runs
 under `accelerate launch ... -m rlexp.worker <run_dir>/config.yaml`, one subprocess per job, so
-ranks never see Hydra and a `-m` sweep is one launch per job.
+ranks never see Hydra and a `-m` sweep is one launch per job. In a Slurm job of several nodes (one task per
+node), each node's process launches that node's ranks, and the first node's owns the run directory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rlexp.checkpoints import RunDirLock, die_with_parent, prepare_run_dir
+from rlexp.checkpoints import STOP_SIGNALS, RunDirLock, die_with_parent, prepare_run_dir
 from rlexp.config import LauncherConfig, resolve_precision, structured, threads_per_process, world_size
 from rlexp.console import say
 from rlexp.errors import ConfigError
@@ -132,6 +134,16 @@ def launch(cfg: DictConfig) -> dict:
     there is continued (resume=auto), refused or replaced (resume=never, overwrite) first."""
     config = resolved_config(cfg)
     run_dir = Path(config["run_dir"])
+    node = SlurmNodes.here()
+    if node.count > 1:
+        if config["launcher"]["name"] == "local":
+            raise ConfigError(
+                f"this Slurm job has {node.count} nodes and launcher=local runs on one; use launcher=ddp, zero2 or zero3"
+            )
+        if node.rank > 0:  # the first node owns the run directory; this one starts its ranks
+            config_path = Path(tempfile.mkdtemp(prefix="rlexp-node-")) / "config.yaml"
+            config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+            return launch_accelerate(config, config_path, node)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.yaml"
     with RunDirLock(run_dir):
@@ -143,23 +155,47 @@ def launch(cfg: DictConfig) -> dict:
             from rlexp.worker import run
 
             return run(OmegaConf.create(config))
-        return launch_accelerate(config, config_path)
+        return launch_accelerate(config, config_path, node)
 
 
-def accelerate_settings(config: dict) -> dict:
+@dataclass
+class SlurmNodes:
+    """The nodes of the Slurm job this process runs in, as Slurm sets them for each node's task (one task per
+    node: hydra/launcher=slurm's tasks_per_node=1, or `srun --ntasks-per-node=1`). Read where the run starts, on
+    each node, never once for all of them: each node's rank is its own SLURM_NODEID."""
+
+    count: int = 1
+    rank: int = 0
+    main_host: str = "127.0.0.1"
+    port: int = 0  # the same on every node: from the job id
+
+    @classmethod
+    def here(cls) -> "SlurmNodes":
+        count = int(os.environ.get("SLURM_JOB_NUM_NODES") or os.environ.get("SLURM_NNODES") or 1)
+        if count <= 1 or "SLURM_NODEID" not in os.environ:
+            return cls()
+        nodelist = os.environ["SLURM_JOB_NODELIST"]
+        hosts = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
+        job = int(os.environ.get("SLURM_JOB_ID", "0"))
+        return cls(count, int(os.environ["SLURM_NODEID"]), hosts.stdout.split()[0], 20000 + job % 20000)
+
+
+def accelerate_settings(config: dict, node: SlurmNodes) -> dict:
     launcher = structured(LauncherConfig, config["launcher"])
     cuda = torch.cuda.is_available()
     settings = {
         "compute_environment": "LOCAL_MACHINE",
-        "num_machines": 1,
-        "machine_rank": 0,
-        "num_processes": world_size(launcher),
+        "num_machines": node.count,
+        "machine_rank": node.rank,
+        "num_processes": world_size(launcher) * node.count,  # every node's ranks
         "mixed_precision": {"bf16": "bf16", "fp16": "fp16"}.get(config["precision"], "no"),
         "use_cpu": not cuda,
         # accelerate starts one process per rank (torchrun) for MULTI_GPU and DEEPSPEED only; with
         # use_cpu the ranks then form a gloo group (MULTI_CPU itself means an MPI launch)
         "distributed_type": "MULTI_GPU",
     }
+    if node.count > 1:
+        settings.update(main_process_ip=node.main_host, main_process_port=node.port, same_network=True)
     settings.update({k: v for k, v in launcher.accelerate.items() if v is not None})
     return settings
 
@@ -171,36 +207,73 @@ def free_port() -> int:
 
 
 class PassSignalsOn:
-    """While the launched processes run: SIGINT and SIGTERM are theirs to act on (every rank saves a checkpoint and
-    stops), and this process waits for them and reports, instead of ending first. A handler of our own, not
-    SIG_IGN, which a child would inherit."""
+    """While the launched processes run, in a process group of their own: a stop signal this process gets
+    (Ctrl-C, SIGTERM, Slurm's SIGUSR2 before the time limit) is passed on to all of them, for every rank to save a
+    checkpoint and stop, and this process waits for them and reports, instead of ending first."""
 
-    def __enter__(self):
-        self.before = {s: signal.signal(s, lambda signum, frame: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    def __init__(self, child: subprocess.Popen):
+        self.child = child
+        self.signum = None  # the first stop signal passed on
+
+    def _pass_on(self, signum, frame) -> None:
+        self.signum = self.signum or signum
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.child.pid, signum)
+
+    def __enter__(self) -> "PassSignalsOn":
+        self.before = {s: signal.signal(s, self._pass_on) for s in STOP_SIGNALS}
+        return self
 
     def __exit__(self, *exc):
         for signum, handler in self.before.items():
             signal.signal(signum, handler)
 
 
-def launch_accelerate(config: dict, config_path: Path) -> dict:
-    run_dir = config_path.parent
-    accelerate_path = run_dir / "accelerate.yaml"
-    accelerate_path.write_text(yaml.safe_dump(accelerate_settings(config), sort_keys=False))
+# seconds the ranks have, after a stop signal, to finish their step and save a checkpoint
+STOP_GRACE_S = 900
+
+
+def _launched() -> None:
+    """In the accelerate process, before it runs."""
+    die_with_parent()  # when this process goes, the launch goes
+    os.setpgid(0, 0)  # a group of its own, to which PassSignalsOn passes the stop signals
+
+
+def launch_accelerate(config: dict, config_path: Path, node: SlurmNodes) -> dict:
+    run_dir = Path(config["run_dir"])
+    accelerate_path = config_path.parent / "accelerate.yaml"
+    accelerate_path.write_text(yaml.safe_dump(accelerate_settings(config, node), sort_keys=False))
+    port = node.port if node.count > 1 else free_port()
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch",
         "--config_file", str(accelerate_path),
-        "--main_process_port", str(free_port()),
+        "--main_process_port", str(port),
         "-m", "rlexp.worker", str(config_path),
     ]  # fmt: skip
     say(f"[rlexp] launching: {' '.join(cmd)}")
-    with PassSignalsOn():
-        done = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=die_with_parent)
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        # torchrun's options, read from the environment: the signals it passes on to the ranks, which stop with a
+        # checkpoint (StopSignals), and how long it then waits before it kills them (its default, 30 s, is too short
+        # a time to save a large model)
+        "PET_SIGNALS_TO_HANDLE": ",".join(s.name for s in (*STOP_SIGNALS, signal.SIGHUP, signal.SIGQUIT)),
+        "PET_SHUTDOWN_TIMEOUT": str(STOP_GRACE_S),
+    }
+    child = subprocess.Popen(cmd, env=env, preexec_fn=_launched)
+    with PassSignalsOn(child) as passed:
+        returncode = child.wait()
+    if node.rank > 0:  # the first node's main process writes the summary
+        if returncode == 0:
+            return {"run_dir": str(run_dir), "status": "done"}
+        if passed.signum is not None:
+            return {"run_dir": str(run_dir), "status": "interrupted", "exit_code": 128 + passed.signum}
+        raise RuntimeError(f"the ranks of node {node.rank} ended with exit code {returncode}; their output is above")
     summary_path = run_dir / "summary.json"
-    if done.returncode != 0 and summary_path.is_file() and json.loads(summary_path.read_text())["status"] == "interrupted":
+    if returncode != 0 and summary_path.is_file() and json.loads(summary_path.read_text())["status"] == "interrupted":
         return json.loads(summary_path.read_text())
-    if done.returncode != 0:
+    if returncode != 0:
         raise RuntimeError(
-            f"the {config['launcher']['name']} launch failed with exit code {done.returncode}; its output is above, the run dir is {run_dir}"
+            f"the {config['launcher']['name']} launch failed with exit code {returncode}; its output is above, the run dir is {run_dir}"
         )
-    return json.loads((run_dir / "summary.json").read_text())
+    return json.loads(summary_path.read_text())

@@ -131,6 +131,19 @@ def test_ddp_stopped_by_ctrl_c_and_resumed_equals_uninterrupted(tmp_path):
     assert_same_run(tmp_path / "b", tmp_path / "a", ["luffy"])
 
 
+def test_ddp_ranks_stop_with_a_checkpoint_on_the_sigusr2_slurm_sends_before_a_time_limit(tmp_path):
+    """Sent to the rlexp process alone (submitit_local does so; Slurm signals every process of the job): rlexp
+    passes it on to the ranks, and the launcher between them (torchrun) does not die of it."""
+    command = ["launcher=ddp", "launcher.num_processes=2", *SFT, "algo.max_steps=40"]
+    process = start_cli(*command, run_dir=tmp_path)
+    stop_after_checkpoints(process, tmp_path / "sft", 1, signal.SIGUSR2)
+    assert process.returncode == 128 + signal.SIGUSR2, process.returncode
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "interrupted"
+    done = ok(run_cli(*command, run_dir=tmp_path))
+    assert "continuing from checkpoint-" in done.stdout
+    assert [r["step"] for r in read_metrics(tmp_path) if "loss" in r] == list(range(1, 41))
+
+
 def test_grpo_from_a_trained_model_killed_and_resumed_equals_uninterrupted(tmp_path, sft_checkpoint):
     # completions long enough for the trained model's answers, in groups of 4: rewards differ within a group
     command = ["algo=grpo", f"checkpoint={sft_checkpoint}", *RL, "algo.learning_rate=1e-4", "algo.max_completion_length=96",
