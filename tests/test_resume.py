@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import EASY_GAME, ROOT, SMALL, THREADS, ok, run_cli, weights
+from safetensors.torch import load_file
 
 from rlexp.tracking import read_metrics
 
@@ -117,6 +118,20 @@ def test_rl_killed_and_resumed_equals_uninterrupted(tmp_path, algo, args):
     done = ok(run_cli(*command, run_dir=tmp_path / "b"))
     assert "continuing from checkpoint-" in done.stdout
     assert_same_run(tmp_path / "b", tmp_path / "a", [algo])
+
+
+def test_sdpo_under_zero3_killed_and_resumed_equals_uninterrupted(tmp_path, untrained_checkpoint):
+    """ZeRO-3 shards the EMA teacher too: its checkpoint gathers it, and a resumed run shards it out again."""
+    command = ["algo=sdpo", "launcher=zero3", "launcher.num_processes=2", f"checkpoint={untrained_checkpoint}", *RL,
+               "algo.learning_rate=1e-4"]  # fmt: skip
+    ok(run_cli(*command, run_dir=tmp_path / "a"))
+    stop_after_checkpoints(start_cli(*command, run_dir=tmp_path / "b"), tmp_path / "b" / "sdpo", 2, signal.SIGKILL)
+    done = ok(run_cli(*command, run_dir=tmp_path / "b"))
+    assert "continuing from checkpoint-" in done.stdout
+    assert_same_run(tmp_path / "b", tmp_path / "a", ["sdpo"])
+    last = complete_checkpoints(tmp_path / "a" / "sdpo")[-1].name
+    a, b = (load_file(str(tmp_path / run / "sdpo" / last / "teacher.safetensors")) for run in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "the resumed run's teacher differs"
 
 
 def test_ddp_stopped_by_ctrl_c_and_resumed_equals_uninterrupted(tmp_path):

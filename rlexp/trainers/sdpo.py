@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 from accelerate.utils import is_peft_model
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
 from trl.experimental.sdpo.loss_utils import add_tail_bucket, apply_importance_sampling_clipping, compute_divergence
 from trl.experimental.sdpo.sdpo_trainer import SuccessfulRolloutTeacherContextBuilder
@@ -142,24 +142,48 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         self._metrics[mode]["reward_std"].append(reward.std().item() if reward.numel() > 1 else 0.0)
         return rewards_per_func
 
-    # -- checkpoints: the EMA teacher is state of its own, which a resumed run needs -----------------------------
+    # -- checkpoints: the EMA teacher is state of its own, which a resumed run needs (under ZeRO-3 too) -----------
 
-    def _teacher_is_whole(self) -> bool:
-        """Outside ZeRO-3 the teacher's weights are whole on every process (under it they are sharded, and a resumed
-        run's EMA teacher starts again from the resumed policy)."""
-        return not (self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3)
+    def _teacher_is_sharded(self) -> bool:
+        return self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
-        if self.args.teacher_model_kind == "ema" and self.args.should_save and self._teacher_is_whole():
-            folder = Path(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            save_model(self.accelerator.unwrap_model(self.teacher_model), str(folder / TEACHER_FILE))
+        if self.args.teacher_model_kind != "ema":
+            return
+        folder = Path(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        teacher = self.accelerator.unwrap_model(self.teacher_model)
+        if not self._teacher_is_sharded():
+            if self.args.should_save:
+                save_model(teacher, str(folder / TEACHER_FILE))
+            return
+        import deepspeed
 
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        saved = Path(resume_from_checkpoint, TEACHER_FILE)
-        if self.args.teacher_model_kind == "ema" and saved.is_file() and self._teacher_is_whole():
-            load_model(self.accelerator.unwrap_model(self.teacher_model), str(saved))
+        # ZeRO-3 shards the teacher's weights over the processes: every process takes part in gathering them
+        with deepspeed.zero.GatheredParameters(list(teacher.parameters())):
+            if self.args.should_save:
+                whole = {name: p.detach().cpu().clone() for name, p in teacher.named_parameters()}
+                save_file(whole, str(folder / TEACHER_FILE))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        # where the Trainer restores a checkpoint's state under every backend (under DeepSpeed it never calls
+        # _load_from_checkpoint): the teacher's weights are restored with the optimizer's
+        super()._load_optimizer_and_scheduler(checkpoint)
+        saved = Path(checkpoint, TEACHER_FILE) if checkpoint else None
+        if self.args.teacher_model_kind != "ema" or saved is None or not saved.is_file():
+            return
+        teacher = self.accelerator.unwrap_model(self.teacher_model)
+        if not self._teacher_is_sharded():
+            load_model(teacher, str(saved))
+            return
+        import deepspeed
+
+        # the main process writes the whole weights; leaving the block shards them out to every process again
+        with deepspeed.zero.GatheredParameters(list(teacher.parameters()), modifier_rank=0):
+            if self.accelerator.is_main_process:
+                weights = load_file(str(saved))
+                for name, p in teacher.named_parameters():
+                    p.data.copy_(weights[name])
 
     # -- teacher -----------------------------------------------------------------------------------------------
 
@@ -167,10 +191,15 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         """TRL loads the frozen teacher from the model's path; a model built from a config (`model=tiny`) has none,
         so outside ZeRO-3 the teacher is a copy of the starting model instead."""
         kind = self.args.teacher_model_kind
-        zero3 = self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3
-        if kind == "live" or is_peft_model(self.model) or zero3:
+        if kind == "live" or is_peft_model(self.model) or self._teacher_is_sharded():
             if kind == "trust_region":
                 raise ValueError("teacher_model_kind=trust_region is not available with PEFT or ZeRO-3 here")
+            if self._teacher_is_sharded():
+                import deepspeed
+
+                # the teacher is loaded sharded (deepspeed.zero.Init), which needs DeepSpeed's process group before
+                # the student's is made in train(); on GPUs accelerate has made it already, on CPUs not
+                deepspeed.init_distributed()
             return super()._setup_teacher_model()
         teacher = copy.deepcopy(self.accelerator.unwrap_model(self.model))
         teacher.requires_grad_(False)
