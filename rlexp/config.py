@@ -112,8 +112,9 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
     machine=False leaves out the checks that ask torch about the GPUs (precision, launcher=local on several GPUs, a
     world size of every visible GPU), so the command line answers without loading torch; each run checks them again
     with machine=True when it starts."""
-    if cfg.mode not in modes.names():
-        raise ConfigError(f"mode={cfg.mode} is not one of {', '.join(modes.names())}")
+    known_modes = modes.names()
+    if cfg.mode not in known_modes:
+        raise ConfigError(f"mode={cfg.mode} is not one of {', '.join(known_modes)}")
     if cfg.mode == "eval" and not cfg.checkpoint:
         raise ConfigError("mode=eval needs checkpoint=<a run's checkpoint directory>")
     if cfg.checkpoint and not Path(cfg.checkpoint, "config.json").is_file():

@@ -207,9 +207,10 @@ def free_port() -> int:
 
 
 class PassSignalsOn:
-    """While the launched processes run, in a process group of their own: a stop signal this process gets
-    (Ctrl-C, SIGTERM, Slurm's SIGUSR2 before the time limit) is passed on to all of them, for every rank to save a
-    checkpoint and stop, and this process waits for them and reports, instead of ending first."""
+    """While the launch runs, in a process group of its own: a stop signal this process gets (Ctrl-C, SIGTERM,
+    Slurm's SIGUSR2 before the time limit) is passed on to it, and torchrun passes it on to every rank (each in a
+    session of its own), which saves a checkpoint and stops; this process waits for them and reports, instead of
+    ending first."""
 
     def __init__(self, child: subprocess.Popen):
         self.child = child
