@@ -40,6 +40,9 @@ def make(name: str, **overrides) -> Env:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"environment {name!r} has no knob {', '.join(unknown)}; knobs: {', '.join(sorted(known))}")
+    attempts = overrides.get("max_attempts", 1)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(f"max_attempts must be a whole number of at least 1 (1: single-turn); got {attempts!r}.")
     return cls(name=name, **overrides)
 
 

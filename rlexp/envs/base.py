@@ -36,6 +36,9 @@ class Env(abc.ABC):
     """Base class: subclasses are dataclasses and add their knobs as fields."""
 
     name: str = ""
+    # attempts per episode: after a failed one, its feedback comes back as the next user turn (rlexp/episodes.py);
+    # 1 is single-turn. "SFT Memorizes, RL Generalizes" runs GeneralPoints with 5 (arXiv 2501.17161, App. C.3)
+    max_attempts: int = 1
     # reward value that means "solved"
     success_value: ClassVar[float] = 1.0
     # row columns evaluation also breaks its metrics down by, e.g. ("difficulty",)
