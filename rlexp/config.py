@@ -141,7 +141,10 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
             algo.check(world_size(launcher) if machine else launcher.num_processes or 1)
     if cfg.mode == "discover":
         structured(DiscoverConfig, cfg.discover).check(algo_from(cfg.algo).name, launcher.name)
-    env_from(cfg.env)
+    env = env_from(cfg.env)
+    for name, algo in stages(cfg):
+        with stage_keys(cfg, name):
+            algo.check_env(env)
     check_resume(cfg.resume, [name for name, _ in stages(cfg)])
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"threads={cfg.threads} must be at least 1 (or null: the cores divided among the run's processes)")

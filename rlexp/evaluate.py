@@ -1,5 +1,10 @@
 """Evaluation: sample completions for each eval split, score them with the environment, and
-report success, mean reward, pass@k (unbiased) and error categories."""
+report success, mean reward, pass@k (unbiased) and error categories.
+
+With `env.max_attempts` > 1 each sample is an episode (rlexp/episodes.py): success is the share of episodes solved
+within the attempts (the paper's success@5 for GeneralPoints), pass@k counts solved episodes, mean_reward is the
+mean episode return (its attempts' rewards summed), and first_try_success and mean_attempts are reported too;
+category rates are over attempts."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rlexp import episodes
 from rlexp.envs import Env, Score
 
 
@@ -50,6 +56,30 @@ def generate(
     return out
 
 
+@torch.no_grad()
+def generate_ids(model, tokenizer, sequences: list[list[int]], temperature: float, max_new_tokens: int, batch_size: int):
+    """New tokens for each token sequence (through the first end-of-sequence token), and no log-probs."""
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    )
+    model.eval()
+    out = []
+    for start in range(0, len(sequences), batch_size):
+        batch = sequences[start : start + batch_size]
+        enc = tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding_side="left").to(model.device)
+        ids = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **sampling,
+        )
+        for row in ids[:, enc["input_ids"].shape[1] :].tolist():
+            end = row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row)
+            out.append(row[:end])
+    return out, None
+
+
 def _summary(per_row: list[list[Score]], cfg, categories: bool = True) -> dict[str, float]:
     """Success with its standard error over prompts, mean reward, pass@k and category rates."""
     n = cfg.num_samples
@@ -79,39 +109,71 @@ def _summary(per_row: list[list[Score]], cfg, categories: bool = True) -> dict[s
     return metrics
 
 
+def episode_summary(per_row: list[list[episodes.Episode]], cfg) -> dict[str, float]:
+    """_summary of episodes (success: solved within the attempts), with first-try success, mean attempts and
+    category rates over every attempt."""
+    as_scores = [[Score(e.episode_return(), e.solved, "") for e in row] for row in per_row]
+    metrics = _summary(as_scores, cfg, categories=False)
+    flat = [e for row in per_row for e in row]
+    metrics["first_try_success"] = float(np.mean([e.scores[0].success for e in flat]))
+    metrics["mean_attempts"] = float(np.mean([e.attempts for e in flat]))
+    counts = Counter(s.info.get("category", "") for e in flat for s in e.scores)
+    for category, count in sorted(counts.items()):
+        if category:
+            metrics[f"category/{category}"] = count / sum(e.attempts for e in flat)
+    return metrics
+
+
+def _episodes(model, tokenizer, env: Env, rows, cfg, desc: str) -> list[list[episodes.Episode]]:
+    """cfg.num_samples episodes per row, played in batches of prompts."""
+    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in rows["prompt"]]
+    prompt_ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    jobs = [(row, ids) for row, ids in zip(rows, prompt_ids) for _ in range(cfg.num_samples)]
+
+    def generate(sequences):
+        return generate_ids(model, tokenizer, sequences, cfg.temperature, cfg.max_new_tokens, cfg.batch_size)
+
+    played = []
+    for start in tqdm(range(0, len(jobs), cfg.batch_size), desc=desc, leave=False):
+        batch = jobs[start : start + cfg.batch_size]
+        played += episodes.play(env, tokenizer, [r for r, _ in batch], [ids for _, ids in batch], generate)
+    return [played[i * cfg.num_samples : (i + 1) * cfg.num_samples] for i in range(len(rows))]
+
+
 def evaluate(model, tokenizer, env: Env, cfg) -> dict[str, dict[str, float]]:
     """Metrics per split: {split: {success, mean_reward, pass@k ..., n_prompts, n_samples ...}}."""
     results = {}
     for split in list(cfg.splits) or env.eval_splits():
         rows = env.dataset(split)
         rows = rows.select(range(min(cfg.num_prompts, len(rows))))
-        completions = generate(
-            model,
-            tokenizer,
-            rows["prompt"],
-            cfg.num_samples,
-            cfg.temperature,
-            cfg.max_new_tokens,
-            cfg.batch_size,
-            f"eval {split}",
-        )
-        texts = [text for samples in completions for text in samples]
-        repeated = [row for row in rows for _ in range(cfg.num_samples)]
-        # in chunks: a slow environment's deadline for one batch (livecode's batch_timeout_s) covers one chunk
-        scores = [
-            s
-            for i in range(0, len(texts), cfg.batch_size)
-            for s in env.score_batch(texts[i : i + cfg.batch_size], repeated[i : i + cfg.batch_size])
-        ]
-        per_row = [scores[i * cfg.num_samples : (i + 1) * cfg.num_samples] for i in range(len(rows))]
-        metrics = _summary(per_row, cfg)
+        if env.max_attempts > 1:
+            per_row, summary = _episodes(model, tokenizer, env, rows, cfg, f"eval {split}"), episode_summary
+        else:
+            per_row, summary = _single_attempts(model, tokenizer, env, rows, cfg, f"eval {split}"), _summary
+        metrics = summary(per_row, cfg)
         if "split_key" in rows.column_names:
             metrics["n_distinct"] = len(set(rows["split_key"]))
         for column in env.group_columns:
             for value in sorted({v for v in rows[column] if v not in ("", None)}):
                 members = [scored for scored, v in zip(per_row, rows[column]) if v == value]
-                for key, number in _summary(members, cfg, categories=False).items():
-                    if key != "n_samples":
+                for key, number in summary(members, cfg).items():
+                    if key != "n_samples" and not key.startswith("category/"):
                         metrics[f"{value}/{key}"] = number
         results[split] = metrics
     return results
+
+
+def _single_attempts(model, tokenizer, env: Env, rows, cfg, desc: str) -> list[list[Score]]:
+    """cfg.num_samples scored completions per row."""
+    completions = generate(
+        model, tokenizer, rows["prompt"], cfg.num_samples, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, desc
+    )
+    texts = [text for samples in completions for text in samples]
+    repeated = [row for row in rows for _ in range(cfg.num_samples)]
+    # in chunks: a slow environment's deadline for one batch (livecode's batch_timeout_s) covers one chunk
+    scores = [
+        s
+        for i in range(0, len(texts), cfg.batch_size)
+        for s in env.score_batch(texts[i : i + cfg.batch_size], repeated[i : i + cfg.batch_size])
+    ]
+    return [scores[i * cfg.num_samples : (i + 1) * cfg.num_samples] for i in range(len(rows))]

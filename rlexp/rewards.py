@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Optional
 
 from rlexp import envs
+from rlexp.envs import Score
 
 _ENV_CACHE: dict[tuple, envs.Env] = {}
 
@@ -22,10 +23,14 @@ class EnvReward:
     """A picklable reward function: it holds the env's name and knobs, not the env itself.
 
     After each call, `last_feedback` and `last_success` hold every completion's `Score.feedback` and `Score.success`
-    ("" feedback when solved), for trainers whose teacher reads them (algo=sdpo)."""
+    ("" feedback when solved), for trainers whose teacher reads them (algo=sdpo).
 
-    def __init__(self, env_name: str, **knobs):
+    Multi-turn rollouts arrive already played and scored, as an `episode` column (rlexp/episodes.py): each is
+    rewarded with its return, `episode_return` ("sum" or "final") discounted per attempt by `gamma`."""
+
+    def __init__(self, env_name: str, episode_return: str = "sum", gamma: float = 1.0, **knobs):
         self.env_name, self.knobs = env_name, knobs
+        self.episode_return, self.gamma = episode_return, gamma
         self.__name__ = f"{env_name}_reward"
         self.last_feedback: Optional[list[str]] = None
         self.last_success: Optional[list[bool]] = None
@@ -45,8 +50,15 @@ class EnvReward:
         n = len(completions)
         # keep the per-sample dataset columns; drop trainer_state and other non-column arguments
         columns = {k: v for k, v in columns.items() if isinstance(v, list) and len(v) == n}
-        rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
-        scores = self.env.score_batch([completion_text(c) for c in completions], rows)
+        played = columns.pop("episode", None)
+        if played is not None:  # the episode's last attempt speaks for it (feedback, category)
+            scores = [
+                Score(e.episode_return(self.episode_return, self.gamma), e.solved, e.scores[-1].feedback, e.scores[-1].info)
+                for e in played
+            ]
+        else:
+            rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
+            scores = self.env.score_batch([completion_text(c) for c in completions], rows)
         self.last_feedback = ["" if s.success else s.feedback for s in scores]
         self.last_success = [bool(s.success) for s in scores]
         if log_extra:
@@ -57,6 +69,9 @@ class EnvReward:
             for category, count in Counter(s.info.get("category", "") for s in scores).items():
                 if category:
                     log_metric(f"{self.env_name}/category/{category}", count / n)
+            if played is not None:
+                log_metric(f"{self.env_name}/attempts", sum(e.attempts for e in played) / n)
+                log_metric(f"{self.env_name}/first_try_success", sum(e.scores[0].success for e in played) / n)
             if "batch_wall_ms" in scores[0].info:
                 log_metric(f"{self.env_name}/reward_wall_ms", scores[0].info["batch_wall_ms"])
         # None (a broken row, not a bad answer): TRL leaves the sample out of the group baseline

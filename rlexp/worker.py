@@ -112,6 +112,10 @@ def resumed_metrics(cfg: DictConfig, run_dir: Path, progress: dict) -> list[dict
     return kept_metrics(records, progress, stage, resume_step)
 
 
+def short(metric: str) -> str:
+    return "1st try" if metric == "first_try_success" else metric
+
+
 def results_table(results: dict[str, dict]) -> str:
     """Success (± its standard error), pass@k and mean reward per split, one row per stage (init first)."""
     if not results:
@@ -120,12 +124,18 @@ def results_table(results: dict[str, dict]) -> str:
     splits = list(first)
     some = first[splits[0]]
     ks = sorted((key for key in some if key.startswith("pass@")), key=lambda key: int(key[5:]))
+    episodes = "first_try_success" in some  # env.max_attempts > 1: each sample is an episode of attempts
+    if episodes:
+        ks = ["first_try_success", *ks]
     head = f"{'stage':<12}" + "".join(
-        f"{f'{s} success':>18}" + "".join(f"{f'{s} {k}':>12}" for k in ks) + f"{f'{s} reward':>12}" for s in splits
+        f"{f'{s} success':>18}" + "".join(f"{f'{s} {short(k)}':>12}" for k in ks) + f"{f'{s} reward':>12}" for s in splits
     )
+    solved = "episodes solved within their attempts" if episodes else "samples solved"
     lines = [
-        f"success: the share of samples solved, ± its standard error over {some['n_prompts']} prompts; "
-        f"pass@k: unbiased, from {some['n_samples']} samples per prompt; reward: the mean",
+        f"success: the share of {solved}, ± its standard error over {some['n_prompts']} prompts; "
+        + ("1st try: solved by the first attempt; " if episodes else "")
+        + f"pass@k: unbiased, from {some['n_samples']} samples per prompt; "
+        + ("reward: the mean episode return" if episodes else "reward: the mean"),
         head, "-" * len(head),
     ]  # fmt: skip
     for stage, per_split in results.items():

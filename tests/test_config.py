@@ -347,3 +347,12 @@ def test_cfg_job_shows_what_mode_eval_will_run(cli, tmp_path):
     assert done.returncode == 0, done.stderr
     cfg = yaml.safe_load(done.stdout)
     assert (cfg["env"]["num_cards"], cfg["env"]["prompt_style"], cfg["seed"], cfg["eval"]["num_prompts"]) == (3, "short", 7, 5)
+
+
+def test_multi_turn_episodes_train_with_grpo_only_and_never_show_the_answer():
+    assert "algo=luffy trains on single attempts" in error_of("algo=luffy", "env.max_attempts=3")
+    assert "reveal_solution=true puts the answer in the feedback" in error_of("env.max_attempts=3", "env.reveal_solution=true")
+    assert "algo.episode_return=last is not one of sum, final" in error_of("env.max_attempts=3", "algo.episode_return=last")
+    assert "max_attempts must be a whole number" in error_of("env.max_attempts=0")
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        validate(compose(config_name="config", overrides=["env.max_attempts=5", "algo.episode_return=final", "algo=grpo"]))

@@ -118,6 +118,9 @@ class Algo(abc.ABC):
                 "which keeps the rate fixed from the first step; use constant_with_warmup, or drop warmup_steps"
             )
 
+    def check_env(self, env: Env) -> None:
+        """Checks of this algorithm against the run's environment, before any model loads. Raise ConfigError."""
+
     @abc.abstractmethod
     def build_trainer(
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, env: Env, args: TrainingArguments

@@ -6,11 +6,17 @@ environment's reward r_i and the group-normalised advantage A_i = (r_i - mean(r)
 (`scale_rewards`); the loss is the clipped surrogate
     -min(rho_t A_i, clip(rho_t, 1 - epsilon, 1 + epsilon) A_i),   rho_t = pi(y_t) / pi_old(y_t),
 averaged over tokens as `loss_type` says, plus `beta` times the KL to the reference model.
+
+With `env.max_attempts` > 1 each completion is a whole episode (rlexp/episodes.py, the protocol of arXiv
+2501.17161 §5): attempts with the environment's feedback as the user turn between them. r_i is then the episode's
+return, sum_t gamma^(t-1) r_t over its attempts (`episode_return=sum`) or 1 if it was solved (`final`), normalised
+over the G episodes of one prompt; the loss covers the tokens of every assistant turn and nothing else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rlexp.algos import register
 from rlexp.algos.base import Algo
@@ -41,11 +47,22 @@ class GRPO(Algo):
     num_iterations: int = 1
     # prompts come from this split of the environment
     data_split: str = "train"
+    # > Parameters of multi-turn episodes (env.max_attempts > 1)
+    # an episode's reward: "sum" of its attempts' rewards (discounted by gamma) or "final" (1 if solved, else 0)
+    episode_return: str = "sum"
+    # discount per attempt in the "sum" return; the paper's PPO used 0.9 (arXiv 2501.17161, App. B)
+    gamma: float = 1.0
 
     trl_config = "trl.GRPOConfig"
+    # trains on multi-turn episodes; the relatives that change GRPO's loss train on single attempts
+    trains_on_episodes: ClassVar[bool] = True
 
     def check(self, world_size: int) -> None:
         super().check(world_size)
+        if self.episode_return not in ("sum", "final"):
+            raise ConfigError(f"algo.episode_return={self.episode_return} is not one of sum, final")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError(f"algo.gamma={self.gamma} must be in (0, 1]")
         if self.num_generations < 2:
             raise ConfigError(f"algo.num_generations={self.num_generations}: GRPO needs at least 2 completions per prompt")
         # the rule GRPOConfig applies once the model is loaded, checked here before
@@ -72,16 +89,29 @@ class GRPO(Algo):
                 f"algo.num_generations={self.num_generations}; change one so it divides"
             )
 
+    def check_env(self, env) -> None:
+        if env.max_attempts > 1 and not self.trains_on_episodes:
+            raise ConfigError(
+                f"algo={self.name} trains on single attempts; env.max_attempts={env.max_attempts} (multi-turn "
+                "episodes) trains with algo=grpo"
+            )
+
     def build_trainer(self, model, tokenizer, env, args):
+        if env.max_attempts > 1:
+            from rlexp.trainers.grpo import EpisodeGRPOTrainer
+
+            return self.env_trainer(EpisodeGRPOTrainer, model, tokenizer, env, args, episode_env=env)
         from trl import GRPOTrainer
 
         return self.env_trainer(GRPOTrainer, model, tokenizer, env, args)
 
     def env_trainer(self, trainer_class, model, tokenizer, env, args, **extra):
         """`trainer_class` (GRPOTrainer or a relative) on `data_split`'s prompts, rewarded by `env`."""
+        reward = EnvReward.for_env(env)
+        reward.episode_return, reward.gamma = self.episode_return, self.gamma
         return trainer_class(
             model=model,
-            reward_funcs=[EnvReward.for_env(env)],
+            reward_funcs=[reward],
             args=args,
             train_dataset=env.dataset(self.data_split),
             processing_class=tokenizer,

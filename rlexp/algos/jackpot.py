@@ -48,7 +48,7 @@ when vLLM generates); `none` is rho = 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from rlexp.algos import register
 from rlexp.algos.actor import actor_model_config, check_actor
@@ -102,6 +102,9 @@ class Jackpot(GRPO, JackpotOptions):
     # with actor "self": refresh the actor copy every this many steps, after generating, so rollouts come from a
     # policy 1 to actor_lag steps old (0: the actor is the policy itself)
     actor_lag: int = 0
+
+    # the actor generates single attempts; its multi-turn rollouts are not wired up
+    trains_on_episodes: ClassVar[bool] = False
 
     def _use_vllm(self) -> bool:
         return bool(self.trl.get("use_vllm"))

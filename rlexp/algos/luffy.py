@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rlexp.algos import register
 from rlexp.algos.grpo import GRPO
@@ -38,6 +39,9 @@ class LUFFY(GRPO):
     epsilon: float = 1e9
     # f(p) = p / (p + shaping_gamma) on demonstration tokens
     shaping_gamma: float = 0.1
+
+    # a demonstration is one attempt: it has no place in a multi-turn episode
+    trains_on_episodes: ClassVar[bool] = False
 
     def check(self, world_size: int) -> None:
         super().check(world_size)

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 from rlexp.algos import register
 from rlexp.algos.grpo import GRPO
@@ -139,6 +139,8 @@ class SDPO(GRPO):
     feedback_template: str = FEEDBACK_TEMPLATE
 
     trl_config = "rlexp.trainers.sdpo.FeedbackSDPOConfig"
+    # TRL's SDPOTrainer generates single attempts; its teacher reads their feedback
+    trains_on_episodes: ClassVar[bool] = False
 
     def check(self, world_size: int) -> None:
         super().check(world_size)

@@ -43,6 +43,12 @@ def make(name: str, **overrides) -> Env:
     attempts = overrides.get("max_attempts", 1)
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise ValueError(f"max_attempts must be a whole number of at least 1 (1: single-turn); got {attempts!r}.")
+    revealing = [k for k, v in overrides.items() if k.startswith("reveal_") and v is True]
+    if attempts > 1 and revealing:
+        raise ValueError(
+            f"{revealing[0]}=true puts the answer in the feedback, which with max_attempts={attempts} the model reads "
+            "in its next turn; it is for a self-teacher (algo=sdpo) with max_attempts=1"
+        )
     return cls(name=name, **overrides)
 
 

@@ -32,3 +32,40 @@ class GRPOTrainerWithLossHook(GRPOTrainer):
         if inputs is not None:
             logps = self.rewrite_loss_inputs(logps, inputs)
         return (logps, entropies, *rest)
+
+
+class EpisodeGRPOTrainer(GRPOTrainer):
+    """`GRPOTrainer` whose rollouts are whole multi-turn episodes (rlexp/episodes.py), through TRL's `rollout_func`.
+
+    Each rollout is one episode of up to `env.max_attempts` attempts, the environment's feedback as the user turn
+    between them; TRL's `env_mask` keeps the feedback turns out of the loss. The episode's return (`episode_return`,
+    `gamma`) is its reward, normalised over the group of episodes of one prompt as GRPO normalises rewards."""
+
+    def __init__(self, *args, episode_env, **kwargs):
+        self.episode_env = episode_env
+        self._rows: list[dict] | None = None
+        super().__init__(*args, rollout_func=self._play_episodes, **kwargs)
+
+    def _generate_and_score_completions(self, inputs):
+        self._rows = inputs  # the rollout needs the rows (cards, tests ...) to score attempts; TRL gives it prompts only
+        try:
+            return super()._generate_and_score_completions(inputs)
+        finally:
+            self._rows = None
+
+    def _play_episodes(self, prompts: list, trainer) -> dict:
+        from rlexp import episodes
+
+        prompt_ids, _, _ = self._tokenize_prompts(prompts)
+
+        def generate(sequences):
+            return self._generate_single_turn(sequences, None, {}, num_generations=1)
+
+        played = episodes.play(self.episode_env, self._tokenizer, self._rows, prompt_ids, generate)
+        return {
+            "prompt_ids": [e.prompt_ids for e in played],
+            "completion_ids": [e.completion_ids for e in played],
+            "logprobs": None if played[0].logprobs is None else [e.logprobs for e in played],
+            "env_mask": [e.env_mask for e in played],
+            "episode": played,  # reaches the reward function (rlexp/rewards.py) as a column
+        }

@@ -1,0 +1,48 @@
+"""Multi-turn GRPO (env.max_attempts > 1): 2 steps on every environment with the tiny model, rewarded by the
+episodes' returns, with the feedback turns out of the loss."""
+
+import pytest
+
+from rlexp import envs, models
+from rlexp.algos.grpo import GRPO
+from rlexp.schema import ModelConfig
+
+# what makes an environment small (as in test_smoke.py)
+ENV_KNOBS = {
+    "generalpoints": {"num_cards": 3, "target": 12, "prompt_style": "short", "train_size": 8},
+    "livecode": {"time_limit": 2.0},
+    "math": {"difficulty": 1, "train_size": 8, "eval_size": 4},
+    "synlogic": {"difficulty": 1, "train_size": 8, "eval_size": 4},
+}
+
+
+@pytest.mark.parametrize("env_name", envs.names())
+def test_two_steps_of_multi_turn_grpo(tmp_path, env_name):
+    env = envs.make(env_name, max_attempts=2, **ENV_KNOBS.get(env_name, {}))
+    algo = GRPO(
+        name="grpo", per_device_train_batch_size=4, num_generations=2, max_completion_length=16, max_steps=2, learning_rate=1e-3
+    )
+    algo.check(world_size=1)
+    tokenizer = models.byte_tokenizer()
+    model = models.build_tiny(ModelConfig(max_position_embeddings=4096), tokenizer)
+    trainer = algo.build_trainer(model, tokenizer, env, algo.training_args(tmp_path, 0, "fp32"))
+    seen = []
+    compute_loss = trainer._compute_loss
+
+    def recording(model, inputs):
+        seen.append(inputs)
+        return compute_loss(model, inputs)
+
+    trainer._compute_loss = recording
+    trainer.train()
+    assert trainer.state.global_step == 2 and len(seen) == 2
+    for inputs in seen:
+        for ids, mask, in_loss in zip(inputs["completion_ids"], inputs["completion_mask"], inputs["tool_mask"]):
+            ids = ids[mask.bool()].tolist()
+            feedback = [t for t, keep in zip(ids, in_loss[: len(ids)].tolist()) if not keep]
+            # the untrained model fails its first attempt: one feedback turn, out of the loss, then its second attempt
+            text = tokenizer.decode(feedback)
+            assert text.count("<|im_start|>user\n") == 1 and text.endswith("<|im_end|>\n<|im_start|>assistant\n"), text
+            assert sum(in_loss[: len(ids)].tolist()) == len(ids) - len(feedback) > 0
+    logged = {k: v for row in trainer.state.log_history for k, v in row.items()}
+    assert logged[f"{env_name}/attempts"] == 2.0
