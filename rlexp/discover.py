@@ -9,7 +9,9 @@ of `runs` seeds, every method gets `budget` attempts, `attempts_per_step` at a t
                 next batch comes from the updated model. Each run starts from the same model.
     best-of-k   i.i.d. attempts from the starting model; discovery@k is the unbiased pass@k over the budget.
     multi-turn  `attempts_per_step` independent retry chains: each new attempt's prompt is the question plus the
-                feedback of that chain's earlier attempts (the oldest dropped first past `max_history_tokens`).
+                feedback of that chain's earlier attempts (`multi_turn_template=feedback_only`, the authors' default),
+                or the earlier attempts themselves as assistant turns, each followed by its feedback
+                (`attempt_and_feedback`); the oldest dropped first past `max_history_tokens`.
 
 The discovery time T is the index of the first successful attempt (in-batch order), infinity if none;
 discovery@k = P(T <= k), the mean of 1[T <= k] over (question, run), with a bootstrap CI (questions, then runs).
@@ -83,21 +85,43 @@ def best_of_k(model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, sampli
     return sum(s.success for s in env.score_batch(texts, [row] * len(texts)))
 
 
+def attempt_and_feedback_messages(prompt: list, history: list[tuple[str, str]], tokenizer, max_tokens: int) -> list:
+    """The question, then as many of the newest (attempt, feedback) pairs as fit in `max_tokens`: each attempt an
+    assistant turn, its feedback the user turn after it, worded as in the feedback-only template."""
+    kept: list[tuple[str, str]] = []
+    used = 0
+    for attempt, feedback in reversed(history):
+        n = len(tokenizer(attempt + feedback, add_special_tokens=False)["input_ids"])
+        if used + n > max_tokens:
+            break
+        kept.insert(0, (attempt, feedback))
+        used += n
+    messages = list(prompt)
+    for attempt, feedback in kept:
+        turn = MULTI_TURN_HEADER.lstrip("\n") + feedback + MULTI_TURN_FOOTER
+        messages += [{"role": "assistant", "content": attempt}, {"role": "user", "content": turn}]
+    return messages
+
+
 def multi_turn(model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, sampling: dict) -> float:
     chains = cfg.attempts_per_step
-    history: list[list[str]] = [[] for _ in range(chains)]
+    history: list[list[tuple[str, str]]] = [[] for _ in range(chains)]  # (attempt, feedback) per chain
     question = _question_text(row["prompt"])
     for round_ in range(cfg.budget // chains):
-        prompts = [
-            _with_question(row["prompt"], multi_turn_prompt(question, h, tokenizer, cfg.max_history_tokens)) for h in history
-        ]
+        if cfg.multi_turn_template == "attempt_and_feedback":
+            prompts = [attempt_and_feedback_messages(row["prompt"], h, tokenizer, cfg.max_history_tokens) for h in history]
+        else:
+            prompts = [
+                _with_question(row["prompt"], multi_turn_prompt(question, [f for _, f in h], tokenizer, cfg.max_history_tokens))
+                for h in history
+            ]
         texts = [samples[0] for samples in generate(model, tokenizer, prompts, 1, desc="multi-turn", **sampling)]
         scores = env.score_batch(texts, [row] * chains)
         found = first_success([s.success for s in scores], round_ * chains)
         if found < math.inf:
             return found
-        for h, s in zip(history, scores):
-            h.append(s.feedback or "Your answer was incorrect.")
+        for h, text, s in zip(history, texts, scores):
+            h.append((text, s.feedback or "Your answer was incorrect."))
     return math.inf
 
 

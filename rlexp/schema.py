@@ -96,6 +96,9 @@ class DiscoverConfig:
     teacher_update_rate: float = 0.01
     # multi-turn: feedback history kept in the prompt, in tokens
     max_history_tokens: int = 32000
+    # multi-turn: feedback_only (one user turn: the question and every earlier feedback; the authors' default, and
+    # better in their runs) | attempt_and_feedback (each earlier attempt as an assistant turn, its feedback after it)
+    multi_turn_template: str = "feedback_only"
     # bootstrap resamples of the confidence interval
     bootstrap: int = 2000
     # level of the confidence interval
@@ -119,6 +122,10 @@ class DiscoverConfig:
             raise ConfigError(f"discover.k={list(self.k)} has k outside 1..discover.budget={self.budget}")
         if not 0 < self.confidence < 1:
             raise ConfigError(f"discover.confidence={self.confidence} must be between 0 and 1")
+        if self.multi_turn_template not in ("feedback_only", "attempt_and_feedback"):
+            raise ConfigError(
+                f"discover.multi_turn_template={self.multi_turn_template} is not one of feedback_only, attempt_and_feedback"
+            )
 
 
 @dataclass

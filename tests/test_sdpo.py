@@ -15,8 +15,10 @@ from rlexp.discover import (
     DiscoverConfig,
     DiscoveryReward,
     StopWhenFound,
+    attempt_and_feedback_messages,
     discovery_at_k,
     first_success,
+    multi_turn,
     multi_turn_prompt,
     table,
 )
@@ -734,3 +736,31 @@ def test_multi_turn_history_fits_the_window_and_drops_the_oldest_first():
     assert sum(len(tokenizer(h + "\n\n")["input_ids"]) for h in kept) <= 200
     assert prompt.startswith("Q?\n\nThe following is feedback") and prompt.endswith("Correctly solve the original question.")
     assert multi_turn_prompt("Q?", [], tokenizer, 200) == "Q?"
+
+
+def test_the_attempt_and_feedback_template_shows_each_kept_attempt_before_its_feedback():
+    _, tokenizer = tiny()
+    prompt = [{"role": "user", "content": "Q?"}]
+    history = [(f"attempt {i} " + "y" * 30, f"feedback {i}") for i in range(10)]
+    messages = attempt_and_feedback_messages(prompt, history, tokenizer, max_tokens=200)
+    assert messages[0] == prompt[0] and 1 < len(messages) < 1 + 2 * len(history)
+    kept = history[-(len(messages) - 1) // 2 :]  # the newest pairs, in order
+    for (attempt, feedback), reply, turn in zip(kept, messages[1::2], messages[2::2]):
+        assert reply == {"role": "assistant", "content": attempt}
+        assert turn == {
+            "role": "user",
+            "content": f"The following is feedback from your unsuccessful earlier attempt:\n\n{feedback}"
+            "\n\nCorrectly solve the original question.",
+        }
+    assert attempt_and_feedback_messages(prompt, [], tokenizer, 200) == prompt
+
+
+@pytest.mark.parametrize("template", ["feedback_only", "attempt_and_feedback"])
+def test_multi_turn_retry_runs_with_either_template(template):
+    model, tokenizer = tiny()
+    env = envs.make("generalpoints", **GAME)
+    cfg = DiscoverConfig(budget=4, attempts_per_step=2, multi_turn_template=template)
+    sampling = {"temperature": 1.0, "max_new_tokens": MAX_LEN, "batch_size": 2}
+    assert multi_turn(model, tokenizer, env, env.dataset("train")[0], cfg, sampling) == math.inf  # 6 tokens never solve it
+    with pytest.raises(ConfigError, match="multi_turn_template=both is not one of"):
+        DiscoverConfig(multi_turn_template="both").check("sdpo", "local")
