@@ -585,3 +585,29 @@ def test_fractions_decimals_and_big_integers_are_judged_as_in_livecodebench(exac
     row = rows[question_id]
     score = env.score(fenced(row["starter_code"] + body), row)
     assert score.success is passes, score.feedback
+
+
+def test_multi_turn_feedback_turns_show_public_tests_and_never_a_hidden_one(rows):
+    from rlexp import models
+    from rlexp.episodes import play
+
+    env = envs.make("livecode", time_limit=2.0, max_attempts=3)
+    row = row_of(rows, "test", "rlexp-sum-array")
+    tests, visible = env.tests_for(row)
+    lookup = {t["input"]: t["output"] for t in tests[:visible]}
+    attempts = [f"import sys\nprint({lookup!r}.get(sys.stdin.read(), '0').strip())", "print('no')", "print('still no')"]
+    tokenizer = models.byte_tokenizer()
+
+    def scripted(sequences):
+        text = fenced(attempts[scripted.calls])
+        scripted.calls += 1
+        return [tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]], None
+
+    scripted.calls = 0
+    (episode,) = play(env, tokenizer, [row], [[0]], scripted)
+    feedback = [m["content"] for m in episode.messages[len(row["prompt"]) :] if m["role"] == "user"]
+    assert episode.attempts == 3 and len(feedback) == 2
+    assert feedback[0].startswith("Wrong Answer on a hidden test")  # public tests passed: the verdict alone
+    assert "Wrong Answer" in feedback[1] and any(t["input"].strip() in feedback[1] for t in tests[:visible])
+    for hidden in tests[visible:]:
+        assert all(hidden["input"].strip() not in text for text in feedback)

@@ -45,6 +45,9 @@ class EpisodeGRPOTrainer(GRPOTrainer):
         self.episode_env = episode_env
         self._rows: list[dict] | None = None
         super().__init__(*args, rollout_func=self._play_episodes, **kwargs)
+        from rlexp.episodes import feedback_turn_ids
+
+        feedback_turn_ids(self._tokenizer, "?")  # a chat template that cannot take feedback turns fails here, not mid-run
 
     def _generate_and_score_completions(self, inputs):
         self._rows = inputs  # the rollout needs the rows (cards, tests ...) to score attempts; TRL gives it prompts only
