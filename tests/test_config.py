@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from rlexp.__main__ import CONF_DIR, describe, preflight
 from rlexp.config import register_schemas, validate
@@ -11,11 +12,13 @@ from rlexp.errors import ConfigError
 
 register_schemas()
 GROUPS = ["algo", "env", "model", "launcher", "logger", "experiment"]
-HUB_MODELS = {"qwen2.5-0.5b-instruct", "qwen2.5-1.5b-instruct", "llama-3.2-1b-instruct"}
 
 
 def options(group):
     return sorted(p.stem for p in Path(CONF_DIR, group).glob("*.yaml"))
+
+
+HUB_MODELS = {name for name in options("model") if OmegaConf.load(Path(CONF_DIR, "model", f"{name}.yaml")).pretrained}
 
 
 def composed(*overrides):
