@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rlexp.__main__ import CONF_DIR, help_text
-from rlexp.config import _picked, algo_from, register_schemas, validate
+from rlexp.config import _picked, algo_from, env_from, register_schemas, stages, validate
 
 register_schemas()
 FOLDER = Path(CONF_DIR, "experiment")
@@ -120,6 +120,14 @@ def test_sdpo_takes_32_optimiser_steps_of_one_question_per_batch_and_grpo_4_of_8
         assert per_step * steps == 32 * 8 and algo.max_steps == 80 * steps
         if experiment == "sdpo":  # what SDPOConfig will resolve, and what the EMA teacher's cadence follows
             assert algo.steps_per_generation(world) == steps
+
+
+def test_gp_l_plays_five_attempts_and_evaluates_every_deal_of_both_splits():
+    cfg = composed("paper/gp_l_sft_then_rl")
+    env = env_from(cfg.env)
+    assert env.max_attempts == 5 and env.eval_splits() == ["id", "ood"] and not cfg.eval.splits
+    assert cfg.eval.num_prompts == env.eval_size == 234 and env.eval_seed == 42  # the paper's 234 episodes
+    assert [name for name, _ in stages(cfg)] == ["sft", "grpo"]
 
 
 def test_an_arm_chooses_what_the_experiment_it_builds_on_sets():
