@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from rlexp.__main__ import CONF_DIR, help_text
 from rlexp.config import _picked, algo_from, env_from, register_schemas, stages, validate
+from rlexp.envs.math import HUB
 
 register_schemas()
 FOLDER = Path(CONF_DIR, "experiment")
@@ -75,6 +76,8 @@ def test_a_paper_run_says_its_gpus_its_target_and_each_hub_model(experiment, hub
     text = "\n".join(lines)
     models = hub_models(cfg, hub_cache)
     assert models and all(m in text for m in models), f"name every hub model it loads: {sorted(models)}"
+    if cfg.env.name == "math":  # a typo in a split would fail only after training
+        assert all(HUB.get(split, (None,) * 4)[3] for split in cfg.eval.splits), list(cfg.eval.splits)
 
 
 def differences(a, b) -> set[str]:
@@ -96,6 +99,8 @@ def algorithm_and_stages(key: str) -> bool:
 @pytest.mark.parametrize(
     "arm,other,differ",
     [
+        ("paper/jackpot_deepscaler_qwen3_8b", "paper/jackpot_deepscaler_qwen3_8b_tis", {"name", "algo.correction"}),
+        ("paper/jackpot_deepscaler_qwen3_8b", "paper/jackpot_deepscaler_qwen3_8b_on_policy", {"name", "algo.actor", "algo.correction"}),
         ("paper/sdpo_livecode_qwen3_8b", "paper/grpo_livecode_qwen3_8b", algorithm_and_stages),
     ],
 )  # fmt: skip
