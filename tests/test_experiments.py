@@ -10,6 +10,7 @@ from pathlib import Path
 
 import huggingface_hub
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -101,6 +102,7 @@ def algorithm_and_stages(key: str) -> bool:
     [
         ("paper/jackpot_deepscaler_qwen3_8b", "paper/jackpot_deepscaler_qwen3_8b_tis", {"name", "algo.correction"}),
         ("paper/jackpot_deepscaler_qwen3_8b", "paper/jackpot_deepscaler_qwen3_8b_on_policy", {"name", "algo.actor", "algo.correction"}),
+        ("paper/pear_then_grpo_deepscaler", "paper/sft_then_grpo_deepscaler", {"name", "prepare.init.gamma", "prepare.init.delta_clip"}),
         ("paper/sdpo_livecode_qwen3_8b", "paper/grpo_livecode_qwen3_8b", algorithm_and_stages),
     ],
 )  # fmt: skip
@@ -133,6 +135,20 @@ def test_gp_l_plays_five_attempts_and_evaluates_every_deal_of_both_splits():
     assert env.max_attempts == 5 and env.eval_splits() == ["id", "ood"] and not cfg.eval.splits
     assert cfg.eval.num_prompts == env.eval_size == 234 and env.eval_seed == 42  # the paper's 234 episodes
     assert [name for name, _ in stages(cfg)] == ["sft", "grpo"]
+
+
+def test_the_sft_arm_of_pear_weighs_every_token_1_and_the_pear_arm_does_not():
+    from rlexp.trainers.pear import pear_log_weights
+
+    generator = torch.Generator().manual_seed(0)
+    theta, beta = -torch.rand(3, 12, generator=generator) * 3, -torch.rand(3, 12, generator=generator) * 3
+    mask = torch.ones(3, 12, dtype=torch.bool)
+    weights = {}
+    for experiment in ("pear_then_grpo_deepscaler", "sft_then_grpo_deepscaler"):
+        cfg = composed(f"paper/{experiment}")
+        weights[experiment], _ = pear_log_weights(theta, beta, mask, algo_from(cfg.prepare.init))
+    assert torch.equal(weights["sft_then_grpo_deepscaler"], torch.zeros(3, 12))
+    assert weights["pear_then_grpo_deepscaler"].abs().max() > 0.1
 
 
 def test_an_arm_chooses_what_the_experiment_it_builds_on_sets():
