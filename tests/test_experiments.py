@@ -5,6 +5,7 @@ where the comparison says.
 Validation is the command line's (`validate(machine=False)`: no GPU asked about) on a machine whose Hugging Face
 cache holds every model, so no test needs the network or a download."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from rlexp import algos
 from rlexp.__main__ import CONF_DIR, help_text
 from rlexp.config import _picked, algo_from, env_from, register_schemas, stages, validate
 from rlexp.envs.math import HUB
@@ -93,6 +95,13 @@ def differences(a, b) -> set[str]:
     return {key for key in a.keys() | b.keys() if a.get(key, "<unset>") != b.get(key, "<unset>")}
 
 
+def own_fields(cls, parent) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)} - {f.name for f in dataclasses.fields(parent)}
+
+
+IWSFT_ONLY = {f"prepare.init.{name}" for name in own_fields(algos.algo_class("iwsft"), algos.algo_class("sft"))}
+
+
 def algorithm_and_stages(key: str) -> bool:
     return key == "name" or key.startswith(("algo.", "prepare."))
 
@@ -103,7 +112,9 @@ def algorithm_and_stages(key: str) -> bool:
         ("paper/jackpot_deepscaler_qwen3_8b", "paper/jackpot_deepscaler_qwen3_8b_tis", {"name", "algo.correction"}),
         ("paper/jackpot_deepscaler_qwen3_8b", "paper/jackpot_deepscaler_qwen3_8b_on_policy", {"name", "algo.actor", "algo.correction"}),
         ("paper/pear_then_grpo_deepscaler", "paper/sft_then_grpo_deepscaler", {"name", "prepare.init.gamma", "prepare.init.delta_clip"}),
+        ("paper/sft_then_grpo_math", "paper/iwsft_then_grpo_math", {"name", "prepare.init.name", *IWSFT_ONLY}),
         ("paper/sdpo_livecode_qwen3_8b", "paper/grpo_livecode_qwen3_8b", algorithm_and_stages),
+        ("paper/luffy_math", "paper/sft_then_grpo_math", algorithm_and_stages),
     ],
 )  # fmt: skip
 def test_the_arms_of_a_comparison_differ_only_where_it_says(arm, other, differ):
@@ -154,7 +165,7 @@ def test_the_sft_arm_of_pear_weighs_every_token_1_and_the_pear_arm_does_not():
 def test_an_arm_chooses_what_the_experiment_it_builds_on_sets():
     """mode=eval takes the environment, model and evaluation from the training run unless the command line's
     experiment sets them: an arm sets them through the file it includes."""
-    experiment = ["experiment=paper/grpo_livecode_qwen3_8b"]
+    experiment = ["experiment=paper/iwsft_then_grpo_math"]
     assert all(_picked(experiment, key) for key in ("env", "model", "eval", "algo"))
     assert not _picked(experiment, "seed")
 
