@@ -26,7 +26,9 @@ MAX_PREFLIGHT = 64
 
 
 def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in Path(CONF_DIR, group).glob("*.yaml"))
+    """The options of `group`, those in its sub-folders too (experiment=paper/sdpo_livecode_qwen3_8b)."""
+    folder = Path(CONF_DIR, group)
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
 
 
 def describe(exc: BaseException) -> str:
@@ -154,11 +156,19 @@ def help_text(argv: list[str]) -> str:
         cfg = compose(config_name="config", overrides=overrides_of(argv), return_hydra_config=True)
         loader = GlobalHydra.instance().config_loader()
         groups = sorted(g for g in loader.list_groups("") if g not in ("hydra", "schema"))  # schema/*: not picked
-        listing = "".join(f"{g}: {', '.join(sorted(loader.get_group_options(g)))}\n" for g in groups)
+        listing = "".join(f"{g}: {', '.join(_loaded_options(loader, g))}\n" for g in groups)
     template = cfg.hydra.help.template
     with open_dict(cfg):
         del cfg["hydra"]
     return string.Template(template).safe_substitute(APP_CONFIG_GROUPS=listing, CONFIG=OmegaConf.to_yaml(cfg))
+
+
+def _loaded_options(loader, group: str) -> list[str]:
+    """The options of `group` on Hydra's search path (plugins' conf/ too), those of its sub-groups as `sub/option`."""
+    options = list(loader.get_group_options(group))
+    for sub in loader.list_groups(group):
+        options += [f"{sub}/{option}" for option in _loaded_options(loader, f"{group}/{sub}")]
+    return sorted(options)
 
 
 def _asks_for_job_config(argv: list[str]) -> bool:

@@ -264,14 +264,17 @@ def _picked(overrides: list[str], key: str) -> bool:
 
 
 def _experiment_sets(experiment: str) -> set[str]:
-    """The top-level keys and groups conf/experiment/<experiment>.yaml sets (`env: {...}`, `override /model: ...`)."""
+    """The top-level keys and groups conf/experiment/<experiment>.yaml sets (`env: {...}`, `override /model: ...`),
+    itself or through the experiments its defaults list includes (`- /experiment/paper/sdpo_livecode_qwen3_8b`)."""
     path = Path(schema.CONF_DIR, "experiment", f"{experiment}.yaml")
     if not path.is_file():
         return set()
     node = OmegaConf.to_container(OmegaConf.load(path))
-    entries = [e for e in node.pop("defaults", []) if isinstance(e, dict)]
+    defaults = node.pop("defaults", [])
+    entries = [e for e in defaults if isinstance(e, dict)]
     groups = {k.split("/")[-1].split("@")[0] for entry in entries for k in entry}
-    return set(node) | groups
+    included = [e.removeprefix("/experiment/") for e in defaults if isinstance(e, str) and e.startswith("/experiment/")]
+    return set(node) | groups | {key for other in included for key in _experiment_sets(other)}
 
 
 def eval_env_name(cfg: DictConfig, overrides: list[str]) -> str:

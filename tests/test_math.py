@@ -139,6 +139,56 @@ def test_hub_loader_asks_for_every_math_subject(monkeypatch):
     assert len(rows) == 7 and all(r["solution"] == "$1$" for r in rows)
 
 
+# rows laid out as agentica-org/DeepScaleR-Preview-Dataset's one split, train: problem, answer (bare LaTeX), solution
+DEEPSCALER_ROWS = [
+    {"problem": "Halve 1.", "answer": "\\frac{1}{2}", "solution": "Half of 1 is $\\boxed{\\frac{1}{2}}$."},
+    {"problem": "Add 2 and 2.", "answer": "4", "solution": ""},
+    {"problem": "A problem the upload gives no answer for.", "answer": "", "solution": "It is $\\boxed{3}$."},
+]
+
+
+def test_deepscaler_trains_on_its_one_split_and_leaves_out_rows_without_an_answer(monkeypatch, caplog):
+    asked = []
+
+    def fake_load(repo, config, split):
+        asked.append((repo, config, split))
+        return datasets.Dataset.from_list(DEEPSCALER_ROWS)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    e = envs.make("math", source="deepscaler", timeout_s=8.0)
+    rows = list(e.dataset("train"))
+    assert asked == [("agentica-org/DeepScaleR-Preview-Dataset", None, "train")]
+    assert [r["solution"] for r in rows] == ["$\\frac{1}{2}$", "$4$"] and {r["source"] for r in rows} == {"deepscaler"}
+    assert "left out 1 of 3 rows without a gold answer" in caplog.text
+    # only a worked solution with a boxed answer is a demonstration
+    assert [m[-1]["content"] for m in e.demonstrations("train")["messages"]] == [DEEPSCALER_ROWS[0]["solution"]]
+    try:
+        scores = e.score_batch(["So it is \\boxed{0.5}.", "\\boxed{5}"], rows)
+    finally:
+        e.pool.close()
+    assert [s.success for s in scores] == [True, False]
+    assert e.eval_splits() == ["math500"]  # it has no test split of its own
+    with pytest.raises(ConfigError, match="deepscaler has no test split: evaluate on others, eval.splits=.* math500"):
+        e.dataset("test")
+
+
+def test_an_evaluation_split_can_name_another_hub_source(monkeypatch):
+    asked = []
+
+    def fake_load(repo, config, split):
+        asked.append((repo, split))
+        return datasets.Dataset.from_list([{"problem": f"{repo} problem", "answer": 7.0, "id": 1}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    e = envs.make("math", source="deepscaler")
+    for split, repo, hub_split in [("amc", "AI-MO/aimo-validation-amc", "train"), ("math500", "HuggingFaceH4/MATH-500", "test")]:
+        (row,) = e.dataset(split)
+        assert asked[-1] == (repo, hub_split) and row["source"] == split and row["solution"] == "$7$"
+    assert len(envs.make("math", train_size=3, eval_size=2).dataset("test")) == 2  # `test` is still the source's own
+    with pytest.raises(ValueError, match="a hub source's evaluation set"):
+        e.dataset("aime2099")
+
+
 # -- extraction ------------------------------------------------------------------------------------------------------
 
 

@@ -4,10 +4,13 @@ Problems come from `source=`:
 - `procedural` (default, offline): arithmetic, fractions, linear equations, gcd/lcm, remainders, counting and
   GSM-style word problems, each a pure function of (seed, difficulty) with an exact answer and a worked
   solution (the SFT demonstration);
-- the hub: `gsm8k` (openai/gsm8k), `math` (EleutherAI/hendrycks_math, all seven subjects), `math500`
-  (HuggingFaceH4/MATH-500), `aime24` (HuggingFaceH4/aime_2024), `aime25` (math-ai/aime25), `amc`
-  (AI-MO/aimo-validation-amc);
+- the hub: `gsm8k` (openai/gsm8k), `math` (EleutherAI/hendrycks_math, all seven subjects), `deepscaler`
+  (agentica-org/DeepScaleR-Preview-Dataset, training only), `math500` (HuggingFaceH4/MATH-500), `aime24`
+  (HuggingFaceH4/aime_2024), `aime25` (math-ai/aime25), `amc` (AI-MO/aimo-validation-amc);
 - a path to a `.jsonl` file of rows in MATH-500's format (`problem`, `answer`, `solution`, `level`, ...).
+Evaluation reports the source's `test` split, or, named in `eval.splits`, the evaluation sets of other hub sources
+(`eval.splits=[math500,aime24,amc]`), so a run trains on one set and is scored on several; a source without a test
+split (`deepscaler`) is evaluated on MATH-500 unless `eval.splits` says otherwise.
 
 Every gold answer is normalised to LaTeX and wrapped in `$...$` before parsing (a bare `10\\sqrt{2}` parses as
 10). The prediction is the content of the last `\\boxed{}` after the last `</think>`, checked with TRL's own
@@ -65,10 +68,12 @@ MATH_SUBJECTS = (
     "prealgebra",
     "precalculus",
 )
-# hub id, config, split for training, split for evaluation (None: an evaluation-only set)
+# hub id, config, split for training (None: an evaluation-only set), split for evaluation (None: training only)
 HUB = {
     "gsm8k": ("openai/gsm8k", "main", "train", "test"),
     "math": ("EleutherAI/hendrycks_math", MATH_SUBJECTS, "train", "test"),
+    # 40k problems with `problem`, `answer`, `solution` columns and one split, train (Jackpot's RL data, arXiv 2602.06107)
+    "deepscaler": ("agentica-org/DeepScaleR-Preview-Dataset", None, "train", None),
     "math500": ("HuggingFaceH4/MATH-500", None, None, "test"),
     "aime24": ("HuggingFaceH4/aime_2024", None, None, "train"),
     "aime25": ("math-ai/aime25", None, None, "test"),
@@ -571,10 +576,15 @@ def normalise_hub_row(name: str, raw: dict) -> dict:
 
 
 def load_hub(name: str, split: str) -> list[dict]:
+    """The normalised rows of hub source `name`'s training split ("train") or its evaluation split (any other).
+    Rows without a gold answer are left out: no completion could be scored against them."""
     repo, config, train_split, eval_split = HUB[name]
     hub_split = train_split if split == "train" else eval_split
+    if hub_split is None and split == "train":
+        raise ConfigError(f"env.source={name} is for evaluation only; train on gsm8k, math, deepscaler or procedural")
     if hub_split is None:
-        raise ConfigError(f"env.source={name} is for evaluation only; train on gsm8k, math or procedural")
+        evaluation_sets = ", ".join(n for n, entry in HUB.items() if entry[3] is not None)
+        raise ConfigError(f"env.source={name} has no test split: evaluate on others, eval.splits=[...] of {evaluation_sets}")
     try:
         configs = config if isinstance(config, tuple) else (config,)
         import datasets
@@ -587,7 +597,11 @@ def load_hub(name: str, split: str) -> list[dict]:
             f"env.source={name}: could not load {repo} ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
             "offline, use env.source=procedural or a local .jsonl in MATH-500's format"
         ) from None
-    return [normalise_hub_row(name, raw) for raw in raws]
+    rows = [normalise_hub_row(name, raw) for raw in raws]
+    kept = [row for row in rows if row["answer"].strip()]
+    if len(kept) < len(rows):
+        log.warning("math: %s: left out %d of %d rows without a gold answer", name, len(rows) - len(kept), len(rows))
+    return kept
 
 
 # -- the environment ------------------------------------------------------------------------------------------------
@@ -603,7 +617,7 @@ class Math(Env):
     # `source` was `dataset`, which clashed with the Env method dataset()
     renamed_knobs: ClassVar[dict[str, str]] = {"dataset": "source"}
 
-    # where problems come from: procedural | gsm8k | math | math500 | aime24 | aime25 | amc | path/to/rows.jsonl
+    # where problems come from: procedural | gsm8k | math | deepscaler | math500 | aime24 | aime25 | amc | path/to/rows.jsonl
     source: str = "procedural"
     kinds: list = field(default_factory=list)  # procedural kinds (empty = all): arithmetic fractions linear ...
     difficulty: int = 2  # procedural: 1 (one-step, small numbers) ... 5
@@ -643,6 +657,8 @@ class Math(Env):
         return f"Math({', '.join(f'{k}={v!r}' for k, v in self.knobs().items())})"
 
     def eval_splits(self) -> list[str]:
+        if self.source in HUB and HUB[self.source][3] is None:
+            return ["math500"]  # a training-only source: the usual held-out competition set
         return ["test"]
 
     # -- rows ----------------------------------------------------------------------------------------------------
@@ -657,6 +673,8 @@ class Math(Env):
                 p = procedural_problem(base + i, self.difficulty, kind)
                 out.append({**p, "level": f"Level {self.difficulty}", "subject": kind, "id": f"{kind}-{base + i}"})
             return out
+        if split in HUB:  # another source's evaluation set, named in eval.splits
+            return load_hub(split, "test")
         if self.source in HUB:
             return load_hub(self.source, split)
         path = Path(self.source).expanduser()
@@ -666,10 +684,13 @@ class Math(Env):
             return [normalise_hub_row("file", json.loads(line)) for line in f if line.strip()]
 
     def _split_rows(self, split: str) -> list[dict]:
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+        if split not in ("train", "test", *HUB):
+            raise ValueError(f"split must be 'train', 'test' or a hub source's evaluation set ({', '.join(HUB)}); got {split!r}")
         if split not in self._rows:
-            source = self.source if self.source in ("procedural", *HUB) else Path(self.source).stem
+            if split in HUB:
+                source = split
+            else:
+                source = self.source if self.source in ("procedural", *HUB) else Path(self.source).stem
             rows = []
             for p in self._problems(split):
                 rows.append(
