@@ -141,7 +141,7 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
             algo.check(world_size(launcher) if machine else launcher.num_processes or 1)
     if cfg.mode == "discover":
         structured(DiscoverConfig, cfg.discover).check(algo_from(cfg.algo).name, launcher.name)
-    env_from(cfg.env)
+    env = env_from(cfg.env)
     check_resume(cfg.resume, [name for name, _ in stages(cfg)])
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"threads={cfg.threads} must be at least 1 (or null: the cores divided among the run's processes)")
@@ -150,7 +150,27 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
         raise ConfigError(
             f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples"
         )
-    check_available(structured(ModelConfig, cfg.model))
+    model = structured(ModelConfig, cfg.model)
+    if env.has_images():
+        check_images(cfg, model)
+    check_available(model)
+
+
+def check_images(cfg: DictConfig, model: ModelConfig) -> None:
+    """An environment whose rows carry images needs a model, stages and a mode that take them."""
+    if not model.vision:
+        raise ConfigError(
+            f"env={cfg.env.name} shows its prompts as images and model={model.name} reads text only; "
+            "use a vision-language model: model=tiny_vl (offline), qwen2.5-vl-3b-instruct or llama-3.2-11b-vision-instruct"
+        )
+    if cfg.mode == "discover":
+        raise ConfigError(f"mode=discover does not show images yet; env={cfg.env.name}'s rows carry them")
+    for name, algo in stages(cfg):
+        if not algo.reads_images():
+            taking = ", ".join(n for n in algos.names() if algos.algo_class(n).reads_images())
+            raise ConfigError(
+                f"algo={algo.name} (stage {name}) does not train on images yet; with env={cfg.env.name}'s images use {taking}"
+            )
 
 
 def check_resume(resume: str, stage_names: list[str]) -> None:

@@ -214,3 +214,28 @@ def test_recognition_accuracy_is_the_share_of_samples_without_a_vision_error(vl)
     scores = [vl.score(answer(cards), DEALT) for cards in ('["4", "3", "2", "10"]', '["4"]', "[10, 2, 3, 4]", '["9"]')]
     assert vl.split_metrics(scores) == {"recognition_accuracy": 0.5}
     assert make("generalpoints").split_metrics(scores) == {}
+
+
+def test_a_visual_env_needs_a_model_stages_and_a_mode_that_take_images():
+    from hydra import compose, initialize_config_dir
+
+    from rlexp.config import register_schemas, validate
+    from rlexp.errors import ConfigError
+    from rlexp.schema import CONF_DIR
+
+    register_schemas()
+
+    def validated(*overrides):
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            validate(compose(config_name="config", overrides=["env.visual=true", "logger=none", *overrides]), machine=False)
+
+    with pytest.raises(ConfigError, match="model=tiny reads text only; use a vision-language model: model=tiny_vl"):
+        validated()
+    with pytest.raises(ConfigError, match=r"algo=iwsft \(stage iwsft\) does not train on images yet; .* use grpo, sft"):
+        validated("model=tiny_vl", "algo=iwsft")
+    with pytest.raises(ConfigError, match="algo=sdpo .* does not train on images"):  # a subclass of GRPO says so itself
+        validated("model=tiny_vl", "algo=sdpo")
+    with pytest.raises(ConfigError, match="mode=discover does not show images"):
+        validated("model=tiny_vl", "algo=sdpo", "mode=discover")
+    validated("model=tiny_vl", "algo=grpo")
+    validated("model=tiny_vl", "algo=sft")

@@ -115,6 +115,15 @@ def test_the_image_reaches_the_model():
     assert not torch.allclose(other[0], other[1], atol=1e-5)
 
 
+def test_evaluation_generates_from_images():
+    from rlexp.evaluate import generate
+
+    model, processor = load(VL)
+    images = [[render(["SA", "C3", "HK", "DT"])], [render(["HA", "D3", "HK", "DT"])]]
+    out = generate(model, processor, [vl_prompt(), vl_prompt("again")], 2, 1.0, 4, 3, "test", images)
+    assert [len(samples) for samples in out] == [2, 2] and all(isinstance(s, str) for samples in out for s in samples)
+
+
 def test_tiny_vl_checkpoint_round_trip(tmp_path):
     model, processor = load(VL)
     model.save_pretrained(tmp_path)
@@ -122,3 +131,16 @@ def test_tiny_vl_checkpoint_round_trip(tmp_path):
     again, processor2 = load(VL, checkpoint=str(tmp_path))
     assert type(again) is type(model) and processor2.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters()))
+
+
+def test_demo_lengths_count_the_tokens_an_image_becomes():
+    from rlexp.algos.sft import demo_lengths
+    from rlexp.envs import make
+
+    processor = tiny_processor(VL)
+    demos = make("generalpoints", visual=True, train_size=3).demonstrations("train")
+    processed = [
+        processor(text=[processor.apply_chat_template(m, tokenize=False)], images=[im], add_special_tokens=False)
+        for m, im in zip(demos["messages"], demos["images"])
+    ]
+    assert demo_lengths(demos, processor) == [len(p["input_ids"][0]) for p in processed]

@@ -43,6 +43,7 @@ class GRPO(Algo):
     data_split: str = "train"
 
     trl_config = "trl.GRPOConfig"
+    takes_images = True  # TRL's GRPOTrainer puts an `images` column into the prompts it generates from and trains on
 
     def check(self, world_size: int) -> None:
         super().check(world_size)
