@@ -153,7 +153,27 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
         raise ConfigError(
             f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples"
         )
-    check_available(structured(ModelConfig, cfg.model))
+    model = structured(ModelConfig, cfg.model)
+    if env.has_images():
+        check_images(cfg, model)
+    check_available(model)
+
+
+def check_images(cfg: DictConfig, model: ModelConfig) -> None:
+    """An environment whose rows carry images needs a model, stages and a mode that take them."""
+    if not model.vision:
+        raise ConfigError(
+            f"env={cfg.env.name} shows its prompts as images and model={model.name} reads text only; "
+            "use a vision-language model: model=tiny_vl (offline), qwen2.5-vl-3b-instruct or llama-3.2-11b-vision-instruct"
+        )
+    if cfg.mode == "discover":
+        raise ConfigError(f"mode=discover does not show images yet; env={cfg.env.name}'s rows carry them")
+    for name, algo in stages(cfg):
+        if not algo.reads_images():
+            taking = ", ".join(n for n in algos.names() if algos.algo_class(n).reads_images())
+            raise ConfigError(
+                f"algo={algo.name} (stage {name}) does not train on images yet; with env={cfg.env.name}'s images use {taking}"
+            )
 
 
 def check_resume(resume: str, stage_names: list[str]) -> None:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from rlexp import episodes
 from rlexp.envs import Env, Score
+from rlexp.models import generation_inputs, text_tokenizer
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -31,11 +32,19 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 @torch.no_grad()
 def generate(
-    model, tokenizer, prompts: list, num_samples: int, temperature: float, max_new_tokens: int, batch_size: int, desc: str
+    model,
+    tokenizer,
+    prompts: list,
+    num_samples: int,
+    temperature: float,
+    max_new_tokens: int,
+    batch_size: int,
+    desc: str,
+    images: list | None = None,
 ) -> list[list[str]]:
-    """`num_samples` completions for each chat prompt, as text."""
-    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
-    jobs = [(i, t) for i, t in enumerate(texts) for _ in range(num_samples)]
+    """`num_samples` completions for each chat prompt, as text; `images`, a list per prompt, need a processor as `tokenizer`."""
+    jobs = [i for i in range(len(prompts)) for _ in range(num_samples)]
+    tok = text_tokenizer(tokenizer)
     out: list[list[str]] = [[] for _ in prompts]
     sampling = (
         {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else {"do_sample": False}
@@ -43,16 +52,17 @@ def generate(
     model.eval()
     for start in tqdm(range(0, len(jobs), batch_size), desc=desc, leave=False):
         batch = jobs[start : start + batch_size]
-        enc = tokenizer([t for _, t in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        batch_images = None if images is None else [images[i] for i in batch]
+        enc = generation_inputs(tokenizer, [prompts[i] for i in batch], batch_images).to(model.device)
         ids = model.generate(
             **enc,
             max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
             **sampling,
         )
-        for (i, _), row in zip(batch, ids[:, enc["input_ids"].shape[1] :]):
-            out[i].append(tokenizer.decode(row, skip_special_tokens=True))
+        for i, row in zip(batch, ids[:, enc["input_ids"].shape[1] :]):
+            out[i].append(tok.decode(row, skip_special_tokens=True))
     return out
 
 
@@ -148,9 +158,12 @@ def evaluate(model, tokenizer, env: Env, cfg) -> dict[str, dict[str, float]]:
         rows = rows.select(range(min(cfg.num_prompts, len(rows))))
         if env.max_attempts > 1:
             per_row, summary = _episodes(model, tokenizer, env, rows, cfg, f"eval {split}"), episode_summary
+            attempts = [s for episodes_ in per_row for e in episodes_ for s in e.scores]
         else:
             per_row, summary = _single_attempts(model, tokenizer, env, rows, cfg, f"eval {split}"), _summary
+            attempts = [s for scores in per_row for s in scores]
         metrics = summary(per_row, cfg)
+        metrics.update(env.split_metrics(attempts))
         if "split_key" in rows.column_names:
             metrics["n_distinct"] = len(set(rows["split_key"]))
         for column in env.group_columns:
@@ -165,8 +178,9 @@ def evaluate(model, tokenizer, env: Env, cfg) -> dict[str, dict[str, float]]:
 
 def _single_attempts(model, tokenizer, env: Env, rows, cfg, desc: str) -> list[list[Score]]:
     """cfg.num_samples scored completions per row."""
+    images = rows["images"] if "images" in rows.column_names else None
     completions = generate(
-        model, tokenizer, rows["prompt"], cfg.num_samples, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, desc
+        model, tokenizer, rows["prompt"], cfg.num_samples, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, desc, images
     )
     texts = [text for samples in completions for text in samples]
     repeated = [row for row in rows for _ in range(cfg.num_samples)]

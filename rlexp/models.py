@@ -1,9 +1,10 @@
-"""Models and tokenizers: the offline `tiny` model, a hub model, or a checkpoint of an earlier run.
+"""Models and tokenizers: the offline `tiny` and `tiny_vl` models, a hub model, or a checkpoint of an earlier run.
 
 `model=tiny` builds a small Qwen2-architecture causal LM from a config, with a byte-level
 tokenizer defined here (256 byte tokens, no merges, plus ChatML special tokens), so tests and
-the demo never touch the network. Other `model=` configs name a hub id and load with
-`from_pretrained`.
+the demo never touch the network. `model=tiny_vl` builds a small Qwen2-VL model the same way, with a
+processor defined here (Qwen2-VL's image processor, the byte-level tokenizer plus Qwen2-VL's vision tokens).
+Other `model=` configs name a hub id and load with `from_pretrained`.
 """
 
 from __future__ import annotations
@@ -11,25 +12,48 @@ from __future__ import annotations
 import torch
 from tokenizers import Tokenizer, decoders, pre_tokenizers
 from tokenizers import models as tok_models
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+)
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
+from transformers.processing_utils import ProcessorMixin
 
 from rlexp.schema import ModelConfig
 
-# ChatML, as Qwen uses it; `generation` marks let TRL's assistant_only_loss find the answer.
+# ChatML, as Qwen uses it; `generation` marks let TRL's assistant_only_loss find the answer. A message's content is a
+# string or, for a vision-language model, a list of blocks, each image rendered as Qwen2-VL renders it (the processor
+# then repeats <|image_pad|> once per image token).
 CHAT_TEMPLATE = (
+    "{% macro render(content) %}{% if content is string %}{{ content }}{% else %}{% for block in content %}"
+    "{% if block['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{% elif block['type'] == 'text' %}{{ block['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{% endmacro %}"
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
-    "{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ render(message['content']) + '<|im_end|>' }}{% endgeneration %}"
+    "{% else %}{{ render(message['content']) + '<|im_end|>' }}{% endif %}"
     "{{ '\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Qwen2-VL's: an image is <|vision_start|>, its <|image_pad|> tokens, <|vision_end|> (videos are not used, but the
+# processor and the model config name their token)
+VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
 
-def byte_tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level tokenizer: any text round-trips, with no vocabulary file to download."""
+def byte_tokenizer(vision: bool = False) -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer: any text round-trips, with no vocabulary file to download. `vision` adds
+    Qwen2-VL's vision tokens after the others, so the text tokenizer's ids stay as they are."""
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {ch: i for i, ch in enumerate(alphabet)}
     tok = Tokenizer(tok_models.BPE(vocab=vocab, merges=[]))
@@ -37,36 +61,134 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
     tok.decoder = decoders.ByteLevel()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, padding_side="left")
     fast.add_special_tokens(
-        {"pad_token": "<|endoftext|>", "eos_token": "<|im_end|>", "additional_special_tokens": ["<|im_start|>"]}
+        {
+            "pad_token": "<|endoftext|>",
+            "eos_token": "<|im_end|>",
+            "additional_special_tokens": ["<|im_start|>", *(VISION_TOKENS if vision else [])],
+        }
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
-def build_tiny(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=cfg.hidden_size,
-        intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_layers,
-        num_attention_heads=cfg.num_heads,
-        num_key_value_heads=cfg.num_heads,
-        max_position_embeddings=cfg.max_position_embeddings,
-        tie_word_embeddings=True,
-        bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+class ImageTextProcessor(Qwen2VLProcessor):
+    """Qwen2-VL's processor for images and text only: transformers' own also requires a video processor, which
+    needs torchvision, a dependency rlexp does without."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+
+def tiny_processor(cfg: ModelConfig) -> ImageTextProcessor:
+    """The tiny vision model's processor: Qwen2-VL's image processor, scaling images to `max_image_pixels`, and the
+    byte-level tokenizer with the vision tokens."""
+    image_processor = Qwen2VLImageProcessorPil(max_pixels=cfg.max_image_pixels)
+    return ImageTextProcessor(image_processor=image_processor, tokenizer=byte_tokenizer(vision=True), chat_template=CHAT_TEMPLATE)
+
+
+def language_model_sizes(cfg: ModelConfig, tokenizer) -> dict:
+    """The tiny language model's config, as `cfg` sizes it, with the tokenizer's vocabulary and special tokens."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": cfg.hidden_size,
+        "intermediate_size": cfg.intermediate_size,
+        "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads,
+        "num_key_value_heads": cfg.num_heads,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        "bos_token_id": None,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+def seeded_model(model_class, config, cfg: ModelConfig, tokenizer):
+    """`model_class(config)` with the random weights of `cfg.init_seed`, generating until the tokenizer's eos."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.init_seed)
-        model = Qwen2ForCausalLM(config)
+        model = model_class(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
 
 
+def build_tiny(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
+    config = Qwen2Config(**language_model_sizes(cfg, tokenizer), tie_word_embeddings=True)
+    return seeded_model(Qwen2ForCausalLM, config, cfg, tokenizer)
+
+
+def mrope_section(head_dim: int) -> list[int]:
+    """How Qwen2-VL splits a head's rotary frequencies among time, height and width: in Qwen2-VL's proportions
+    (16, 24, 24 of 64), for a head of any size."""
+    half = head_dim // 2
+    time = half // 4
+    height = (half - time) // 2
+    return [time, height, half - time - height]
+
+
+def build_tiny_vl(cfg: ModelConfig, processor: ImageTextProcessor) -> Qwen2VLForConditionalGeneration:
+    """A Qwen2-VL model whose language model has the sizes of `cfg` (as `build_tiny`'s) and whose vision tower is as
+    wide, as deep and has as many heads."""
+    tokenizer = processor.tokenizer
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope_section(cfg.hidden_size // cfg.num_heads)}
+    vision = {
+        "depth": cfg.num_layers,
+        "embed_dim": cfg.hidden_size,
+        "hidden_size": cfg.hidden_size,  # what the vision tower hands the language model
+        "num_heads": cfg.num_heads,
+        "mlp_ratio": max(1, cfg.intermediate_size // cfg.hidden_size),
+    }
+    config = Qwen2VLConfig(
+        text_config={**language_model_sizes(cfg, tokenizer), "rope_parameters": rope},
+        vision_config=vision,
+        image_token_id=processor.image_token_id,
+        video_token_id=processor.video_token_id,
+        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )
+    return seeded_model(Qwen2VLForConditionalGeneration, config, cfg, tokenizer)
+
+
+def load_vision(cfg: ModelConfig, checkpoint: str | None = None):
+    """Return (model, processor) for a vision-language model: from `checkpoint` if given, else as `cfg` describes."""
+    dtype = getattr(torch, cfg.dtype)
+    if cfg.pretrained is None:
+        # the tiny model's processor has nothing trained: it is built here again rather than read back, which
+        # AutoProcessor could not do without torchvision (see ImageTextProcessor)
+        processor = tiny_processor(cfg)
+        if checkpoint is None:
+            return build_tiny_vl(cfg, processor), processor
+        return AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype), processor
+    source = checkpoint or cfg.pretrained
+    processor = AutoProcessor.from_pretrained(source)
+    model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype)
+    if processor.tokenizer.pad_token is None:
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    processor.tokenizer.padding_side = "left"
+    return model, processor
+
+
+def text_tokenizer(processing_class):
+    """The tokenizer itself, or the one a processor holds (its pad and eos tokens, its decoding)."""
+    return processing_class.tokenizer if isinstance(processing_class, ProcessorMixin) else processing_class
+
+
+def generation_inputs(processing_class, prompts: list, images: list | None = None):
+    """Tensors to generate replies to chat `prompts` from, left-padded; `images`, one list per prompt, need a processor."""
+    texts = [processing_class.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+    with_images = {} if images is None else {"images": images}
+    return processing_class(text=texts, return_tensors="pt", padding=True, add_special_tokens=False, **with_images)
+
+
 def load(cfg: ModelConfig, checkpoint: str | None = None):
-    """Return (model, tokenizer): from `checkpoint` if given, else as `cfg` describes."""
+    """Return (model, tokenizer): from `checkpoint` if given, else as `cfg` describes. A vision-language model
+    (`cfg.vision`) comes with its processor in the tokenizer's place, as TRL's trainers take it."""
+    if cfg.vision:
+        return load_vision(cfg, checkpoint)
     source = checkpoint or cfg.pretrained
     if source is None:
         tokenizer = byte_tokenizer()

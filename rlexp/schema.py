@@ -29,6 +29,10 @@ class ModelConfig:
     name: str = "tiny"
     # hub id or local directory; null builds the tiny model from the sizes below
     pretrained: Optional[str] = None
+    # the model reads images too (a vision-language model): a hub one loads with AutoModelForImageTextToText and
+    # AutoProcessor; with `pretrained` null, the tiny model is a Qwen2-VL one, its vision tower as wide and as deep
+    # as its language model (conf/model/tiny_vl.yaml)
+    vision: bool = False
     # > Sizes of the model built from a config (used only when `pretrained` is null)
     # width of the residual stream
     hidden_size: int = 128
@@ -42,6 +46,9 @@ class ModelConfig:
     max_position_embeddings: int = 2048
     # seed of the random initial weights, so every run of `tiny` starts from the same model
     init_seed: int = 0
+    # tiny vision model: its processor scales each image down to at most this many pixels, in multiples of 28: the
+    # 1200x1200 GeneralPoints table becomes 196x196, 14x14 patches of 14 px, 49 image tokens (fast on a CPU)
+    max_image_pixels: int = 224 * 224
     # dtype of the loaded weights: float32 keeps fp32 master weights under bf16 autocast
     dtype: str = "float32"
 
@@ -64,7 +71,7 @@ def check_available(cfg: ModelConfig) -> None:
     raise ConfigError(
         f"model={cfg.name} needs {cfg.pretrained} from the Hugging Face hub, which is not reachable "
         f"{'(HF_HUB_OFFLINE is set) ' if offline else ''}and not in the local cache; "
-        "use model=tiny to run offline, or download the model first"
+        f"use model={'tiny_vl' if cfg.vision else 'tiny'} to run offline, or download the model first"
     )
 
 

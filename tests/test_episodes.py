@@ -178,3 +178,8 @@ def test_the_results_table_says_success_is_within_the_attempts():
     table = results_table({"grpo": {"id": {**metrics, "first_try_success": 0.25}}})
     assert "episodes solved within their attempts" in table and "id 1st try" in table and "0.250" in table
     assert "1st try" not in results_table({"grpo": {"id": metrics}})
+
+
+def test_card_images_play_single_attempts_for_now():
+    with pytest.raises(ValueError, match="visual=true plays single attempts"):
+        envs.make("generalpoints", visual=True, max_attempts=5)

@@ -112,3 +112,34 @@ def test_every_algorithm_runs_two_steps_on_every_environment(tmp_path, untrained
         again = run_cli("algo=pear", f"env={env}", *ENV_ARGS.get(env, []), *SFT_ARGS, f"algo.behaviour_data={cached}", *SMALL,
                         "model.max_position_embeddings=4096", "algo.max_steps=1", "eval.before=false", run_dir=tmp_path / "again")  # fmt: skip
         assert again.returncode == 0, again.stderr[-3000:]
+
+
+# GP-VL on the tiny vision-language model: the card pictures reach SFT's and GRPO's batches and the evaluation
+VL_ARGS = ["env=generalpoints", "env.visual=true", "model=tiny_vl", "env.train_size=8", "env.eval_size=4"]
+
+
+@pytest.mark.parametrize("algo", ["sft", "grpo"])
+def test_vision_language_generalpoints_runs_two_steps(tmp_path, algo):
+    from omegaconf import OmegaConf
+
+    from rlexp.models import ModelConfig, load
+
+    run_dir = tmp_path / "run"
+    algo_args = ["algo.per_device_train_batch_size=2"] if algo == "sft" else RL_ARGS
+    done = run_cli(f"algo={algo}", *VL_ARGS, *algo_args, *SMALL, "algo.max_steps=2", "eval.before=false", run_dir=run_dir)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    rows = [r for r in read_metrics(run_dir) if r["stage"] == algo and "loss" in r and "train_runtime" not in r]
+    assert [r["step"] for r in rows] == [1, 2]
+    CHECKS[algo](rows, "generalpoints")
+    if algo == "sft":  # the vision tower learned too: the images were in the batches
+        model_cfg = ModelConfig(**OmegaConf.load(run_dir / "config.yaml").model)
+        before = load(model_cfg)[0].state_dict()
+        after = load(model_cfg, str(run_dir / algo / "checkpoint"))[0].state_dict()
+        vision = [k for k in after if k.startswith("model.visual.")]
+        assert vision and any(not torch.allclose(before[k], after[k]) for k in vision)
+    else:
+        assert all(r["generalpoints/category/INCORRECT_VISION"] == 1 for r in rows)  # an untrained model names no cards
+    results = json.loads((run_dir / "summary.json").read_text())["results"][algo]
+    assert list(results) == ["id", "ood", "visual_ood"]
+    for split, metrics in results.items():
+        assert metrics["recognition_accuracy"] == 1 - metrics.get("category/INCORRECT_VISION", 0), split

@@ -71,6 +71,14 @@ class Algo(abc.ABC):
     # the TRL config class these hyperparameters fill, as "module.Class" ("trl.GRPOConfig"): imported only when a run
     # starts, or when algo.trl must be checked against its fields
     trl_config: ClassVar[str]
+    # the algorithm trains on rows with images (a vision-language environment's `images` column, e.g. env.visual=true
+    # of generalpoints). Read from the class itself, never inherited: a subclass's trainer handles batches its own way,
+    # so it says for itself whether images reach its model
+    takes_images: ClassVar[bool] = False
+
+    @classmethod
+    def reads_images(cls) -> bool:
+        return vars(cls).get("takes_images", False)
 
     @classmethod
     def config_class(cls) -> type[TrainingArguments]:

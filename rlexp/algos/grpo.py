@@ -56,6 +56,7 @@ class GRPO(Algo):
     trl_config = "trl.GRPOConfig"
     # trains on multi-turn episodes; the relatives that change GRPO's loss train on single attempts
     trains_on_episodes: ClassVar[bool] = True
+    takes_images = True  # TRL's GRPOTrainer puts an `images` column into the prompts it generates from and trains on
 
     def check(self, world_size: int) -> None:
         super().check(world_size)

@@ -66,6 +66,14 @@ class Env(abc.ABC):
     def eval_splits(self) -> list[str]:
         """Names of the splits `evaluate` reports, e.g. ["id", "ood"]."""
 
+    def split_metrics(self, scores: list[Score]) -> dict[str, float]:
+        """This environment's own metrics over one evaluation split's scored samples, reported beside the common ones."""
+        return {}
+
+    def has_images(self) -> bool:
+        """Whether the rows carry an `images` column (TRL's name), which only a model that reads images can take."""
+        return False
+
     def is_success(self, reward: float) -> bool:
         return reward >= self.success_value
 

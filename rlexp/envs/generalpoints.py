@@ -21,6 +21,7 @@ import math
 import operator
 import random
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
@@ -40,6 +41,7 @@ REWARDS = {
     "CORRECT_SOLUTION": 5.0,
     "PARTIAL_SOLUTION": 1.0,
     "NO_SOLUTION": -1.0,
+    "INCORRECT_VISION": -1.5,  # GP-VL only: the answer's `cards` are not the dealt ones
     "INCORRECT_NUMBER": -2.0,
     "ILLEGAL_FORMULA": -3.0,
 }
@@ -53,7 +55,11 @@ FACE_CARD_MSG = {
     "face10": "'J', 'Q', and 'K' count as '10'.",
     "face_ood": "'J', 'Q', and 'K' count as '11', '12', and '13' respectively.",
 }
+# the sampler's suit sets, in the original's order (the RNG draws index into them): GP-L deals mixed suits, GP-VL
+# black ones, and its visual-OOD split red ones
 MIXED_SUITS = ("H", "S", "D", "C")
+BLACK_SUITS = ("S", "C")
+RED_SUITS = ("H", "D")
 _RANK_NAMES = {1: "A", 11: "J", 12: "Q", 13: "K"}
 
 HELDOUT_SALT = "gp-v1"
@@ -437,19 +443,20 @@ def heldout_multisets(target: int, num_cards: int, rule: str = "face10") -> list
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Prompt and target response (SFTvsRL's prompt_lib/prompts.py)
+# Prompts and target response (SFTvsRL's prompt_lib/prompts.py: Q_GeneralPoint_EQN_L and Q_GeneralPoint_EQN_VL)
 
-_PROMPT = (
+_TASK = (
     "\n[Task Description]\n"
-    "You are an expert {target} points card game player. You will receive a set of {card_count}.\n"
+    "You are an expert {target} points card game player. {seeing}\n"
     "Note that {face_card_msg}, and each card must be used once.\n"
     "Your goal is to output a formula that evaluates to {target} using numbers from the cards and operators such "
     "as '+', '-', '*', '/', '(', ')', and '='.\n"
     "\n"
-    "[Input]\n"
-    "Cards: {cards}\n"
-    "\n"
+)
+_INPUT = "[Input]\nCards: {cards}\n\n"
+_OUTPUT = (
     "[Output]\n"
+    "{json_line}"
     "{{\n"
     '  "cards": [{card_vars}], where {face_card_msg},\n'
     '  "number": [{number_vars}], where {number_phrase},\n'
@@ -457,6 +464,11 @@ _PROMPT = (
     "}}\n"
     "\n"
 )
+# GP-L lists the cards in the text; GP-VL shows them in the image only, and asks for JSON in so many words
+_PROMPT = _TASK + _INPUT + _OUTPUT
+_PROMPT_VL = _TASK + _OUTPUT
+_JSON_LINE_VL = "Your response should be a valid json file in the following format:\n"
+_NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 _RESPONSE = '\n{{\n  "cards": {cards},\n  "number": {numbers},\n  "formula": "{formula}",\n}}'
 
 _CARD_VARS = "xyzwvu"
@@ -477,15 +489,22 @@ def _spoken_list(names: list[str]) -> str:
     return ", ".join(names[:-1]) + ", and " + names[-1]
 
 
-def render_prompt(cards: list[str], target: int, rule: str) -> str:
+def render_prompt(cards: list[str], target: int, rule: str, visual: bool = False) -> str:
+    """The paper's prompt: GP-L's, or with `visual` GP-VL's, which leaves the cards to the image."""
     n = len(cards)
     letters = list(_NUMBER_VARS[:n])
     number_phrase = "a is the number on the card" if n == 1 else f"{_spoken_list(letters)} are the numbers on the cards"
-    return _PROMPT.format(
+    if visual:
+        shown = "this card" if n == 1 else f"these {_NUMBER_WORDS[n]} cards"
+        seeing = f"You are observing {shown} in the image."
+    else:
+        seeing = f"You will receive a set of {'1 card' if n == 1 else f'{n} cards'}."
+    return (_PROMPT_VL if visual else _PROMPT).format(
         target=target,
-        card_count="1 card" if n == 1 else f"{n} cards",
+        seeing=seeing,
         face_card_msg=FACE_CARD_MSG[rule],
         cards=repr(list(cards)),
+        json_line=_JSON_LINE_VL if visual else "",
         card_vars=", ".join(_CARD_VARS[:n]),
         number_vars=", ".join(letters),
         number_phrase=number_phrase,
@@ -495,10 +514,12 @@ def render_prompt(cards: list[str], target: int, rule: str) -> str:
 SHORT_FACE_MSG = {"face10": "J, Q, K count as 10.", "face_ood": "J, Q, K count as 11, 12, 13."}
 
 
-def render_short_prompt(cards: list[str], target: int, rule: str) -> str:
+def render_short_prompt(cards: list[str], target: int, rule: str, visual: bool = False) -> str:
     """A compact prompt with the same facts (cards, target, face rule), for small models: the paper's
-    template is ~550 fixed characters, which a tiny model must read past on every sample."""
-    return f"Cards: {list(cards)!r}\nMake {target} using each card once. {SHORT_FACE_MSG[rule]}\n"
+    template is ~550 fixed characters, which a tiny model must read past on every sample. With `visual` the
+    cards are only in the image."""
+    shown = "in the image" if visual else repr(list(cards))
+    return f"Cards: {shown}\nMake {target} using each card once. {SHORT_FACE_MSG[rule]}\n"
 
 
 def render_response(cards: list[str], values: list[int], formula: str, target: int) -> str:
@@ -510,15 +531,20 @@ def render_response(cards: list[str], values: list[int], formula: str, target: i
 
 _MAX_COMPLETION_CHARS = 64 * 1024
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*")
-_LAST_KEY = re.compile(r"""(?s:.*)(["']formula["']\s*:)""")
+_LAST_KEY = {key: re.compile(rf"""(?s:.*)(["']{key}["']\s*:)""") for key in ("formula", "cards")}
 _FIELD = re.compile(r"""["']formula["']\s*:\s*(["'])(.*?)\1""")
+_CARDS_FIELD = re.compile(r"""["']cards["']\s*:\s*\[([^\]]*)\]""")
 _ORIGINAL_FIELD = re.compile(r'"formula": "(.*?)"')
+_ORIGINAL_CARDS = re.compile(r'"cards": \[([^\]]+)\]')
 _TRAILING_COMMA = re.compile(r",\s*(?=[}\]])")
 _JSON = json.JSONDecoder()
 _OBJECT_TRIES = 8
+# how else a model may name a rank in its `cards` (upper-cased, quotes stripped)
+_RANK_ALIASES = {"T": "10", "1": "A", "ACE": "A", "JACK": "J", "QUEEN": "Q", "KING": "K"}
+_QUOTES = "'\"`‘’“”"
 
 
-def _object_with_key(text: str, key_pos: int) -> Optional[dict]:
+def _object_with_key(text: str, key_pos: int, key: str) -> Optional[dict]:
     """The innermost JSON object around the key at `key_pos`: try the nearest `{` to its left, then the next."""
     start = key_pos
     for _ in range(_OBJECT_TRIES):
@@ -529,28 +555,68 @@ def _object_with_key(text: str, key_pos: int) -> Optional[dict]:
             obj, end = _JSON.raw_decode(text, start)
         except (ValueError, RecursionError):
             continue
-        if isinstance(obj, dict) and end > key_pos and "formula" in obj:
+        if isinstance(obj, dict) and end > key_pos and key in obj:
             return obj
     return None
 
 
-def extract_formula(completion: str) -> Optional[str]:
-    """The `formula` string of the last object that has one; None when missing."""
+def _answer_text(completion: str) -> str:
+    """What the answer's fields are read from: the text after the reasoning, its tail, without code fences."""
     _, text = split_think(completion)
-    text = _FENCE.sub("", text[-_MAX_COMPLETION_CHARS:])
-    last = _LAST_KEY.match(text)
-    if last is None:
-        return None
+    return _FENCE.sub("", text[-_MAX_COMPLETION_CHARS:])
+
+
+def _decoded_field(text: str, key: str) -> tuple[bool, Any]:
+    """(found, value) of `key` in the JSON object around its last occurrence."""
     # Removing trailing commas only deletes characters outside any sensible string, so the last key stays the
     # last key and JSON written with trailing commas (the paper's own answer format) decodes.
     lenient = _TRAILING_COMMA.sub("", text)
-    lenient_key = _LAST_KEY.match(lenient)
-    obj = _object_with_key(lenient, lenient_key.start(1)) if lenient_key else None
-    if obj is not None:
-        formula = obj["formula"]
+    lenient_key = _LAST_KEY[key].match(lenient)
+    obj = _object_with_key(lenient, lenient_key.start(1), key) if lenient_key else None
+    return (False, None) if obj is None else (True, obj[key])
+
+
+def extract_formula(completion: str) -> Optional[str]:
+    """The `formula` string of the last object that has one; None when missing."""
+    text = _answer_text(completion)
+    last = _LAST_KEY["formula"].match(text)
+    if last is None:
+        return None
+    found, formula = _decoded_field(text, "formula")
+    if found:
         return formula if isinstance(formula, str) else None
     field = _FIELD.match(text, last.start(1))  # single quotes, or JSON broken elsewhere
     return field.group(2) if field else None
+
+
+def card_names(cards: Any) -> Optional[list[str]]:
+    """Ranks as the rows write them ("A", "2".."10", "J", "Q", "K") from a `cards` list or list-like string, leniently:
+    ints or strings in any quotes, any case, T for ten, 1 or Ace for A, Jack/Queen/King. None when it is neither."""
+    if isinstance(cards, str):
+        inner = cards.strip().strip("[]").strip()
+        cards = inner.split(",") if inner else []
+    if not isinstance(cards, list):
+        return None
+    names = []
+    for card in cards:
+        if isinstance(card, bool) or not isinstance(card, (int, str)):
+            return None
+        name = unicodedata.normalize("NFKC", str(card)).strip().strip(_QUOTES).strip().upper()
+        names.append(_RANK_ALIASES.get(name, name))
+    return names
+
+
+def extract_cards(completion: str) -> Optional[list[str]]:
+    """The `cards` of the last object that has them, as `card_names` reads them; None when missing."""
+    text = _answer_text(completion)
+    last = _LAST_KEY["cards"].match(text)
+    if last is None:
+        return None
+    found, cards = _decoded_field(text, "cards")
+    if not found:  # single quotes (the paper's own answer format), or JSON broken elsewhere
+        field = _CARDS_FIELD.match(text, last.start(1))
+        cards = field.group(1) if field else None
+    return card_names(cards)
 
 
 def _original_formula(completion: str) -> Optional[str]:
@@ -563,6 +629,27 @@ def _original_formula(completion: str) -> Optional[str]:
         match = _ORIGINAL_FIELD.search(completion)
         formula = match.group(1) if match else None
     return formula.split("=")[0] if isinstance(formula, str) else None
+
+
+def _original_cards(completion: str, num_cards: int) -> list[str]:
+    """The original's reading of `cards` (SFTvsRL's utils_general.re_match and robust_str_to_list): whole-text JSON,
+    else a strict regex; only a string survives, stripped of brackets, single quotes and spaces and split on commas,
+    and only with one item per card (4 in the original), else []. So JSON lists, double quotes and an all-number
+    list written with ", " all fail."""
+    try:
+        cards = json.loads(completion)["cards"]
+    except Exception:
+        match = _ORIGINAL_CARDS.search(completion)
+        if match is None:
+            return []
+        try:
+            cards = [int(item) for item in match.group(1).split(", ")]
+        except ValueError:
+            cards = "[" + match.group(1) + "]"
+    if not isinstance(cards, str):
+        return []
+    items = cards.replace("[", "").replace("]", "").replace("'", "").replace(" ", "").split(",")
+    return items if len(items) == num_cards else []
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -775,11 +862,12 @@ def _check_int(knob: str, value: Any, low: Optional[int] = None, high: Optional[
 @register("generalpoints")
 @dataclass
 class GeneralPoints(Env):
-    """The GeneralPoints game, text variant (GP-L).
+    """The GeneralPoints game: the text variant (GP-L), or with visual=true the vision-language one (GP-VL).
 
     Splits: "train" (`train_size` deals under `face_rule`, sampler seed `seed`), "id" (face10) and "ood"
     (face_ood), each `eval_size` paper-sampler episodes from `eval_seed`. With split="heldout_multisets" the
     training sampler rejects held-out face10 multisets and "id" holds every held-out multiset once instead.
+    GP-VL deals black suits and adds "visual_ood": the deals of "id" in red suits.
     """
 
     # the number the formula must make
@@ -793,6 +881,9 @@ class GeneralPoints(Env):
     feedback_detail: bool = False  # also say what the formula evaluates to
     reveal_solution: bool = False  # a failed trial's feedback also shows one solution (for a self-teacher: algo=sdpo)
     prompt_style: str = "paper"  # "paper" (the paper's template, byte-exact) | "short" (same facts, ~60 chars)
+    # GP-VL: the cards are shown in an image (rlexp/envs/card_images.py) rather than listed, and the answer must name
+    # them (its `cards`) before its formula counts; needs a model that reads images (e.g. model=tiny_vl)
+    visual: bool = False
     # training deals
     train_size: int = 2000
     # evaluation deals per split (the paper's 234)
@@ -808,13 +899,18 @@ class GeneralPoints(Env):
         _check_choice("split", self.split, SPLIT_MODES)
         _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
         _check_choice("prompt_style", self.prompt_style, ("paper", "short"))
-        for knob in ("strict_original", "feedback_detail", "reveal_solution"):
+        for knob in ("strict_original", "feedback_detail", "reveal_solution", "visual"):
             if not isinstance(getattr(self, knob), bool):
                 raise ValueError(f"{knob} must be true or false; got {getattr(self, knob)!r}.")
         _check_int("train_size", self.train_size, low=0)
         _check_int("eval_size", self.eval_size, low=0)
         _check_int("eval_seed", self.eval_seed)
         _check_int("seed", self.seed)
+        if self.visual and self.max_attempts > 1:
+            # the image would have to reach every attempt's generation, which episodes do not carry yet
+            raise ValueError(
+                f"visual=true plays single attempts; max_attempts={self.max_attempts} (multi-turn episodes) is text-only"
+            )
         self._rows: dict = {}
 
     @property
@@ -822,41 +918,67 @@ class GeneralPoints(Env):
         return REWARDS["CORRECT_SOLUTION"] if self.reward_mode == "paper" else 1.0
 
     def eval_splits(self) -> list[str]:
-        return ["id", "ood"]
+        return ["id", "ood", "visual_ood"] if self.visual else ["id", "ood"]
+
+    def has_images(self) -> bool:
+        return self.visual
+
+    def split_metrics(self, scores: list[Score]) -> dict[str, float]:
+        """GP-VL's recognition accuracy: the share of samples whose `cards` are the dealt ones (the paper's, per step)."""
+        if not self.visual or not scores:
+            return {}
+        wrong = sum(s.info.get("category") == "INCORRECT_VISION" for s in scores)
+        return {"recognition_accuracy": 1 - wrong / len(scores)}
 
     # -- rows ------------------------------------------------------------------------------------------------
 
     def _row(self, d: Deal, rule: str) -> dict:
         cards = [rank_name(r) for r in d.ranks]
+        card_ids = [card_id(s, r) for s, r in zip(d.suits, d.ranks)]
         render = render_prompt if self.prompt_style == "paper" else render_short_prompt
-        return {
-            "prompt": [{"role": "user", "content": render(cards, self.target, rule)}],
+        text = render(cards, self.target, rule, self.visual)
+        # GP-VL: the image comes before the text, in the first user turn only (later turns are feedback)
+        content = [{"type": "image"}, {"type": "text", "text": text}] if self.visual else text
+        row = {
+            "prompt": [{"role": "user", "content": content}],
             "cards": cards,
-            "card_ids": [card_id(s, r) for s, r in zip(d.suits, d.ranks)],
+            "card_ids": card_ids,
             "values": list(d.values),
             "target": self.target,
             "rule": rule,
             "split_key": heldout_key(self.target, rule, d.values),
         }
+        if self.visual:  # as PNG bytes, about 60 KB, where a decoded picture takes 4 MB
+            from rlexp.envs.card_images import render_png
+
+            row["images"] = [{"bytes": render_png(card_ids), "path": None}]
+        return row
+
+    def _suits(self, split: str) -> tuple[str, ...]:
+        if not self.visual:
+            return MIXED_SUITS
+        return RED_SUITS if split == "visual_ood" else BLACK_SUITS
 
     def _deals(self, split: str) -> tuple[list[Deal], str]:
-        common = {"num_cards": self.num_cards, "target": self.target}
+        common = {"num_cards": self.num_cards, "target": self.target, "suits": self._suits(split)}
         if split == "train":
             reject = self._is_heldout if self.split == "heldout_multisets" else None
             stream = paper_stream(self.seed, rule=self.face_rule, reject=reject, **common)
             return list(itertools.islice(stream, self.train_size)), self.face_rule
-        if split == "id" and self.split == "heldout_multisets":
-            return self._heldout_deals(), "face10"
-        if split in ("id", "ood"):
-            rule = "face10" if split == "id" else "face_ood"
+        if split in ("id", "visual_ood") and self.split == "heldout_multisets":
+            return self._heldout_deals(self._suits(split)), "face10"
+        if split in self.eval_splits():
+            # visual_ood deals the same ranks as id: drawing from 2 red suits moves the RNG as 2 black ones do
+            rule = "face_ood" if split == "ood" else "face10"
             return list(itertools.islice(paper_stream(self.eval_seed, rule=rule, **common), self.eval_size)), rule
-        raise ValueError(f"split must be one of 'train', 'id', 'ood'; got {split!r}.")
+        names = ", ".join(repr(name) for name in ("train", *self.eval_splits()))
+        raise ValueError(f"split must be one of {names}; got {split!r}.")
 
     def _is_heldout(self, values: list[int]) -> bool:
         # held-out keys are face10 ones; face_ood deals (a value above 10) can never collide with them
         return self.face_rule == "face10" and is_heldout(heldout_key(self.target, "face10", values))
 
-    def _heldout_deals(self) -> list[Deal]:
+    def _heldout_deals(self, suit_set: tuple[str, ...]) -> list[Deal]:
         """Every held-out face10 multiset once, in a seeded card order, with 10 drawn as 10/J/Q/K."""
         rng = random.Random(self.eval_seed)
         deals = []
@@ -864,7 +986,7 @@ class GeneralPoints(Env):
             values = list(ms)
             rng.shuffle(values)
             ranks = [rng.choice((10, 11, 12, 13)) if v == 10 else v for v in values]
-            suits = [rng.choice(MIXED_SUITS) for _ in values]
+            suits = [rng.choice(suit_set) for _ in values]
             deals.append(Deal(ranks, suits, values))
         return deals
 
@@ -876,7 +998,7 @@ class GeneralPoints(Env):
         return self._rows[key]
 
     def dataset(self, split: str) -> datasets.Dataset:
-        return as_dataset(self._split_rows(split))
+        return self._as_dataset(self._split_rows(split))
 
     def demonstrations(self, split: str) -> datasets.Dataset:
         out = []
@@ -885,8 +1007,23 @@ class GeneralPoints(Env):
             pick = random.Random(f"gp-demo|{self.seed}|{split}|{i}")
             formula = pick.choice(solve(row["values"], row["target"]))
             answer = render_response(row["cards"], row["values"], formula, row["target"])
-            out.append({"messages": [row["prompt"][0], {"role": "assistant", "content": answer}]})
-        return as_dataset(out)
+            # GP-VL: content blocks like the user turn's, as a dataset column holds one type of content
+            reply = [{"type": "text", "text": answer}] if self.visual else answer
+            demo = {"messages": [row["prompt"][0], {"role": "assistant", "content": reply}]}
+            if self.visual:
+                demo["images"] = row["images"]
+            out.append(demo)
+        return self._as_dataset(out)
+
+    def _as_dataset(self, rows: list[dict]) -> datasets.Dataset:
+        """The rows as a dataset; GP-VL's PNG bytes become an image column, decoded to PIL images when read."""
+        if not self.visual or not rows:
+            return as_dataset(rows)
+        import datasets
+
+        features = as_dataset(rows[:1]).features
+        features["images"] = datasets.List(datasets.Image())
+        return datasets.Dataset.from_list(rows, features=features)
 
     # -- scoring ---------------------------------------------------------------------------------------------
 
@@ -916,7 +1053,12 @@ class GeneralPoints(Env):
             formula = _original_formula(text[-_MAX_COMPLETION_CHARS:])
         else:
             formula = extract_formula(text)
-        verdict = verify(formula, values, target, strict_original=self.strict_original, feedback_detail=self.feedback_detail)
+        recognized = self._recognized_cards(text, len(values)) if self.visual else None
+        if self.visual and sorted(recognized or []) != sorted(row["cards"]):
+            # GP-VL checks the cards first and stops there (no trailing period, as in the original)
+            verdict = Verdict("INCORRECT_VISION", REWARDS["INCORRECT_VISION"], "you recognized wrong cards", formula, None)
+        else:
+            verdict = verify(formula, values, target, strict_original=self.strict_original, feedback_detail=self.feedback_detail)
         success = verdict.category == "CORRECT_SOLUTION"
         if self.reward_mode == "paper":
             reward = verdict.reward
@@ -936,8 +1078,15 @@ class GeneralPoints(Env):
                 "formula": printable(verdict.formula),
                 "value": verdict.value,
                 "parse_ok": formula is not None,
+                **({"cards": recognized} if self.visual else {}),
             },
         )
+
+    def _recognized_cards(self, text: str, num_cards: int) -> Optional[list[str]]:
+        """The answer's `cards`, as the original reads them (strict_original) or leniently; None or [] when missing."""
+        if self.strict_original:
+            return _original_cards(text[-_MAX_COMPLETION_CHARS:], num_cards)
+        return extract_cards(text)
 
 
 __all__ = [
@@ -952,6 +1101,8 @@ __all__ = [
     "solvable",
     "verify",
     "extract_formula",
+    "extract_cards",
+    "card_names",
     "normalize_formula",
     "render_prompt",
     "render_response",
