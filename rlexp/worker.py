@@ -127,9 +127,10 @@ def results_table(results: dict[str, dict]) -> str:
     episodes = "first_try_success" in some  # env.max_attempts > 1: each sample is an episode of attempts
     if episodes:
         ks = ["first_try_success", *ks]
-    head = f"{'stage':<12}" + "".join(
-        f"{f'{s} success':>18}" + "".join(f"{f'{s} {short(k)}':>12}" for k in ks) + f"{f'{s} reward':>12}" for s in splits
-    )
+    head = f"{'stage':<12}"
+    for s in splits:
+        labels = [(f"{s} success", 18), *((f"{s} {short(k)}", 12) for k in ks), (f"{s} reward", 12)]
+        head += "".join(f"{label:>{max(width, len(label) + 2)}}" for label, width in labels)
     solved = "episodes solved within their attempts" if episodes else "samples solved"
     lines = [
         f"success: the share of {solved}, ± its standard error over {some['n_prompts']} prompts; "
@@ -142,11 +143,10 @@ def results_table(results: dict[str, dict]) -> str:
         cells = ""
         for s in splits:
             m = per_split[s]
-            cells += (
-                f"{m['success']:>10.3f} ± {m['success_se']:.3f}"
-                + "".join(f"{m[k]:>12.3f}" for k in ks)
-                + f"{m['mean_reward']:>12.3f}"
-            )
+            success = f"{m['success']:.3f} ± {m['success_se']:.3f}"
+            cells += f"{success:>{max(18, len(s) + 10)}}"
+            cells += "".join(f"{m[k]:>{max(12, len(s) + len(short(k)) + 3)}.3f}" for k in ks)
+            cells += f"{m['mean_reward']:>{max(12, len(s) + 9)}.3f}"
         lines.append(f"{stage:<12}{cells}")
     return "\n".join(lines)
 

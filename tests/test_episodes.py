@@ -183,3 +183,11 @@ def test_the_results_table_says_success_is_within_the_attempts():
 def test_card_images_play_single_attempts_for_now():
     with pytest.raises(ValueError, match="visual=true plays single attempts"):
         envs.make("generalpoints", visual=True, max_attempts=5)
+
+
+def test_the_results_table_keeps_long_split_names_apart():
+    from rlexp.worker import results_table
+
+    metrics = {"success": 0.5, "success_se": 0.1, "pass@1": 0.5, "mean_reward": -3.0, "n_prompts": 4, "n_samples": 1}
+    head, _, row = results_table({"sft": {"id": metrics, "visual_ood": metrics}}).splitlines()[1:]
+    assert " visual_ood success" in head and len(head) == len(row)
