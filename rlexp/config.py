@@ -154,6 +154,11 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
             f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples"
         )
     model = structured(ModelConfig, cfg.model)
+    for key, value in model.chat_template_kwargs.items():
+        if not key.isidentifier() or not isinstance(value, (bool, int, float, str)):
+            raise ConfigError(
+                f"model.chat_template_kwargs.{key}={value!r}: a template variable's default is true, false, a number or text"
+            )
     if env.has_images():
         check_images(cfg, model)
     check_available(model)

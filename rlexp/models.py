@@ -9,6 +9,8 @@ Other `model=` configs name a hub id and load with `from_pretrained`.
 
 from __future__ import annotations
 
+import json
+
 import torch
 from tokenizers import Tokenizer, decoders, pre_tokenizers
 from tokenizers import models as tok_models
@@ -184,7 +186,35 @@ def generation_inputs(processing_class, prompts: list, images: list | None = Non
     return processing_class(text=texts, return_tensors="pt", padding=True, add_special_tokens=False, **with_images)
 
 
+def template_defaults(template: str, defaults: dict) -> str:
+    """`template` with `defaults` for its variables: a value given when it is rendered (TRL's chat_template_kwargs)
+    still wins. Jinja's `set` outside a loop is seen by the whole template."""
+    lines = []
+    for name, value in defaults.items():
+        literal = ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
+        lines.append(f"{{%- if {name} is not defined %}}{{%- set {name} = {literal} %}}{{%- endif %}}")
+    return "".join(lines) + template
+
+
+def with_chat_template_defaults(processing_class, defaults: dict):
+    """The tokenizer or processor (and a processor's tokenizer) rendering its chat template with `defaults`."""
+    tokenizer = text_tokenizer(processing_class)
+    holders = [processing_class] if tokenizer is processing_class else [processing_class, tokenizer]
+    if defaults:
+        for holder in holders:
+            if getattr(holder, "chat_template", None):
+                holder.chat_template = template_defaults(holder.chat_template, defaults)
+    return processing_class
+
+
 def load(cfg: ModelConfig, checkpoint: str | None = None):
+    """Return (model, tokenizer) as `_load` gives them, the chat template rendering with `cfg.chat_template_kwargs`.
+    A checkpoint's template may hold earlier defaults: these come first, so they win."""
+    model, processing_class = _load(cfg, checkpoint)
+    return model, with_chat_template_defaults(processing_class, cfg.chat_template_kwargs)
+
+
+def _load(cfg: ModelConfig, checkpoint: str | None = None):
     """Return (model, tokenizer): from `checkpoint` if given, else as `cfg` describes. A vision-language model
     (`cfg.vision`) comes with its processor in the tokenizer's place, as TRL's trainers take it."""
     if cfg.vision:

@@ -51,6 +51,9 @@ class ModelConfig:
     max_image_pixels: int = 224 * 224
     # dtype of the loaded weights: float32 keeps fp32 master weights under bf16 autocast
     dtype: str = "float32"
+    # defaults for the chat template's variables, wherever a prompt is rendered (training, evaluation, PEAR's
+    # behaviour sampling, mode=discover), e.g. {enable_thinking: false} for Qwen3; true, false, numbers or text
+    chat_template_kwargs: Dict[str, Any] = field(default_factory=dict)
 
 
 def check_available(cfg: ModelConfig) -> None:

@@ -357,3 +357,9 @@ def test_multi_turn_episodes_train_with_grpo_only_and_never_show_the_answer():
     assert "max_attempts must be a whole number" in error_of("env.max_attempts=0")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         validate(compose(config_name="config", overrides=["env.max_attempts=5", "algo.episode_return=final", "algo=grpo"]))
+
+
+def test_chat_template_kwargs_take_plain_values_only():
+    assert "model.chat_template_kwargs.tools=[1, 2]" in error_of("+model.chat_template_kwargs.tools=[1,2]")
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        validate(compose(config_name="config", overrides=["+model.chat_template_kwargs.enable_thinking=false"]))

@@ -144,3 +144,16 @@ def test_demo_lengths_count_the_tokens_an_image_becomes():
         for m, im in zip(demos["messages"], demos["images"])
     ]
     assert demo_lengths(demos, processor) == [len(p["input_ids"][0]) for p in processed]
+
+
+def test_chat_template_kwargs_are_defaults_of_the_template_that_a_caller_can_still_override():
+    from rlexp.models import with_chat_template_defaults
+
+    tokenizer = byte_tokenizer()
+    tokenizer.chat_template = "{% if enable_thinking %}think{% else %}answer{% endif %} {{ effort }}"
+    with_chat_template_defaults(tokenizer, {"enable_thinking": False, "effort": "low"})
+    chat = [{"role": "user", "content": "hi"}]
+    assert tokenizer.apply_chat_template(chat, tokenize=False) == "answer low"
+    assert tokenizer.apply_chat_template(chat, tokenize=False, enable_thinking=True) == "think low"  # as TRL passes them
+    with_chat_template_defaults(tokenizer, {"enable_thinking": True})  # a later default (a checkpoint reloaded) wins
+    assert tokenizer.apply_chat_template(chat, tokenize=False) == "think low"
