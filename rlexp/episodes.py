@@ -82,11 +82,10 @@ def play(
     rows: list[dict],
     prompt_ids: list[list[int]],
     generate: Generate,
-    max_attempts: Optional[int] = None,
 ) -> list[Episode]:
     """One episode per row (rows[i] opens with prompt_ids[i]), played in lockstep: each round generates one attempt
     for every episode still open, in one `generate` call, and scores them in one `env.score_batch`."""
-    max_attempts = max_attempts or env.max_attempts
+    max_attempts = env.max_attempts
     episodes = [Episode(row, list(row["prompt"]), list(ids)) for row, ids in zip(rows, prompt_ids)]
     open_ = list(episodes)
     for attempt in range(1, max_attempts + 1):
@@ -98,12 +97,10 @@ def play(
         still_open = []
         for k, (episode, ids, text, score) in enumerate(zip(open_, new_ids, texts, scores)):
             ids = list(ids)
-            if episode.logprobs is None and new_logprobs is not None:
-                episode.logprobs = [0.0] * len(episode.completion_ids)
             episode.completion_ids += ids
             episode.env_mask += [1] * len(ids)
-            if new_logprobs is not None:
-                episode.logprobs += list(new_logprobs[k])
+            if new_logprobs is not None:  # the generator's own (vLLM's); the same generator plays every attempt
+                episode.logprobs = (episode.logprobs or []) + list(new_logprobs[k])
             episode.scores.append(score)
             episode.messages.append({"role": "assistant", "content": text})
             if score.success or score.reward is None or not score.feedback or attempt == max_attempts:

@@ -191,3 +191,16 @@ def test_the_results_table_keeps_long_split_names_apart():
     metrics = {"success": 0.5, "success_se": 0.1, "pass@1": 0.5, "mean_reward": -3.0, "n_prompts": 4, "n_samples": 1}
     head, _, row = results_table({"sft": {"id": metrics, "visual_ood": metrics}}).splitlines()[1:]
     assert " visual_ood success" in head and len(head) == len(row)
+
+
+def test_sampling_log_probs_line_up_with_the_tokens_and_are_zero_on_feedback_turns():
+    env = envs.make("generalpoints", max_attempts=2)
+    texts = iter([WRONG_1, RIGHT])
+
+    def with_logprobs(sequences):
+        new = ids(next(texts)) + [EOS]
+        return [new], [[-0.5] * len(new)]
+
+    (episode,) = play(env, TOKENIZER, [ROW], [ids("p")], with_logprobs)
+    assert len(episode.logprobs) == len(episode.completion_ids) == len(episode.env_mask)
+    assert all((lp == -0.5) == bool(m) for lp, m in zip(episode.logprobs, episode.env_mask))
