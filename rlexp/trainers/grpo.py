@@ -1,9 +1,12 @@
-"""`GRPOTrainer` with one hook for the algorithms that change what its loss sees (rlexp/algos/luffy.py, jackpot.py)."""
+"""`GRPOTrainer` with one hook for the algorithms that change what its loss sees (rlexp/algos/luffy.py, jackpot.py), and
+`GRPOTrainer` on multi-turn episodes (rlexp/algos/grpo.py with env.max_attempts > 1)."""
 
 from __future__ import annotations
 
 import torch
 from trl import GRPOTrainer
+
+from rlexp import episodes
 
 
 class GRPOTrainerWithLossHook(GRPOTrainer):
@@ -45,9 +48,9 @@ class EpisodeGRPOTrainer(GRPOTrainer):
         self.episode_env = episode_env
         self._rows: list[dict] | None = None
         super().__init__(*args, rollout_func=self._play_episodes, **kwargs)
-        from rlexp.episodes import feedback_turn_ids
-
-        feedback_turn_ids(self._tokenizer, "?")  # a chat template that cannot take feedback turns fails here, not mid-run
+        episodes.feedback_turn_ids(
+            self._tokenizer, "?"
+        )  # a chat template that cannot take feedback turns fails here, not mid-run
 
     def _generate_and_score_completions(self, inputs):
         self._rows = inputs  # the rollout needs the rows (cards, tests ...) to score attempts; TRL gives it prompts only
@@ -57,8 +60,6 @@ class EpisodeGRPOTrainer(GRPOTrainer):
             self._rows = None
 
     def _play_episodes(self, prompts: list, trainer) -> dict:
-        from rlexp import episodes
-
         prompt_ids, _, _ = self._tokenize_prompts(prompts)
 
         def generate(sequences):
