@@ -30,6 +30,11 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
+def sampling_kwargs(temperature: float) -> dict:
+    """`generate`'s sampling arguments: plain sampling at `temperature`, or greedy decoding at 0."""
+    return {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else {"do_sample": False}
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -46,9 +51,7 @@ def generate(
     jobs = [i for i in range(len(prompts)) for _ in range(num_samples)]
     tok = text_tokenizer(tokenizer)
     out: list[list[str]] = [[] for _ in prompts]
-    sampling = (
-        {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else {"do_sample": False}
-    )
+    sampling = sampling_kwargs(temperature)
     model.eval()
     for start in tqdm(range(0, len(jobs), batch_size), desc=desc, leave=False):
         batch = jobs[start : start + batch_size]
@@ -69,9 +72,7 @@ def generate(
 @torch.no_grad()
 def generate_ids(model, tokenizer, sequences: list[list[int]], temperature: float, max_new_tokens: int, batch_size: int):
     """New tokens for each token sequence (through the first end-of-sequence token), and no log-probs."""
-    sampling = (
-        {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else {"do_sample": False}
-    )
+    sampling = sampling_kwargs(temperature)
     model.eval()
     out = []
     for start in range(0, len(sequences), batch_size):

@@ -36,8 +36,9 @@ class EnvReward:
         self.last_success: Optional[list[bool]] = None
 
     @classmethod
-    def for_env(cls, env: envs.Env) -> "EnvReward":
-        return cls(env.name, **{k: v for k, v in env.knobs().items() if k != "name"})
+    def for_env(cls, env: envs.Env, **returns) -> "EnvReward":
+        """The reward of `env` as configured; `returns` are `episode_return` and `gamma` for multi-turn episodes."""
+        return cls(env.name, **returns, **{k: v for k, v in env.knobs().items() if k != "name"})
 
     @property
     def env(self) -> envs.Env:

@@ -108,8 +108,7 @@ class GRPO(Algo):
 
     def env_trainer(self, trainer_class, model, tokenizer, env, args, **extra):
         """`trainer_class` (GRPOTrainer or a relative) on `data_split`'s prompts, rewarded by `env`."""
-        reward = EnvReward.for_env(env)
-        reward.episode_return, reward.gamma = self.episode_return, self.gamma
+        reward = EnvReward.for_env(env, episode_return=self.episode_return, gamma=self.gamma)
         return trainer_class(
             model=model,
             reward_funcs=[reward],
