@@ -24,6 +24,7 @@ from rlexp.errors import ConfigError
 from rlexp.schema import (
     DiscoverConfig,
     EvalConfig,
+    GenerationConfig,
     LauncherConfig,
     LoggerConfig,
     ModelConfig,
@@ -241,6 +242,7 @@ def known_keys() -> dict[str, list[str]]:
         ("discover", DiscoverConfig),
         ("launcher", LauncherConfig),
         ("logger", LoggerConfig),
+        ("generation", GenerationConfig),
     ]
     keys: dict[str, list[str]] = {}
     for prefix, cls in sections:

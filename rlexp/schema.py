@@ -156,6 +156,9 @@ class EvalConfig:
     batch_size: int = 64
     # evaluate the starting model too, for the before/after table
     before: bool = True
+    # what generates the samples: hf | vllm (one engine call per split) | continuous_batching; null: the engine of
+    # the run's `generation` group (vllm for both of its vLLM modes)
+    generation: Optional[str] = None
 
 
 @dataclass
@@ -170,6 +173,17 @@ class LauncherConfig:
     gpus_per_job: int = 0
     # the GPUs slots are made from (indices or UUIDs); empty: those in CUDA_VISIBLE_DEVICES, else every GPU here
     gpus: List[str] = field(default_factory=list)
+
+
+@dataclass
+class GenerationConfig:
+    """Schema shared by every `conf/generation/*.yaml`: how the RL algorithms sample their rollouts, and evaluation
+    its samples unless `eval.generation` says otherwise."""
+
+    # hf: transformers' `generate` in each training process | vllm_colocate: a vLLM engine inside each training
+    # process, on its GPU | vllm_server: a `trl vllm-serve` process on `server_gpus`, training on the other GPUs |
+    # continuous_batching: transformers' continuous batching (TRL's use_transformers_continuous_batching)
+    name: str = "hf"
 
 
 @dataclass
@@ -202,6 +216,8 @@ class RunConfig:
     launcher: LauncherConfig = MISSING
     # where metrics go besides metrics.jsonl (a conf/logger/ option)
     logger: LoggerConfig = MISSING
+    # how rollouts and evaluation samples are generated (a conf/generation/ option)
+    generation: GenerationConfig = MISSING
     # stages that run before `algo`, in order, each starting from the previous one's checkpoint
     prepare: Dict[str, Any] = field(default_factory=dict)
     # evaluation after each stage and in mode=eval
@@ -243,6 +259,7 @@ def register_schemas() -> None:
     cs.store(name="rlexp_schema", node=RunConfig)
     cs.store(group="schema/launcher", name="base", node=LauncherConfig)
     cs.store(group="schema/logger", name="base", node=LoggerConfig)
+    cs.store(group="schema/generation", name="base", node=GenerationConfig)
     cs.store(group="schema/model", name="base", node=ModelConfig)
 
 
