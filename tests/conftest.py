@@ -127,3 +127,29 @@ def sft_checkpoint(tmp_path_factory):
         run_dir=run_dir,
     ))  # fmt: skip
     return run_dir / "sft" / "checkpoint"
+
+
+FAKE_VLLM = ROOT / "tests" / "fake_vllm"
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    """vLLM "installed" for one in-process test: tests/fake_vllm's test double, found by TRL's import checks and put
+    where TRL's vLLM generation imported vLLM's names. Yields the module; its RECORD lists every engine, call and
+    weight load."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(FAKE_VLLM))
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    vllm = importlib.import_module("vllm")
+    import trl.generation.vllm_generation as trl_vllm
+    from vllm.sampling_params import StructuredOutputsParams
+
+    for name, value in [("LLM", vllm.LLM), ("SamplingParams", vllm.SamplingParams), ("RequestOutput", vllm.RequestOutput)]:
+        monkeypatch.setattr(trl_vllm, name, value, raising=False)
+    monkeypatch.setattr(trl_vllm, "StructuredOutputsParams", StructuredOutputsParams, raising=False)
+    vllm.RECORD.clear()
+    yield vllm
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        del sys.modules[name]
