@@ -54,7 +54,7 @@ class GRPO(Algo):
     gamma: float = 1.0
 
     trl_config = "trl.GRPOConfig"
-    # trains on multi-turn episodes; the relatives that change GRPO's loss train on single attempts
+    # trains on multi-turn episodes (so does sdpo); luffy and jackpot, which change what GRPO's loss sees, do not
     trains_on_episodes: ClassVar[bool] = True
     takes_images = True  # TRL's GRPOTrainer puts an `images` column into the prompts it generates from and trains on
 
@@ -94,7 +94,7 @@ class GRPO(Algo):
         if env.max_attempts > 1 and not self.trains_on_episodes:
             raise ConfigError(
                 f"algo={self.name} trains on single attempts; env.max_attempts={env.max_attempts} (multi-turn "
-                "episodes) trains with algo=grpo"
+                "episodes) trains with algo=grpo or algo=sdpo"
             )
 
     def build_trainer(self, model, tokenizer, env, args):

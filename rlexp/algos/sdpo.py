@@ -39,6 +39,11 @@ take one optimiser step per question (8 completions) and 32 per generation batch
 `trl.steps_per_generation: 32`. TRL then keeps the rollout-time log-probs, so the importance clip acts from the
 second step of each batch on, and the EMA teacher still moves once per batch, after its last step.
 
+Multi-turn (`env.max_attempts` > 1, rlexp/episodes.py): each rollout y_i is a whole episode, its attempts with the
+environment's feedback as the user turn between them, and c_i is built from the episode's last feedback (on its
+last failed attempt) and, as the solution, the solving attempt of a sibling episode. The student and the teacher read
+the whole transcript; the loss covers the model's own tokens of every attempt and no feedback token.
+
 Teacher prompts use the templates as the authors' YAML loads them (block scalars drop the trailing newlines), and
 thinking removal deletes each `<think>...</think>` block and the whitespace after it, nothing else.
 
@@ -52,7 +57,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import Optional
 
 from rlexp.algos import register
 from rlexp.algos.grpo import GRPO
@@ -139,8 +144,6 @@ class SDPO(GRPO):
     feedback_template: str = FEEDBACK_TEMPLATE
 
     trl_config = "rlexp.trainers.sdpo.FeedbackSDPOConfig"
-    # TRL's SDPOTrainer generates single attempts; its teacher reads their feedback
-    trains_on_episodes: ClassVar[bool] = False
 
     def check(self, world_size: int) -> None:
         super().check(world_size)
@@ -208,6 +211,10 @@ class SDPO(GRPO):
         # authors' code does (TRL: every optimiser step); teacher_sync_steps counts optimiser steps
         micro_steps = args.steps_per_generation * args.num_iterations
         args.teacher_sync_steps = max(1, micro_steps // args.gradient_accumulation_steps)
+        if env.max_attempts > 1:
+            from rlexp.trainers.sdpo import EpisodeSDPOTrainer
+
+            return self.env_trainer(EpisodeSDPOTrainer, model, tokenizer, env, args, episode_env=env)
         from rlexp.trainers.sdpo import FeedbackSDPOTrainer
 
         return self.env_trainer(FeedbackSDPOTrainer, model, tokenizer, env, args)

@@ -9,15 +9,16 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from accelerate.utils import is_peft_model
+from accelerate.utils import gather_object, is_peft_model
 from safetensors.torch import load_file, load_model, save_file, save_model
 from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
 from trl.experimental.sdpo.loss_utils import add_tail_bucket, apply_importance_sampling_clipping, compute_divergence
 from trl.experimental.sdpo.sdpo_trainer import SuccessfulRolloutTeacherContextBuilder
 from trl.experimental.sdpo.teacher_sync import SyncTeacherModelCallback
 from trl.models import prepare_deepspeed
-from trl.trainer.utils import selective_log_softmax
+from trl.trainer.utils import pad, selective_log_softmax
 
+from rlexp import episodes
 from rlexp.algos.sdpo import SDPO, TRUNCATION_NOTICE, join_nonempty, remove_thinking
 
 
@@ -65,8 +66,12 @@ class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
                 feedbacks = feedback
             if success is not None:
                 rewards = success.to(rewards.device)
+            tokenizer = trainer.processing_class
+            if trainer._solving_attempts is not None:
+                trainer.processing_class = SolvingAttemptDecoder(tokenizer, trainer._solving_attempts)
             context = self._build_without_trls_thinking_removal(output, prompts, rewards, feedbacks)
         finally:
+            trainer.processing_class = tokenizer
             trainer._rollout_feedback = trainer._rollout_success = None
         m = self.last_metrics
         with_context = m["self_distillation/reprompt_sample_fraction"]
@@ -88,6 +93,22 @@ class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
             args.remove_thinking_from_demonstration, args.solution_template = True, template
 
 
+class SolvingAttemptDecoder:
+    """Stands in for the tokenizer while TRL's builder runs on multi-turn episodes: a successful sibling's
+    demonstration is the attempt that solved it, not its whole transcript with the failed attempts and feedback
+    turns. Everything but decoding those transcripts goes to the tokenizer."""
+
+    def __init__(self, tokenizer, solving_attempts: dict[tuple, str]):
+        self.tokenizer, self.solving_attempts = tokenizer, solving_attempts
+
+    def decode(self, ids, **kwargs) -> str:
+        key = tuple(ids.tolist()) if hasattr(ids, "tolist") else tuple(ids)
+        return self.solving_attempts[key] if key in self.solving_attempts else self.tokenizer.decode(ids, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
 TEACHER_FILE = "teacher.safetensors"  # the EMA teacher's weights, in each checkpoint
 
 
@@ -97,6 +118,8 @@ class FeedbackSDPOTrainer(SDPOTrainer):
     def __init__(self, *args, **kwargs):
         self._rollout_feedback: Optional[list] = None
         self._rollout_success: Optional[torch.Tensor] = None
+        # multi-turn episodes (EpisodeSDPOTrainer): each solved episode's transcript ids -> its solving attempt's text
+        self._solving_attempts: Optional[dict[tuple, str]] = None
         super().__init__(*args, **kwargs)
         self.args.success_reward_threshold = 1.0  # the builder sees 0/1 success flags
         self.teacher_context_builder = FeedbackContextBuilder(self)
@@ -270,6 +293,68 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         if self.loss_type == "dr_grpo":
             return per_token.sum() / (per_token.size(0) * self.max_completion_length)
         return per_token.sum() / completion_mask.sum().clamp(min=1.0)  # dapo, bnpo
+
+
+class EpisodeSDPOTrainer(FeedbackSDPOTrainer):
+    """`FeedbackSDPOTrainer` on multi-turn episodes (rlexp/episodes.py, env.max_attempts > 1).
+
+    Each rollout is one episode: up to `env.max_attempts` attempts with the environment's feedback as the user turn
+    between them. The student's completion is the whole transcript after the prompt; the teacher reads the same
+    transcript after its reprompt, built from the episode's last feedback (the feedback on its last failed attempt)
+    and, as a solution, the solving attempt of a sibling episode that succeeded. Both the distillation loss and the
+    policy term cover the model's own tokens only: the feedback turns stay in both forwards (the model reads them)
+    and out of every loss. An episode's reward, success and feedback reach the reward function as its `episode`
+    column (rlexp/rewards.py)."""
+
+    def __init__(self, *args, episode_env, **kwargs):
+        self.episode_env = episode_env
+        self._rows: Optional[list[dict]] = None
+        self._played: Optional[list[episodes.Episode]] = None
+        super().__init__(*args, **kwargs)
+        episodes.feedback_turn_ids(self._tokenizer, "?")  # a chat template that cannot take feedback turns fails here
+
+    def sample_rollouts(self, inputs):
+        self._rows = inputs  # the episodes need the rows (cards, tests ...) to score attempts; _generate gets ids only
+        try:
+            batch = super().sample_rollouts(inputs)
+        finally:
+            self._rows = None
+        played, self._played = self._played, None
+        for row, episode in zip(inputs, played):
+            row["episode"] = episode  # a column the reward function reads
+        masks = [torch.tensor(e.env_mask, dtype=torch.long) for e in played]
+        env_mask = pad(masks, padding_value=0, padding_side="right").to(batch["completion_ids"].device)
+        batch["env_mask"] = env_mask[:, : batch["completion_ids"].size(1)]
+        # keyed as TRL's builder sees a sibling's ids: gathered from every process, padding dropped
+        pad_id = self._tokenizer.pad_token_id
+        solved = [([t for t in e.completion_ids if t != pad_id], e.messages[-1]["content"]) for e in played if e.solved]
+        self._solving_attempts = {tuple(ids): text for part in gather_object([solved]) for ids, text in part}
+        return batch
+
+    def _prepare_training_batch(self, inputs):
+        try:
+            return super()._prepare_training_batch(inputs)
+        finally:
+            self._solving_attempts = None
+
+    def _generate(self, prompt_ids):
+        def generate(sequences):
+            _, completion_ids = super(EpisodeSDPOTrainer, self)._generate(sequences)
+            return completion_ids, None
+
+        self._played = episodes.play(self.episode_env, self._tokenizer, self._rows, prompt_ids, generate)
+        return [e.prompt_ids for e in self._played], [e.completion_ids for e in self._played]
+
+    def _compute_teacher_student_logits(self, model, teacher_model, inputs):
+        logits = super()._compute_teacher_student_logits(model, teacher_model, inputs)
+        # after both forwards, which attend to the feedback turns: the losses leave them out
+        logits.loss_mask = logits.loss_mask * inputs["env_mask"]
+        logits.completion_mask = logits.completion_mask * inputs["env_mask"]
+        return logits
+
+    def _compute_policy_loss(self, inputs, student_logits):
+        own_tokens = inputs["completion_mask"] * inputs["env_mask"]
+        return super()._compute_policy_loss({**inputs, "completion_mask": own_tokens}, student_logits)
 
 
 def support_logps(student_logits, teacher_logits, *, mode: str, topk: Optional[int], add_tail: bool):
