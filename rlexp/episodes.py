@@ -82,16 +82,23 @@ def play(
     rows: list[dict],
     prompt_ids: list[list[int]],
     generate: Generate,
+    seeds: Optional[list[list[int]]] = None,
 ) -> list[Episode]:
     """One episode per row (rows[i] opens with prompt_ids[i]), played in lockstep: each round generates one attempt
-    for every episode still open, in one `generate` call, and scores them in one `env.score_batch`."""
+    for every episode still open, in one `generate` call, and scores them in one `env.score_batch`. With `seeds`
+    (seeds[i][t]: episode i's seed for attempt t + 1), `generate` is called as generate(sequences, their seeds)."""
     max_attempts = env.max_attempts
     episodes = [Episode(row, list(row["prompt"]), list(ids)) for row, ids in zip(rows, prompt_ids)]
     open_ = list(episodes)
+    index = {id(e): i for i, e in enumerate(episodes)}
     for attempt in range(1, max_attempts + 1):
         if not open_:
             break
-        new_ids, new_logprobs = generate([e.prompt_ids + e.completion_ids for e in open_])
+        sequences = [e.prompt_ids + e.completion_ids for e in open_]
+        if seeds is None:
+            new_ids, new_logprobs = generate(sequences)
+        else:
+            new_ids, new_logprobs = generate(sequences, [seeds[index[id(e)]][attempt - 1] for e in open_])
         texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in new_ids]
         scores = env.score_batch(texts, [e.row for e in open_])
         still_open = []

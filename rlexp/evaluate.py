@@ -4,12 +4,28 @@ report success, mean reward, pass@k (unbiased) and error categories.
 With `env.max_attempts` > 1 each sample is an episode (rlexp/episodes.py): success is the share of episodes solved
 within the attempts (the paper's success@5 for GeneralPoints), pass@k counts solved episodes, mean_reward is the
 mean episode return (its attempts' rewards summed), and first_try_success and mean_attempts are reported too;
-category rates are over attempts."""
+category rates are over attempts.
+
+Every rank evaluates a share of the prompts and the scores are gathered, so the metrics do not depend on how many
+ranks there are. The seeding rule: a split's first `eval.num_prompts` prompts are cut into fixed chunks, in order,
+of `eval.batch_size // eval.num_samples` prompts (at least 1; with vLLM, which seeds each request, 1 prompt); the
+chunk whose first prompt is prompt i of split s is sampled from the seed `chunk_seed(run seed, s, i)`, whichever
+rank takes it (rank r takes chunks r, r + W, r + 2W ... of W ranks). transformers' `generate` seeds torch with it
+before the chunk's one batch, continuous batching passes it as the batch's seed, vLLM gives each prompt's
+SamplingParams that seed (an episode's attempt t of sample j: chunk_seed(that seed, j, t)). A chunk is generated as
+one batch, so its padding, and with it every number, is the same whatever the number of ranks.
+"""
 
 from __future__ import annotations
 
+import gc
+import itertools
 import math
+import os
+import tempfile
+import zlib
 from collections import Counter
+from typing import Optional
 
 import numpy as np
 import torch
@@ -135,60 +151,269 @@ def episode_summary(per_row: list[list[episodes.Episode]], cfg) -> dict[str, flo
     return metrics
 
 
-def _episodes(model, tokenizer, env: Env, rows, cfg, desc: str) -> list[list[episodes.Episode]]:
-    """cfg.num_samples episodes per row, played in batches of prompts."""
-    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in rows["prompt"]]
-    prompt_ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    jobs = [(row, ids) for row, ids in zip(rows, prompt_ids) for _ in range(cfg.num_samples)]
-
-    def generate(sequences):
-        return generate_ids(model, tokenizer, sequences, cfg.temperature, cfg.max_new_tokens, cfg.batch_size)
-
-    played = []
-    for start in tqdm(range(0, len(jobs), cfg.batch_size), desc=desc, leave=False):
-        batch = jobs[start : start + cfg.batch_size]
-        played += episodes.play(env, tokenizer, [r for r, _ in batch], [ids for _, ids in batch], generate)
-    return [played[i * cfg.num_samples : (i + 1) * cfg.num_samples] for i in range(len(rows))]
+def chunk_seed(seed: int, *where) -> int:
+    """A 32-bit seed for one chunk of samples: (run seed, split name, prompt index) or (chunk seed, sample, attempt).
+    Text is hashed (crc32), so the seed is the same in every process."""
+    parts = [zlib.crc32(w.encode()) if isinstance(w, str) else int(w) & 0xFFFFFFFF for w in (seed, *where)]
+    return int(np.random.SeedSequence(parts).generate_state(1)[0])
 
 
-def evaluate(model, tokenizer, env: Env, cfg) -> dict[str, dict[str, float]]:
-    """Metrics per split: {split: {success, mean_reward, pass@k ..., n_prompts, n_samples ...}}."""
-    results = {}
+class HFGenerator:
+    """transformers' `generate`, one batch per chunk of prompts, seeded once per chunk."""
+
+    def __init__(self, model, tokenizer, cfg):
+        self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
+        # prompts per chunk: a chunk's samples are one batch
+        self.chunk_size = max(1, cfg.batch_size // cfg.num_samples)
+
+    def sample(self, chunks: list[tuple[int, list, Optional[list]]], desc: str) -> list[list[str]]:
+        """cfg.num_samples completions of each prompt of `chunks`, (seed, chat prompts, their images or None) each."""
+        cfg, out = self.cfg, []
+        for seed, prompts, images in tqdm(chunks, desc=desc, leave=False):
+            torch.manual_seed(seed)
+            out += generate(self.model, self.tokenizer, prompts, cfg.num_samples, cfg.temperature, cfg.max_new_tokens,
+                            cfg.batch_size, desc, images)  # fmt: skip
+        return out
+
+    def generate_ids(self, sequences: list[list[int]], seed: int):
+        torch.manual_seed(seed)
+        cfg = self.cfg
+        return generate_ids(self.model, self.tokenizer, sequences, cfg.temperature, cfg.max_new_tokens, cfg.batch_size)
+
+    def play(self, env: Env, chunks: list[tuple[int, list, list]], desc: str) -> list[episodes.Episode]:
+        """cfg.num_samples episodes of each row of `chunks`, (seed, rows, prompt ids) each; a chunk's episodes are
+        played together, each round one batch, round t seeded chunk_seed(seed, t)."""
+        played, n = [], self.cfg.num_samples
+        for seed, rows, prompt_ids in tqdm(chunks, desc=desc, leave=False):
+            rows, prompt_ids = [r for r in rows for _ in range(n)], [ids for ids in prompt_ids for _ in range(n)]
+            played += episodes.play(env, self.tokenizer, rows, prompt_ids, self.seeded_rounds(seed))
+        return played
+
+    def seeded_rounds(self, seed: int) -> episodes.Generate:
+        """episodes.play's `generate`, its round t seeded chunk_seed(seed, t)."""
+        rounds = itertools.count(1)
+        return lambda sequences: self.generate_ids(sequences, chunk_seed(seed, next(rounds)))
+
+    def close(self) -> None:
+        """Free the model's memory for the training that follows."""
+        self.model = None
+        free_memory()
+
+
+class ContinuousBatchingGenerator(HFGenerator):
+    """transformers' continuous batching (`generate_batch`), one call per chunk, the chunk's seed as its seed."""
+
+    def generate_ids(self, sequences: list[list[int]], seed: int):
+        from transformers import GenerationConfig
+        from transformers.generation import ContinuousBatchingConfig
+
+        cfg, tok = self.cfg, text_tokenizer(self.tokenizer)
+        config = GenerationConfig(max_new_tokens=cfg.max_new_tokens, eos_token_id=tok.eos_token_id,
+                                  pad_token_id=tok.pad_token_id, **sampling_kwargs(cfg.temperature))  # fmt: skip
+        sizes = {}
+        if self.model.device.type == "cpu":
+            # sized from the memory it finds, the cache on a CPU fills most of the RAM, and takes seconds to allocate
+            page = 64
+            longest = max(map(len, sequences)) + cfg.max_new_tokens
+            sizes = {"page_size": page, "num_blocks": len(sequences) * -(-longest // page), "max_batch_tokens": 4096}
+        self.model.eval()
+        with torch.no_grad():
+            outputs = self.model.generate_batch(
+                sequences, generation_config=config, continuous_batching_config=ContinuousBatchingConfig(seed=seed, **sizes),
+                progress_bar=False,
+            )  # fmt: skip
+        return [list(o.generated_tokens) for o in outputs.values()], None
+
+    def sample(self, chunks, desc: str) -> list[list[str]]:
+        tok, n, out = text_tokenizer(self.tokenizer), self.cfg.num_samples, []
+        for seed, prompts, _ in tqdm(chunks, desc=desc, leave=False):
+            ids = [prompt_ids(self.tokenizer, p) for p in prompts for _ in range(n)]
+            new, _ = self.generate_ids(ids, seed)
+            texts = [tok.decode(row, skip_special_tokens=True) for row in new]
+            out += [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
+        return out
+
+
+def prompt_ids(tokenizer, prompt: list) -> list[int]:
+    """The token ids of a chat prompt with its generation prompt (a processor's image placeholders unexpanded)."""
+    text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    return text_tokenizer(tokenizer)(text, add_special_tokens=False)["input_ids"]
+
+
+class VLLMGenerator:
+    """A vLLM engine: all of a rank's samples of a split in one `generate` call, each prompt's SamplingParams
+    seeded with its own seed (n = cfg.num_samples); multi-turn episodes one call per round, each episode's attempt
+    with its own seed."""
+
+    chunk_size = 1  # vLLM seeds each request: the seed of a prompt is its own
+
+    def __init__(self, llm, tokenizer, cfg):
+        self.llm, self.tokenizer, self.cfg = llm, tokenizer, cfg
+
+    def params(self, seed: int, n: int):
+        from vllm import SamplingParams
+
+        return SamplingParams(n=n, max_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature, seed=seed)
+
+    def sample(self, chunks: list[tuple[int, list, Optional[list]]], desc: str) -> list[list[str]]:
+        requests, params = [], []
+        for seed, prompts, images in chunks:
+            for k, prompt in enumerate(prompts):
+                request = {"prompt_token_ids": prompt_ids(self.tokenizer, prompt)}
+                if images is not None and images[k]:
+                    request["multi_modal_data"] = {"image": images[k] if len(images[k]) > 1 else images[k][0]}
+                requests.append(request)
+                params.append(self.params(seed, self.cfg.num_samples))
+        if not requests:
+            return []
+        tok = text_tokenizer(self.tokenizer)
+        outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
+        return [[tok.decode(o.token_ids, skip_special_tokens=True) for o in output.outputs] for output in outputs]
+
+    def generate_ids(self, sequences: list[list[int]], seeds: list[int]):
+        requests = [{"prompt_token_ids": ids} for ids in sequences]
+        outputs = self.llm.generate(requests, sampling_params=[self.params(s, 1) for s in seeds], use_tqdm=False)
+        return [list(output.outputs[0].token_ids) for output in outputs], None
+
+    def play(self, env: Env, chunks: list[tuple[int, list, list]], desc: str) -> list[episodes.Episode]:
+        n, attempts = self.cfg.num_samples, range(1, env.max_attempts + 1)
+        rows = [r for _, rows, _ in chunks for r in rows for _ in range(n)]
+        ids = [p for _, _, prompt_ids in chunks for p in prompt_ids for _ in range(n)]
+        seeds = [[chunk_seed(seed, j, t) for t in attempts] for seed, rows_, _ in chunks for _ in rows_ for j in range(n)]
+        return episodes.play(env, self.tokenizer, rows, ids, self.generate_ids, seeds) if rows else []
+
+    def close(self) -> None:
+        """Free the engine's memory for the training that follows."""
+        self.llm = None
+        free_memory()
+
+
+def free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def vllm_engine(source: str, process_index: int, local_process_index: int, num_processes: int):
+    """vLLM's offline engine on this rank's GPU, set up as TRL sets up its colocated one (distributed_executor_backend
+    external_launcher: each training process holds its own engine)."""
+    from trl.trainer.utils import ensure_master_addr_port
+    from vllm import LLM
+
+    os.environ["RANK"], os.environ["LOCAL_RANK"] = str(process_index), str(local_process_index)
+    os.environ["WORLD_SIZE"] = str(num_processes)
+    ensure_master_addr_port()
+    # the engine is the only model on the GPU while it evaluates: the training state is freed before it starts
+    return LLM(model=source, gpu_memory_utilization=VLLM_GPU_MEMORY, distributed_executor_backend="external_launcher",
+               seed=process_index)  # fmt: skip
+
+
+# share of the GPU's memory the evaluation's vLLM engine takes (weights, activations, KV cache)
+VLLM_GPU_MEMORY = 0.8
+
+
+def load_generator(engine: str, model_cfg, checkpoint: Optional[str], cfg, state):
+    """The generator evaluation uses (`engine` hf | continuous_batching | vllm), loaded whole on this rank's device."""
+    from rlexp import models
+
+    device = torch.device("cuda", state.local_process_index) if torch.cuda.is_available() else torch.device("cpu")
+    free_memory()  # the last stage's trainer, optimizer and engines
+    if engine != "vllm":
+        model, tokenizer = models.load(model_cfg, checkpoint)
+        kind = ContinuousBatchingGenerator if engine == "continuous_batching" else HFGenerator
+        return kind(model.to(device), tokenizer, cfg)
+    source = checkpoint or model_cfg.pretrained
+    tokenizer = models.load_tokenizer(model_cfg, checkpoint)  # the model is vLLM's to load
+    with tempfile.TemporaryDirectory() as built:
+        if source is None:  # the tiny model built from its config: vLLM reads a directory
+            model, _ = models.load(model_cfg)
+            model.save_pretrained(built)
+            tokenizer.save_pretrained(built)
+            del model
+            source = built
+        llm = vllm_engine(source, state.process_index, state.local_process_index, state.num_processes)
+    return VLLMGenerator(llm, tokenizer, cfg)
+
+
+def evaluate(model, tokenizer, env: Env, cfg, seed: int = 0, shard: tuple[int, int] = (0, 1), gather=None) -> dict:
+    """Metrics per split: {split: {success, mean_reward, pass@k ..., n_prompts, n_samples ...}}.
+
+    `model` is a generator (HFGenerator, ContinuousBatchingGenerator, VLLMGenerator) or a transformers model
+    (generating with HFGenerator). This process samples the share of rank `shard[0]` of `shard[1]` ranks; `gather`
+    takes [its share] and returns every rank's (accelerate's gather_object), so every rank computes the metrics."""
+    generator = model if hasattr(model, "play") else HFGenerator(model, tokenizer, cfg)
+    mine = share(generator, env, cfg, seed, shard)
+    everyone = {split: {} for split in mine}
+    for part in gather([mine]) if gather is not None else [mine]:
+        for split, scored in part.items():
+            everyone[split].update(scored)
+    return {
+        split: split_metrics(env, eval_rows(env, split, cfg), [scored[i] for i in range(len(scored))], cfg)
+        for split, scored in everyone.items()
+    }
+
+
+def eval_rows(env: Env, split: str, cfg):
+    rows = env.dataset(split)
+    return rows.select(range(min(cfg.num_prompts, len(rows))))
+
+
+def share(generator, env: Env, cfg, seed: int, shard: tuple[int, int]) -> dict[str, dict[int, list]]:
+    """Rank shard[0]'s share of each split, of shard[1] ranks: {split: {prompt index: its scores (or episodes)}}."""
+    rank, ranks = shard
+    size, out = generator.chunk_size, {}
     for split in list(cfg.splits) or env.eval_splits():
-        rows = env.dataset(split)
-        rows = rows.select(range(min(cfg.num_prompts, len(rows))))
-        if env.max_attempts > 1:
-            per_row, summary = _episodes(model, tokenizer, env, rows, cfg, f"eval {split}"), episode_summary
-            attempts = [s for episodes_ in per_row for e in episodes_ for s in e.scores]
-        else:
-            per_row, summary = _single_attempts(model, tokenizer, env, rows, cfg, f"eval {split}"), _summary
-            attempts = [s for scores in per_row for s in scores]
-        metrics = summary(per_row, cfg)
-        metrics.update(env.split_metrics(attempts))
-        if "split_key" in rows.column_names:
-            metrics["n_distinct"] = len(set(rows["split_key"]))
-        for column in env.group_columns:
-            for value in sorted({v for v in rows[column] if v not in ("", None)}):
-                members = [scored for scored, v in zip(per_row, rows[column]) if v == value]
-                for key, number in summary(members, cfg).items():
-                    if key != "n_samples" and not key.startswith("category/"):
-                        metrics[f"{value}/{key}"] = number
-        results[split] = metrics
-    return results
+        rows = eval_rows(env, split, cfg)
+        mine = [list(range(i, min(i + size, len(rows)))) for i in range(rank * size, len(rows), ranks * size)]
+        sample = _episodes if env.max_attempts > 1 else _single_attempts
+        out[split] = sample(generator, env, rows, mine, [chunk_seed(seed, split, c[0]) for c in mine], f"eval {split}")
+    return out
 
 
-def _single_attempts(model, tokenizer, env: Env, rows, cfg, desc: str) -> list[list[Score]]:
-    """cfg.num_samples scored completions per row."""
+def split_metrics(env: Env, rows, per_row: list, cfg) -> dict[str, float]:
+    """A split's metrics from each row's scores (or episodes), with the environment's own and per group column."""
+    if env.max_attempts > 1:
+        summary, attempts = episode_summary, [s for played in per_row for e in played for s in e.scores]
+    else:
+        summary, attempts = _summary, [s for scores in per_row for s in scores]
+    metrics = summary(per_row, cfg)
+    metrics.update(env.split_metrics(attempts))
+    if "split_key" in rows.column_names:
+        metrics["n_distinct"] = len(set(rows["split_key"]))
+    for column in env.group_columns:
+        for value in sorted({v for v in rows[column] if v not in ("", None)}):
+            members = [scored for scored, v in zip(per_row, rows[column]) if v == value]
+            for key, number in summary(members, cfg).items():
+                if key != "n_samples" and not key.startswith("category/"):
+                    metrics[f"{value}/{key}"] = number
+    return metrics
+
+
+def _episodes(generator, env: Env, rows, chunks: list[list[int]], seeds: list[int], desc: str) -> dict[int, list]:
+    """cfg.num_samples episodes per row of `chunks`, by row index; kept light for gathering (their scores)."""
+    n = generator.cfg.num_samples
+    ids = [prompt_ids(generator.tokenizer, p) for p in rows["prompt"]]
+    played = generator.play(env, [(s, [rows[i] for i in c], [ids[i] for i in c]) for s, c in zip(seeds, chunks)], desc)
+    light = [episodes.Episode({}, [], [], scores=e.scores) for e in played]
+    indices = [i for c in chunks for i in c]
+    return {i: light[k * n : (k + 1) * n] for k, i in enumerate(indices)}
+
+
+def _single_attempts(generator, env: Env, rows, chunks: list[list[int]], seeds: list[int], desc: str) -> dict[int, list]:
+    """cfg.num_samples scored completions per row of `chunks`, by row index."""
+    cfg = generator.cfg
     images = rows["images"] if "images" in rows.column_names else None
-    completions = generate(
-        model, tokenizer, rows["prompt"], cfg.num_samples, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, desc, images
-    )
+    asked = [
+        (s, [rows[i]["prompt"] for i in c], None if images is None else [images[i] for i in c]) for s, c in zip(seeds, chunks)
+    ]
+    completions = generator.sample(asked, desc)
+    indices = [i for c in chunks for i in c]
     texts = [text for samples in completions for text in samples]
-    repeated = [row for row in rows for _ in range(cfg.num_samples)]
+    repeated = [rows[i] for i in indices for _ in range(cfg.num_samples)]
     # in chunks: a slow environment's deadline for one batch (livecode's batch_timeout_s) covers one chunk
     scores = [
         s
         for i in range(0, len(texts), cfg.batch_size)
         for s in env.score_batch(texts[i : i + cfg.batch_size], repeated[i : i + cfg.batch_size])
     ]
-    return [scores[i * cfg.num_samples : (i + 1) * cfg.num_samples] for i in range(len(rows))]
+    return {i: scores[k * cfg.num_samples : (k + 1) * cfg.num_samples] for k, i in enumerate(indices)}

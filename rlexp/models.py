@@ -214,6 +214,22 @@ def load(cfg: ModelConfig, checkpoint: str | None = None):
     return model, with_chat_template_defaults(processing_class, cfg.chat_template_kwargs)
 
 
+def load_tokenizer(cfg: ModelConfig, checkpoint: str | None = None):
+    """The tokenizer (a processor for a vision-language model) `load` gives, without loading the model."""
+    source = checkpoint or cfg.pretrained
+    if cfg.vision and cfg.pretrained is None:
+        processing_class = tiny_processor(cfg)
+    elif source is None:
+        processing_class = byte_tokenizer()
+    else:
+        processing_class = (AutoProcessor if cfg.vision else AutoTokenizer).from_pretrained(source)
+        tokenizer = text_tokenizer(processing_class)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+    return with_chat_template_defaults(processing_class, cfg.chat_template_kwargs)
+
+
 def _load(cfg: ModelConfig, checkpoint: str | None = None):
     """Return (model, tokenizer): from `checkpoint` if given, else as `cfg` describes. A vision-language model
     (`cfg.vision`) comes with its processor in the tokenizer's place, as TRL's trainers take it."""

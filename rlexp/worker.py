@@ -38,7 +38,7 @@ from rlexp.modes.base import Run
 from rlexp.plots import plot_learning_curve
 from rlexp.tracking import Tracker, read_metrics
 
-# the other ranks wait at a barrier while the main process evaluates, which can take a while
+# ranks wait at barriers for each other (an evaluation whose shares differ, the main process writing), which can take a while
 WAIT_TIMEOUT = timedelta(hours=3)
 
 

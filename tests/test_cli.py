@@ -130,14 +130,15 @@ def test_every_experiment_runs_end_to_end_in_one_sweep(tmp_path):
     "launcher,kind,zero_stage", [("zero2", "DeepSpeed ZeRO-2", 2), ("zero3", "DeepSpeed ZeRO-3", 3), ("ddp", "DDP", None)]
 )
 def test_distributed_launch_runs_grpo_on_two_processes(tmp_path, untrained_checkpoint, launcher, kind, zero_stage):
-    """accelerate launch with 2 CPU processes (DeepSpeed's first run JIT-builds a small op)."""
+    """accelerate launch with 2 CPU processes (DeepSpeed's first run JIT-builds a small op). Each rank evaluates a
+    share of the prompts (eval.batch_size=2: chunks of 1 prompt); under DDP the metrics equal those of one process."""
     if torch.cuda.is_available():
         pytest.skip("checks the CPU process group")
     run_dir = tmp_path / "run"
     done = ok(run_cli(
         f"launcher={launcher}", "launcher.num_processes=2", "algo=grpo", f"checkpoint={untrained_checkpoint}", *SMALL, *EASY_GAME,
         "algo.max_steps=3", "algo.per_device_train_batch_size=4", "algo.num_generations=4", "algo.max_completion_length=96",
-        "eval.before=false", run_dir=run_dir,
+        "eval.before=false", "eval.batch_size=2", run_dir=run_dir,
     ))  # fmt: skip
     assert f"[rlexp] stage grpo: 2 processes, {kind}, CPU" in done.stdout.splitlines()
     if zero_stage:
@@ -146,7 +147,11 @@ def test_distributed_launch_runs_grpo_on_two_processes(tmp_path, untrained_check
     assert (run_dir / "grpo" / "checkpoint" / "model.safetensors").is_file()
     steps = read_metrics(run_dir)
     assert [r["step"] for r in steps if "reward" in r] == [1, 2, 3], "only rank 0 writes metrics, once per step"
-    assert set(json.loads((run_dir / "summary.json").read_text())["results"]["grpo"]) == {"id", "ood"}
+    results = json.loads((run_dir / "summary.json").read_text())["results"]["grpo"]
+    assert set(results) == {"id", "ood"}
+    if launcher == "ddp":  # mode=eval takes the run's eval keys and seed, and runs in one process
+        ok(run_cli("mode=eval", f"checkpoint={run_dir / 'grpo' / 'checkpoint'}", "logger=none", run_dir=tmp_path / "eval"))
+        assert json.loads((tmp_path / "eval" / "summary.json").read_text())["results"]["checkpoint"] == results
 
 
 @pytest.mark.slow

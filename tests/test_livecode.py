@@ -493,10 +493,12 @@ def test_env_reward_scores_a_batch_in_both_completion_shapes_and_pickles(rows):
 def test_evaluation_reports_pass_at_k_by_difficulty_and_error_rates(env, monkeypatch):
     test_rows = env.dataset("test")
 
+    by_prompt = {json.dumps(r["prompt"]): r for r in test_rows}
+
     def fake_generate(model, tokenizer, prompts, num_samples, *args):
         # per prompt: one correct sample (easy problems only), one crash, one format failure, one wrong answer
         out = []
-        for row in test_rows.select(range(len(prompts))):
+        for row in [by_prompt[json.dumps(p)] for p in prompts]:  # evaluation asks for a chunk of prompts at a time
             good = fenced(row["reference"]) if row["difficulty"] == "easy" else "no code"
             crash = fenced("raise ValueError('x')")
             out.append([good, crash, "no code", fenced("print(-1)" if row["testtype"] == "stdin" else "x = 1")])

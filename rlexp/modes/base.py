@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from accelerate import PartialState
+from accelerate.utils import gather_object
 from omegaconf import DictConfig
-from transformers import set_seed
 
 from rlexp import models
 from rlexp.checkpoints import StopSignals
 from rlexp.envs import Env
-from rlexp.evaluate import evaluate
+from rlexp.evaluate import evaluate, load_generator
+from rlexp.schema import EvalConfig, structured
 from rlexp.tracking import Tracker
 
 
@@ -34,11 +34,15 @@ class Run:
 
 
 def evaluate_checkpoint(run: Run, checkpoint: str | None, stage: str) -> dict:
-    """Evaluate `checkpoint` on the environment's eval splits (the main process only) and log the results as `stage`."""
-    model, tokenizer = models.load(run.model_cfg, checkpoint)
-    # the same samples whenever this checkpoint is evaluated with this seed: after its stage, or by mode=eval
-    set_seed(run.cfg.seed)
-    device = torch.device("cuda", run.state.local_process_index) if torch.cuda.is_available() else torch.device("cpu")
-    results = evaluate(model.to(device), tokenizer, run.env, run.cfg.eval)
+    """Evaluate `checkpoint` on the environment's eval splits, every rank a share of the prompts (the whole model on
+    each: rlexp/evaluate.py says how the samples are seeded, the same whatever the number of ranks), and log the
+    results as `stage`. Every rank returns the results."""
+    engine = structured(EvalConfig, run.cfg.eval).engine(run.cfg.generation.name)
+    generator = load_generator(engine, run.model_cfg, checkpoint, run.cfg.eval, run.state)
+    shard = (run.state.process_index, run.state.num_processes)
+    try:
+        results = evaluate(generator, None, run.env, run.cfg.eval, run.cfg.seed, shard, gather_object)
+    finally:
+        generator.close()
     run.tracker.log({f"eval/{run.env.name}/{split}/{k}": v for split, m in results.items() for k, v in m.items()}, stage)
     return results

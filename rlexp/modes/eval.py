@@ -1,4 +1,4 @@
-"""mode=eval: one checkpoint on the environment's eval splits."""
+"""mode=eval: one checkpoint on the environment's eval splits, every rank a share of the prompts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,4 @@ from rlexp.modes.base import Run, evaluate_checkpoint
 
 
 def main(run: Run) -> None:
-    if run.state.is_main_process:
-        results = evaluate_checkpoint(run, run.cfg.checkpoint, "checkpoint")
-        run.summary["results"]["checkpoint"] = results
-    run.state.wait_for_everyone()
+    run.summary["results"]["checkpoint"] = evaluate_checkpoint(run, run.cfg.checkpoint, "checkpoint")

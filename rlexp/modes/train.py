@@ -91,8 +91,8 @@ def train_stage(run: Run, name: str, algo, checkpoint: str | None, resume_from: 
     if state.is_main_process:
         save_progress(run.run_dir, run.progress)
     del trainer, model
-    # transformers keeps ZeRO-3 switched on after training; from_pretrained would then wait
-    # for every rank, and only the main process loads the checkpoint to evaluate it
+    # transformers keeps ZeRO-3 switched on after training; from_pretrained would then shard the checkpoint, which
+    # each rank loads whole to evaluate its share of the prompts
     unset_hf_deepspeed_config()
 
 
@@ -107,10 +107,10 @@ def restore_token_count(trainer, checkpoint: Path) -> None:
 
 
 def evaluate_stage(run: Run, checkpoint: str | None, name: str) -> None:
-    """Evaluate `checkpoint` on the main process, and keep its results in the summary and in progress.json."""
+    """Evaluate `checkpoint` on every rank, and keep its results in the summary and in progress.json."""
+    results = evaluate_checkpoint(run, checkpoint, name)
+    run.summary["results"][name] = run.progress["results"][name] = results
     if run.state.is_main_process:
-        results = evaluate_checkpoint(run, checkpoint, name)
-        run.summary["results"][name] = run.progress["results"][name] = results
         save_progress(run.run_dir, run.progress)
     run.state.wait_for_everyone()
 

@@ -103,8 +103,11 @@ class LLM:
         )
         record("init", engine=self.id, model=model, seed=seed, max_model_len=max_model_len, **kwargs)
 
-    def generate(self, prompts, sampling_params: SamplingParams | None = None, use_tqdm: bool = True, **kwargs):
+    def generate(self, prompts, sampling_params=None, use_tqdm: bool = True, **kwargs):
+        """`sampling_params`: one SamplingParams for every prompt, or a list of them, one per prompt; a request
+        with a seed of its own is drawn from that seed alone (as in vLLM, whatever else the call holds)."""
         params = sampling_params or SamplingParams()
+        each = params if isinstance(params, list) else [params] * len(prompts)
         self.calls += 1
         record(
             "generate",
@@ -112,13 +115,17 @@ class LLM:
             call=self.calls,
             num_prompts=len(prompts),
             prompts=[p["prompt_token_ids"] for p in prompts],
-            sampling=params.as_dict(),
+            sampling=[p.as_dict() for p in params] if isinstance(params, list) else params.as_dict(),
+            multi_modal=[len(p.get("multi_modal_data", {})) for p in prompts],
             weights_loaded=len(self.loaded),
         )
-        seed = [self.seed or 0, params.seed if params.seed is not None else 2**31, self.calls]
+        first = each[0] if each else SamplingParams()
+        seed = [self.seed or 0, first.seed if first.seed is not None else 2**31, self.calls]
         rng = np.random.default_rng(seed)
         outputs = []
-        for prompt in prompts:
+        for prompt, params in zip(prompts, each):
+            if isinstance(sampling_params, list) and params.seed is not None:
+                rng = np.random.default_rng(params.seed)
             ids = list(prompt["prompt_token_ids"])
             request = RequestOutput(prompt_token_ids=ids)
             for index in range(params.n):
