@@ -155,6 +155,7 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
             f"eval.k={list(cfg.eval.k)} has k outside 1..eval.num_samples={cfg.eval.num_samples}; pass@k needs k <= samples"
         )
     model = structured(ModelConfig, cfg.model)
+    structured(EvalConfig, cfg.eval).check(cfg.generation.name, model.vision)
     for key, value in model.chat_template_kwargs.items():
         if not key.isidentifier() or not isinstance(value, (bool, int, float, str)):
             raise ConfigError(

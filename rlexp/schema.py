@@ -160,6 +160,30 @@ class EvalConfig:
     # the run's `generation` group (vllm for both of its vLLM modes)
     generation: Optional[str] = None
 
+    def engine(self, generation: str) -> str:
+        """What generates the samples, given the run's `generation` group (its name)."""
+        if self.generation is not None:
+            return self.generation
+        return "vllm" if generation.startswith("vllm") else generation
+
+    def check(self, generation: str, vision: bool) -> None:
+        """The checks of eval.generation, with the run's `generation` group and whether the model reads images.
+        Raises ConfigError; imports neither torch nor vLLM."""
+        import importlib.util
+
+        engine = self.engine(generation)
+        said = f"eval.generation={engine}" if self.generation is not None else f"generation={generation} (for evaluation)"
+        if engine not in EVAL_ENGINES:
+            raise ConfigError(f"eval.generation={engine} is not one of {', '.join(EVAL_ENGINES)} (or null)")
+        if engine == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ConfigError(f"{said} needs vLLM, which is not installed: pip install vllm (or eval.generation=hf)")
+        if engine == "continuous_batching" and vision:
+            raise ConfigError(f"{said}: transformers' continuous batching takes text only; use eval.generation=hf or vllm")
+
+
+# what can generate evaluation samples (EvalConfig.generation)
+EVAL_ENGINES = ("hf", "vllm", "continuous_batching")
+
 
 @dataclass
 class LauncherConfig:

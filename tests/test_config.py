@@ -1,5 +1,6 @@
 """Every YAML composes, and bad configs fail with one clear line before anything loads."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from omegaconf import OmegaConf
 from rlexp.__main__ import CONF_DIR, describe, preflight
 from rlexp.config import register_schemas, validate
 from rlexp.errors import ConfigError
+from rlexp.schema import EvalConfig
 
 register_schemas()
 GROUPS = ["algo", "env", "model", "launcher", "logger", "experiment"]
@@ -292,7 +294,13 @@ runpy.run_module("rlexp", run_name="__main__")
 
 
 @pytest.mark.parametrize(
-    "args, code", [(["algo.learning_rat=1"], 2), (["--help"], 0), (["--cfg", "job", "algo=sdpo", "env=livecode"], 0)]
+    "args, code",
+    [
+        (["algo.learning_rat=1"], 2),
+        (["eval.generation=vllm"], 2),
+        (["--help"], 0),
+        (["--cfg", "job", "algo=sdpo", "env=livecode"], 0),
+    ],
 )
 def test_the_command_line_answers_without_loading_the_training_libraries(args, code):
     import os
@@ -363,3 +371,14 @@ def test_chat_template_kwargs_take_plain_values_only():
     assert "model.chat_template_kwargs.tools=[1, 2]" in error_of("+model.chat_template_kwargs.tools=[1,2]")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         validate(compose(config_name="config", overrides=["+model.chat_template_kwargs.enable_thinking=false"]))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="checks a machine without vLLM")
+def test_eval_generation_asks_for_what_it_needs_in_one_line():
+    assert "pip install vllm" in error_of("eval.generation=vllm")
+    assert "generation=vllm_server (for evaluation) needs vLLM" in error_of("generation=vllm_server")
+    assert "not one of hf, vllm, continuous_batching" in error_of("eval.generation=sglang")
+    assert "takes text only" in error_of("eval.generation=continuous_batching", "model=tiny_vl", "env.visual=true")
+    assert EvalConfig().engine("vllm_colocate") == EvalConfig().engine("vllm_server") == "vllm"
+    assert EvalConfig(generation="hf").engine("vllm_server") == "hf"
+    EvalConfig(generation="hf").check("vllm_server", vision=False)  # evaluation does not need vLLM then
