@@ -180,11 +180,6 @@ def test_the_results_table_says_success_is_within_the_attempts():
     assert "1st try" not in results_table({"grpo": {"id": metrics}})
 
 
-def test_card_images_play_single_attempts_for_now():
-    with pytest.raises(ValueError, match="visual=true plays single attempts"):
-        envs.make("generalpoints", visual=True, max_attempts=5)
-
-
 def test_the_results_table_keeps_long_split_names_apart():
     from rlexp.worker import results_table
 

@@ -46,3 +46,30 @@ def test_two_steps_of_multi_turn_grpo(tmp_path, env_name):
             assert sum(in_loss[: len(ids)].tolist()) == len(ids) - len(feedback) > 0
     logged = {k: v for row in trainer.state.log_history for k, v in row.items()}
     assert logged[f"{env_name}/attempts"] == 2.0
+
+
+def test_card_images_reach_every_attempt_of_a_multi_turn_episode(tmp_path):
+    env = envs.make("generalpoints", visual=True, max_attempts=2, num_cards=3, target=12, prompt_style="short", train_size=8)
+    algo = GRPO(name="grpo", per_device_train_batch_size=2, num_generations=2, max_completion_length=8, max_steps=1)
+    cfg = ModelConfig(name="tiny_vl", vision=True, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+    model, processor = models.load(cfg)
+    trainer = algo.build_trainer(model, processor, env, algo.training_args(tmp_path, 0, "fp32"))
+    generated, generate = [], model.generate
+
+    def recording(**inputs):
+        generated.append(inputs)
+        return generate(**inputs)
+
+    model.generate = recording
+    trainer.train()
+    # the untrained model fails its first attempt: two rounds, each generating from the prompt's image
+    assert len(generated) == 2
+    image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    for inputs in generated:
+        grid = inputs["image_grid_thw"]
+        assert len(grid) == len(inputs["input_ids"]) == 2
+        patches = int(grid.prod(dim=1).sum())
+        assert inputs["pixel_values"].shape[0] == patches
+        # each sequence holds its image's tokens (4 patches merge into one token)
+        assert ((inputs["input_ids"] == image_pad).sum(dim=1) == grid.prod(dim=1) // 4).all()
+    assert generated[1]["input_ids"].shape[1] > generated[0]["input_ids"].shape[1]  # the second round reads the first

@@ -906,11 +906,6 @@ class GeneralPoints(Env):
         _check_int("eval_size", self.eval_size, low=0)
         _check_int("eval_seed", self.eval_seed)
         _check_int("seed", self.seed)
-        if self.visual and self.max_attempts > 1:
-            # the image would have to reach every attempt's generation, which episodes do not carry yet
-            raise ValueError(
-                f"visual=true plays single attempts; max_attempts={self.max_attempts} (multi-turn episodes) is text-only"
-            )
         self._rows: dict = {}
 
     @property
