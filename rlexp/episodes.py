@@ -20,6 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import numpy as np
+import torch
+
 from rlexp.envs import Env, Score
 
 # new tokens for each sequence of a batch, and their sampling log-probs (or None when the generator has none)
@@ -74,6 +77,40 @@ def feedback_turn_ids(tokenizer, feedback: str) -> list[int]:
             "so its feedback turns cannot be appended token by token; use env.max_attempts=1 with this model"
         )
     return after[len(before) :]
+
+
+class PromptImages:
+    """Vision-language prompts' image inputs, found again for each attempt: an attempt's sequence opens with its
+    episode's prompt ids, so the image, in the first user turn only, reaches every attempt's generation."""
+
+    def __init__(self):
+        self._by_prompt: dict[tuple, tuple[int, list, dict]] = {}
+
+    def add(self, prompt_ids: list[int], images: list, fields: dict) -> None:
+        """A prompt's ids (its image tokens expanded), its images and the processor's other outputs for it alone."""
+        self._by_prompt.setdefault(tuple(prompt_ids), (len(prompt_ids), images, fields))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_prompt)
+
+    def __contains__(self, prompt_ids: list[int]) -> bool:
+        return tuple(prompt_ids) in self._by_prompt
+
+    def find(self, sequences: list[list[int]]) -> tuple[list, dict]:
+        """Each sequence's images, and the processor's fields for the batch of them as one batched call returns
+        them: image fields (pixels, grids) one image after the other; per-token ones (mm_token_type_ids) one row per
+        sequence, 0 (text) over the attempts and feedback after the prompt, unpadded."""
+        opened = [next(v for k, v in self._by_prompt.items() if tuple(seq[: v[0]]) == k) for seq in sequences]
+        fields = {}
+        for key in opened[0][2]:
+            parts = [own[key] for _, _, own in opened]
+            if isinstance(parts[0], list) and isinstance(parts[0][0], list):
+                fields[key] = [part[0] + [0] * (len(seq) - len(part[0])) for part, seq in zip(parts, sequences)]
+            elif isinstance(parts[0], torch.Tensor):
+                fields[key] = torch.cat(parts)
+            else:
+                fields[key] = np.concatenate(parts)
+        return [images for _, images, _ in opened], fields
 
 
 def play(

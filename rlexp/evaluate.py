@@ -30,6 +30,7 @@ from typing import Optional
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from trl.data_utils import prepare_multimodal_messages
 
 from rlexp import episodes
 from rlexp.envs import Env, Score
@@ -86,14 +87,32 @@ def generate(
 
 
 @torch.no_grad()
-def generate_ids(model, tokenizer, sequences: list[list[int]], temperature: float, max_new_tokens: int, batch_size: int):
-    """New tokens for each token sequence (through the first end-of-sequence token), and no log-probs."""
+def generate_ids(
+    model,
+    tokenizer,
+    sequences: list[list[int]],
+    temperature: float,
+    max_new_tokens: int,
+    batch_size: int,
+    prompt_images: episodes.PromptImages | None = None,
+):
+    """New tokens for each token sequence (through the first end-of-sequence token), and no log-probs; with
+    `prompt_images`, each sequence's prompt images go with it."""
     sampling = sampling_kwargs(temperature)
+    tokenizer = text_tokenizer(tokenizer)
     model.eval()
     out = []
     for start in range(0, len(sequences), batch_size):
         batch = sequences[start : start + batch_size]
-        enc = tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding_side="left").to(model.device)
+        enc = tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding_side="left")
+        if prompt_images:
+            width = enc["input_ids"].shape[1]
+            for key, value in prompt_images.find(batch)[1].items():
+                if isinstance(value, list):  # per token: left-padded as the ids are
+                    enc[key] = torch.tensor([[0] * (width - len(row)) + row for row in value])
+                else:
+                    enc[key] = torch.as_tensor(value)
+        enc = enc.to(model.device)
         ids = model.generate(
             **enc,
             max_new_tokens=max_new_tokens,
@@ -175,24 +194,30 @@ class HFGenerator:
                             cfg.batch_size, desc, images)  # fmt: skip
         return out
 
-    def generate_ids(self, sequences: list[list[int]], seed: int):
+    def generate_ids(self, sequences: list[list[int]], seed: int, prompt_images: episodes.PromptImages | None = None):
         torch.manual_seed(seed)
         cfg = self.cfg
-        return generate_ids(self.model, self.tokenizer, sequences, cfg.temperature, cfg.max_new_tokens, cfg.batch_size)
+        return generate_ids(
+            self.model, self.tokenizer, sequences, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, prompt_images
+        )
 
-    def play(self, env: Env, chunks: list[tuple[int, list, list]], desc: str) -> list[episodes.Episode]:
+    def play(
+        self, env: Env, chunks: list[tuple[int, list, list]], desc: str, prompt_images: episodes.PromptImages | None = None
+    ) -> list[episodes.Episode]:
         """cfg.num_samples episodes of each row of `chunks`, (seed, rows, prompt ids) each; a chunk's episodes are
         played together, each round one batch, round t seeded chunk_seed(seed, t)."""
         played, n = [], self.cfg.num_samples
         for seed, rows, prompt_ids in tqdm(chunks, desc=desc, leave=False):
             rows, prompt_ids = [r for r in rows for _ in range(n)], [ids for ids in prompt_ids for _ in range(n)]
-            played += episodes.play(env, self.tokenizer, rows, prompt_ids, self.seeded_rounds(seed))
+            played += episodes.play(
+                env, text_tokenizer(self.tokenizer), rows, prompt_ids, self.seeded_rounds(seed, prompt_images)
+            )
         return played
 
-    def seeded_rounds(self, seed: int) -> episodes.Generate:
+    def seeded_rounds(self, seed: int, prompt_images: episodes.PromptImages | None = None) -> episodes.Generate:
         """episodes.play's `generate`, its round t seeded chunk_seed(seed, t)."""
         rounds = itertools.count(1)
-        return lambda sequences: self.generate_ids(sequences, chunk_seed(seed, next(rounds)))
+        return lambda sequences: self.generate_ids(sequences, chunk_seed(seed, next(rounds)), prompt_images)
 
     def close(self) -> None:
         """Free the model's memory for the training that follows."""
@@ -203,7 +228,7 @@ class HFGenerator:
 class ContinuousBatchingGenerator(HFGenerator):
     """transformers' continuous batching (`generate_batch`), one call per chunk, the chunk's seed as its seed."""
 
-    def generate_ids(self, sequences: list[list[int]], seed: int):
+    def generate_ids(self, sequences: list[list[int]], seed: int, prompt_images=None):
         from transformers import GenerationConfig
         from transformers.generation import ContinuousBatchingConfig
 
@@ -270,17 +295,25 @@ class VLLMGenerator:
         outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
         return [[tok.decode(o.token_ids, skip_special_tokens=True) for o in output.outputs] for output in outputs]
 
-    def generate_ids(self, sequences: list[list[int]], seeds: list[int]):
+    def generate_ids(self, sequences: list[list[int]], seeds: list[int], prompt_images=None):
         requests = [{"prompt_token_ids": ids} for ids in sequences]
+        if prompt_images:
+            for request, images in zip(requests, prompt_images.find(sequences)[0]):
+                request["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
         outputs = self.llm.generate(requests, sampling_params=[self.params(s, 1) for s in seeds], use_tqdm=False)
         return [list(output.outputs[0].token_ids) for output in outputs], None
 
-    def play(self, env: Env, chunks: list[tuple[int, list, list]], desc: str) -> list[episodes.Episode]:
+    def play(self, env: Env, chunks: list[tuple[int, list, list]], desc: str, prompt_images=None) -> list[episodes.Episode]:
         n, attempts = self.cfg.num_samples, range(1, env.max_attempts + 1)
         rows = [r for _, rows, _ in chunks for r in rows for _ in range(n)]
         ids = [p for _, _, prompt_ids in chunks for p in prompt_ids for _ in range(n)]
         seeds = [[chunk_seed(seed, j, t) for t in attempts] for seed, rows_, _ in chunks for _ in rows_ for j in range(n)]
-        return episodes.play(env, self.tokenizer, rows, ids, self.generate_ids, seeds) if rows else []
+
+        def generate(sequences, their_seeds):
+            return self.generate_ids(sequences, their_seeds, prompt_images)
+
+        tokenizer = text_tokenizer(self.tokenizer)
+        return episodes.play(env, tokenizer, rows, ids, generate, seeds) if rows else []
 
     def close(self) -> None:
         """Free the engine's memory for the training that follows."""
@@ -391,9 +424,19 @@ def split_metrics(env: Env, rows, per_row: list, cfg) -> dict[str, float]:
 
 def _episodes(generator, env: Env, rows, chunks: list[list[int]], seeds: list[int], desc: str) -> dict[int, list]:
     """cfg.num_samples episodes per row of `chunks`, by row index; kept light for gathering (their scores)."""
-    n = generator.cfg.num_samples
-    ids = [prompt_ids(generator.tokenizer, p) for p in rows["prompt"]]
-    played = generator.play(env, [(s, [rows[i] for i in c], [ids[i] for i in c]) for s, c in zip(seeds, chunks)], desc)
+    n, prompt_images = generator.cfg.num_samples, None
+    if "images" in rows.column_names:  # a vision-language prompt: its image tokens expanded, its pixels kept for it
+        ids, prompt_images = [], episodes.PromptImages()
+        for prompt, images in zip(rows["prompt"], rows["images"]):
+            inputs = generator.tokenizer.apply_chat_template(
+                [prepare_multimodal_messages(prompt, images=images)], add_generation_prompt=True, tokenize=True, return_dict=True
+            )
+            ids.append(inputs["input_ids"][0])
+            prompt_images.add(ids[-1], images, {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")})
+    else:
+        ids = [prompt_ids(generator.tokenizer, p) for p in rows["prompt"]]
+    asked = [(s, [rows[i] for i in c], [ids[i] for i in c]) for s, c in zip(seeds, chunks)]
+    played = generator.play(env, asked, desc, prompt_images)
     light = [episodes.Episode({}, [], [], scores=e.scores) for e in played]
     indices = [i for c in chunks for i in c]
     return {i: light[k * n : (k + 1) * n] for k, i in enumerate(indices)}

@@ -5,7 +5,8 @@ import pytest
 
 from rlexp import envs, models
 from rlexp.algos.grpo import GRPO
-from rlexp.schema import ModelConfig
+from rlexp.evaluate import evaluate
+from rlexp.schema import EvalConfig, ModelConfig
 
 # what makes an environment small (as in test_smoke.py)
 ENV_KNOBS = {
@@ -73,3 +74,30 @@ def test_card_images_reach_every_attempt_of_a_multi_turn_episode(tmp_path):
         # each sequence holds its image's tokens (4 patches merge into one token)
         assert ((inputs["input_ids"] == image_pad).sum(dim=1) == grid.prod(dim=1) // 4).all()
     assert generated[1]["input_ids"].shape[1] > generated[0]["input_ids"].shape[1]  # the second round reads the first
+
+    # evaluation plays the same episodes, the image reaching both attempts
+    generated.clear()
+    eval_cfg = EvalConfig(splits=["visual_ood"], num_prompts=2, num_samples=1, k=[1], max_new_tokens=8, batch_size=2)
+    metrics = evaluate(model, processor, env, eval_cfg)["visual_ood"]
+    assert metrics["mean_attempts"] == 2.0 and len(generated) == 2
+    for inputs in generated:
+        grid = inputs["image_grid_thw"]
+        assert len(grid) == len(inputs["input_ids"]) == 2 and inputs["pixel_values"].shape[0] == int(grid.prod(dim=1).sum())
+        assert ((inputs["input_ids"] == image_pad).sum(dim=1) == grid.prod(dim=1) // 4).all()
+        assert inputs["mm_token_type_ids"].shape == inputs["input_ids"].shape
+
+
+def test_vllm_evaluation_passes_the_card_image_with_every_attempt(fake_vllm):
+    from rlexp.evaluate import VLLMGenerator
+
+    env = envs.make("generalpoints", visual=True, max_attempts=2, num_cards=3, target=12, prompt_style="short", eval_size=2)
+    processor = models.load_tokenizer(ModelConfig(name="tiny_vl", vision=True))
+    cfg = EvalConfig(splits=["id"], num_prompts=2, num_samples=2, k=[1], max_new_tokens=8)
+    metrics = evaluate(VLLMGenerator(fake_vllm.LLM(model="tiny_vl"), processor, cfg), processor, env, cfg)["id"]
+    calls = [e for e in fake_vllm.RECORD if e["event"] == "generate"]
+    # the fake's answers fail: two rounds of four episodes, every request with its prompt's image and image tokens
+    assert metrics["mean_attempts"] == 2.0 and [c["num_prompts"] for c in calls] == [4, 4]
+    image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    for call in calls:
+        assert call["multi_modal"] == [1, 1, 1, 1]
+        assert all(prompt.count(image_pad) > 0 for prompt in call["prompts"])

@@ -61,30 +61,15 @@ class EpisodeGRPOTrainer(GRPOTrainer):
 
     def _play_episodes(self, prompts: list, trainer) -> dict:
         prompt_ids, images, _ = self._tokenize_prompts(prompts)
-        # a vision-language prompt's image reaches every attempt's generation: each attempt's sequence opens with its
-        # episode's prompt ids, which find that prompt's images and processed pixels
-        by_prompt = {}
-        if images is not None:
-            for prompt, ids, prompt_images in zip(prompts, prompt_ids, images):
-                if tuple(ids) not in by_prompt:
-                    by_prompt[tuple(ids)] = (len(ids), prompt_images, self._tokenize_prompts([prompt])[2])
+        prompt_images = episodes.PromptImages()
+        for prompt, ids, own_images in zip(prompts, prompt_ids, images or []):
+            if ids not in prompt_images:
+                prompt_images.add(ids, own_images, self._tokenize_prompts([prompt])[2])
 
         def generate(sequences):
-            if not by_prompt:
+            if not prompt_images:
                 return self._generate_single_turn(sequences, None, {}, num_generations=1)
-            opened = [next(v for k, v in by_prompt.items() if tuple(seq[: v[0]]) == k) for seq in sequences]
-            # as one batched call returns them: image fields (pixels, grids) one image after the other, per-token ones
-            # (mm_token_type_ids) one row per sequence, 0 (text) over the attempts and feedback after the prompt
-            fields = {}
-            for key in opened[0][2]:
-                parts = [fields_[key] for _, _, fields_ in opened]
-                if isinstance(parts[0], torch.Tensor):
-                    fields[key] = torch.cat(parts)
-                elif isinstance(parts[0], list) and isinstance(parts[0][0], list):
-                    fields[key] = [part[0] + [0] * (len(seq) - len(part[0])) for part, seq in zip(parts, sequences)]
-                else:
-                    fields[key] = [row for part in parts for row in part]
-            return self._generate_single_turn(sequences, [imgs for _, imgs, _ in opened], fields, num_generations=1)
+            return self._generate_single_turn(sequences, *prompt_images.find(sequences), num_generations=1)
 
         played = episodes.play(self.episode_env, self._tokenizer, self._rows, prompt_ids, generate)
         return {
