@@ -56,6 +56,7 @@ class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
 
     def build(self, output, prompts, rewards, feedbacks=None):
         trainer = self.trainer
+        tokenizer = trainer.processing_class
         try:
             feedback, success = trainer._rollout_feedback, trainer._rollout_success
             if feedback is not None:
@@ -66,7 +67,6 @@ class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
                 feedbacks = feedback
             if success is not None:
                 rewards = success.to(rewards.device)
-            tokenizer = trainer.processing_class
             if trainer._solving_attempts is not None:
                 trainer.processing_class = SolvingAttemptDecoder(tokenizer, trainer._solving_attempts)
             context = self._build_without_trls_thinking_removal(output, prompts, rewards, feedbacks)
