@@ -165,8 +165,16 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         width = old.size(1)
         rows = [torch.tensor((s + [float("nan")] * width)[:width], dtype=torch.float32) for s in sampling]
         sampled = torch.stack(rows).to(old.device)
-        return rollout_is_weights(old, sampled, batch["completion_mask"], self.args.vllm_importance_sampling_mode,
-                                  self.args.vllm_importance_sampling_clip_max)  # fmt: skip
+        mask = batch["completion_mask"]
+        weights = rollout_is_weights(old, sampled, mask, self.args.vllm_importance_sampling_mode,
+                                     self.args.vllm_importance_sampling_clip_max)  # fmt: skip
+        per_token = weights.expand_as(mask)[mask.bool()]
+        for stat, fn in (("min", torch.min), ("mean", torch.mean), ("max", torch.max)):  # TRL's GRPO names them so
+            value = fn(per_token) if per_token.numel() else torch.tensor(1.0, device=mask.device)
+            self._metrics["train"][f"sampling/importance_sampling_ratio/{stat}"].append(
+                fn(self.accelerator.gather(value.reshape(1))).item()
+            )
+        return weights
 
     def _compute_policy_loss(self, inputs, student_logits):
         weights = inputs.get("rollout_is_weights")
