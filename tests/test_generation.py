@@ -27,7 +27,7 @@ GAME = {"num_cards": 3, "target": 12, "prompt_style": "short", "train_size": 8}
 SMALL_MODEL = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
 
 
-def trainer_for(name, generation, tmp_path, seed=0, **fields):
+def trainer_for(name, generation, tmp_path, seed=0, max_attempts=1, **fields):
     """algo=`name` on a small game and the small tiny model, generating as `generation` says, built as a stage is."""
     defaults = {"per_device_train_batch_size": 4, "num_generations": 2, "max_completion_length": 8, "max_steps": 2,
                 "learning_rate": 1e-3}  # fmt: skip
@@ -39,7 +39,7 @@ def trainer_for(name, generation, tmp_path, seed=0, **fields):
     model = models.build_tiny(SMALL_MODEL, tokenizer)
     args = algo.training_args(tmp_path / f"{name}-{seed}", seed, "fp32", generation=generation)
     with seeded_engines(seed):
-        return algo.build_trainer(model, tokenizer, envs.make("generalpoints", **GAME), args)
+        return algo.build_trainer(model, tokenizer, envs.make("generalpoints", max_attempts=max_attempts, **GAME), args)
 
 
 def events(record, kind):
@@ -141,8 +141,8 @@ def test_each_algorithm_trains_with_a_colocated_engine(fake_vllm, tmp_path, name
         score = trainer._generate_and_score_completions
         trainer._generate_and_score_completions = lambda inputs: seen.append(score(inputs)) or seen[-1]
     if name == "sdpo":
-        sample = trainer.sample_rollouts
-        trainer.sample_rollouts = lambda inputs: seen.append(sample(inputs)) or seen[-1]
+        prepare = trainer._prepare_training_batch
+        trainer._prepare_training_batch = lambda inputs: seen.append(prepare(inputs)) or seen[-1]
     trainer.train()
     record = fake_vllm.RECORD
     assert trainer.state.global_step == 2
@@ -163,6 +163,23 @@ def test_each_algorithm_trains_with_a_colocated_engine(fake_vllm, tmp_path, name
         weights = [batch["rollout_is_weights"] for batch in seen]
         assert all(w.shape == b["completion_ids"].shape and (w <= 2.0).all() for w, b in zip(weights, seen))
         assert "sampling/importance_sampling_ratio/mean" in logged
+
+
+@pytest.mark.parametrize("name", ["grpo", "sdpo"])
+def test_multi_turn_episodes_generate_each_attempt_with_the_engine(fake_vllm, tmp_path, name):
+    trainer = trainer_for(name, GenerationConfig(name="vllm_colocate"), tmp_path, max_attempts=2, max_steps=1)
+    seen = []
+    if name == "sdpo":
+        prepare = trainer._prepare_training_batch
+        trainer._prepare_training_batch = lambda inputs: seen.append(prepare(inputs)) or seen[-1]
+    trainer.train()
+    calls = [e for e in fake_vllm.RECORD if e["event"] == "generate"]
+    assert trainer.state.global_step == 1 and len(calls) == 2  # the first attempts, then the failed ones again
+    assert all(c["sampling"]["logprobs"] == 0 for c in calls)
+    if name == "sdpo":  # the feedback turns were not sampled: no weight on them
+        batch = seen[0]
+        feedback = (batch["completion_mask"] * (1 - batch["env_mask"])).bool()
+        assert feedback.any() and torch.all(batch["rollout_is_weights"][feedback] == 1.0)
 
 
 def test_sdpo_rollout_weights_are_trls_four_forms():

@@ -145,8 +145,8 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         self._sampling_logps = None if logprobs is None else [[lp[0] for lp in seq] for seq in logprobs]
         return prompt_ids_out, completion_ids
 
-    def sample_rollouts(self, inputs):
-        batch = super().sample_rollouts(inputs)
+    def _prepare_training_batch(self, inputs):
+        batch = super()._prepare_training_batch(inputs)
         sampling, self._sampling_logps = self._sampling_logps, None
         if sampling is not None and self.model.training and self.args.vllm_importance_sampling_correction:
             batch["rollout_is_weights"] = self._rollout_is_weights(batch, sampling)
@@ -165,7 +165,7 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         width = old.size(1)
         rows = [torch.tensor((s + [float("nan")] * width)[:width], dtype=torch.float32) for s in sampling]
         sampled = torch.stack(rows).to(old.device)
-        mask = batch["completion_mask"]
+        mask = batch["completion_mask"] * batch.get("env_mask", 1)  # an episode's feedback turns were not sampled
         weights = rollout_is_weights(old, sampled, mask, self.args.vllm_importance_sampling_mode,
                                      self.args.vllm_importance_sampling_clip_max)  # fmt: skip
         per_token = weights.expand_as(mask)[mask.bool()]
@@ -403,9 +403,10 @@ class EpisodeSDPOTrainer(FeedbackSDPOTrainer):
     def _generate(self, prompt_ids):
         def generate(sequences):
             _, completion_ids = super(EpisodeSDPOTrainer, self)._generate(sequences)
-            return completion_ids, None
+            return completion_ids, self._sampling_logps  # vLLM's, for the rollout correction (None in HF generation)
 
         self._played = episodes.play(self.episode_env, self._tokenizer, self._rows, prompt_ids, generate)
+        self._sampling_logps = None if self._played[0].logprobs is None else [e.logprobs for e in self._played]
         return [e.prompt_ids for e in self._played], [e.completion_ids for e in self._played]
 
     def _compute_teacher_student_logits(self, model, teacher_model, inputs):
