@@ -165,6 +165,15 @@ def test_each_algorithm_trains_with_a_colocated_engine(fake_vllm, tmp_path, name
         assert "sampling/importance_sampling_ratio/mean" in logged
 
 
+def test_sleep_mode_frees_the_engine_between_generations(fake_vllm, tmp_path):
+    trainer = trainer_for("grpo", GenerationConfig(name="vllm_colocate", enable_sleep_mode=True), tmp_path, max_steps=1)
+    trainer.train()
+    kinds = [e["event"] for e in fake_vllm.RECORD if e["event"] != "load_weights"]
+    assert fake_vllm.RECORD[0]["enable_sleep_mode"] is True
+    # asleep from its start; woken for the weights and the KV cache; asleep again after generating
+    assert kinds == ["init", "sleep", "wake_up", "reset_prefix_cache", "wake_up", "generate", "sleep"]
+
+
 @pytest.mark.parametrize("name", ["grpo", "sdpo"])
 def test_multi_turn_episodes_generate_each_attempt_with_the_engine(fake_vllm, tmp_path, name):
     trainer = trainer_for(name, GenerationConfig(name="vllm_colocate"), tmp_path, max_attempts=2, max_steps=1)
@@ -248,7 +257,7 @@ class RecordingClient:
         self.calls.append(("reset_prefix_cache",))
 
 
-@pytest.mark.parametrize("name", ["grpo", "jackpot"])
+@pytest.mark.parametrize("name", ["grpo", "luffy", "sdpo", "jackpot"])
 def test_a_server_generates_and_gets_the_weights_after_each_step(fake_vllm, tmp_path, monkeypatch, name):
     import trl.generation.vllm_generation as trl_vllm
 
@@ -267,10 +276,11 @@ def test_a_server_generates_and_gets_the_weights_after_each_step(fake_vllm, tmp_
     generates = [c for c in RecordingClient.calls if c[0] == "generate"]
     assert len(generates) == 2 and all(c[1:] == (2, 2, 20 if name == "jackpot" else 0) for c in generates)
     first, second = [i for i, k in enumerate(kinds) if k == "generate"]
-    if name == "grpo":
-        assert "update" in kinds[:first] and "update" in kinds[first:second]
-    else:
+    if name == "jackpot":
         assert "update" not in kinds
+    else:
+        assert "update" in kinds[:first] and "update" in kinds[first:second]
+    assert trainer.state.global_step == 2
 
 
 # ---------------------------------------------------------------- generation=vllm_server: the server's process
