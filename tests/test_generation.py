@@ -411,6 +411,7 @@ def test_two_ranks_seed_their_engines_apart(tmp_path):
     argv = [sys.executable, "-m", "rlexp", "algo=grpo", "generation=vllm_colocate", "launcher=ddp", "launcher.num_processes=2",
             *SMALL, "env.num_cards=3", "env.target=12", "env.prompt_style=short", "algo.max_steps=1", "eval.before=false",
             "algo.per_device_train_batch_size=2", "algo.num_generations=2", "algo.max_completion_length=8", "seed=4",
+            "eval.generation=hf",  # the training engines only
             f"threads={THREADS}", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests' / 'fake_vllm'}{os.pathsep}{ROOT}", "FAKE_VLLM_LOG": str(log)}
     ok(subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True))
