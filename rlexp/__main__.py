@@ -190,13 +190,14 @@ def hydra_main(cfg: DictConfig) -> None:
 
     from rlexp.checkpoints import hand_on
     from rlexp.config import from_training_run, validate
-    from rlexp.launch import gpu_slot, launch
+    from rlexp.launch import gpu_slot, launch, server_gpus_apart
 
     with contextlib.redirect_stdout(io.StringIO()):
         # prints "[INFO] Running in WANDB offline mode" on import, whatever the logger: not ours to say
         import transformers.integrations.integration_utils  # noqa: F401
     try:
-        with libraries_to_stderr(), gpu_slot(cfg.launcher):  # first: the run's process sees only its slot's GPUs
+        # first: the run's process sees only its slot's GPUs, less those of a vLLM server
+        with libraries_to_stderr(), gpu_slot(cfg.launcher), server_gpus_apart(cfg):
             note = from_training_run(cfg, list(HydraConfig.get().overrides.task))
             if note:
                 say(f"[rlexp] {note}")

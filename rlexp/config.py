@@ -20,6 +20,7 @@ from typing import Optional
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlexp import algos, envs, modes, schema
+from rlexp import generation as rlexp_generation
 from rlexp.errors import ConfigError
 from rlexp.schema import (
     DiscoverConfig,
@@ -137,9 +138,12 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
         raise ConfigError(f"precision={cfg.precision} is not one of {', '.join(PRECISIONS)}")
     if cfg.logger.name not in ("wandb", "none"):
         raise ConfigError(f"logger.name={cfg.logger.name} is not one of wandb, none")
+    generation = structured(GenerationConfig, cfg.generation)
+    generation.check()
     for name, algo in stages(cfg):
         with stage_keys(cfg, name):
             algo.check(world_size(launcher) if machine else launcher.num_processes or 1)
+            algo.check_generation(generation)
     if cfg.mode == "discover":
         structured(DiscoverConfig, cfg.discover).check(algo_from(cfg.algo).name, launcher.name)
     env = env_from(cfg.env)
@@ -164,6 +168,8 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
     if env.has_images():
         check_images(cfg, model)
     check_available(model)
+    if cfg.mode == "train" and any(algo.generates for _, algo in stages(cfg)):
+        check_generation(generation, model.vision, launcher, machine)
 
 
 def check_images(cfg: DictConfig, model: ModelConfig) -> None:
@@ -181,6 +187,25 @@ def check_images(cfg: DictConfig, model: ModelConfig) -> None:
             raise ConfigError(
                 f"algo={algo.name} (stage {name}) does not train on images yet; with env={cfg.env.name}'s images use {taking}"
             )
+
+
+def check_generation(generation: GenerationConfig, vision: bool, launcher: LauncherConfig, machine: bool) -> None:
+    """The `generation` group of a run with a stage that generates (the RL algorithms). The split of the GPUs between
+    a vLLM server and training is checked where it is made (rlexp/launch.py `server_gpus_apart`)."""
+    rlexp_generation.check(generation, vision, world_size(launcher) if machine else launcher.num_processes or 1)
+    if generation.name == "vllm_server" and machine:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "generation=vllm_server runs the server on GPUs of its own and sends it the weights over NCCL, and this "
+                "machine has no GPU; use generation=hf or continuous_batching"
+            )
+
+
+def starts_server(cfg: DictConfig) -> bool:
+    """The run starts a vLLM server: generation=vllm_server and a stage that generates."""
+    return cfg.mode == "train" and cfg.generation.name == "vllm_server" and any(a.generates for _, a in stages(cfg))
 
 
 def check_resume(resume: str, stage_names: list[str]) -> None:

@@ -29,9 +29,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rlexp.checkpoints import STOP_SIGNALS, RunDirLock, die_with_parent, prepare_run_dir
-from rlexp.config import LauncherConfig, resolve_precision, structured, threads_per_process, world_size
+from rlexp.config import LauncherConfig, resolve_precision, starts_server, structured, threads_per_process, world_size
 from rlexp.console import say
 from rlexp.errors import ConfigError
+from rlexp.generation import split_gpus
+from rlexp.schema import GenerationConfig
 
 
 def resolved_config(cfg: DictConfig) -> dict:
@@ -127,6 +129,33 @@ def gpu_slot(launcher_node) -> contextlib.AbstractContextManager:
     CUDA_VISIBLE_DEVICES once, when this process first uses it."""
     launcher = structured(LauncherConfig, launcher_node)
     return GpuSlot(gpu_pool(launcher), launcher.gpus_per_job) if launcher.gpus_per_job else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def server_gpus_apart(cfg: DictConfig):
+    """generation=vllm_server: the run's processes see only the GPUs they train on (CUDA_VISIBLE_DEVICES, so a ddp
+    launch starts one rank per training GPU), and the config names the server's (generation.server_gpus), which the
+    main process starts the server on for each stage that generates. Taken, like `gpu_slot`, before anything asks
+    CUDA about the GPUs."""
+    if not starts_server(cfg):
+        yield
+        return
+    pool = gpu_pool(structured(LauncherConfig, cfg.launcher))
+    if not pool:  # no GPU: validate says so
+        yield
+        return
+    server, training = split_gpus(pool, structured(GenerationConfig, cfg.generation))
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(training)
+    cfg.generation.server_gpus = server
+    say(f"[rlexp] generation=vllm_server: the server on GPU(s) {','.join(server)}, training on {','.join(training)}")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
 
 
 def launch(cfg: DictConfig) -> dict:

@@ -201,13 +201,76 @@ class LauncherConfig:
 
 @dataclass
 class GenerationConfig:
-    """Schema shared by every `conf/generation/*.yaml`: how the RL algorithms sample their rollouts, and evaluation
-    its samples unless `eval.generation` says otherwise."""
+    """Schema shared by every `conf/generation/*.yaml`: how the RL algorithms (grpo, luffy, sdpo, jackpot) sample
+    their rollouts, and evaluation its samples unless `eval.generation` says otherwise. Stages that do not generate
+    (sft, iwsft, pear) train as they always do; in a pipeline (sft -> grpo) the RL stage generates this way."""
 
     # hf: transformers' `generate` in each training process | vllm_colocate: a vLLM engine inside each training
     # process, on its GPU | vllm_server: a `trl vllm-serve` process on `server_gpus`, training on the other GPUs |
     # continuous_batching: transformers' continuous batching (TRL's use_transformers_continuous_batching)
     name: str = "hf"
+    # > vLLM (vllm_colocate, vllm_server)
+    # share of each vLLM GPU's memory vLLM takes for weights and KV cache: colocated, what training leaves over
+    gpu_memory_utilization: float = 0.3
+    # GPUs one engine is split over: colocated, consecutive ranks form a group sharing one engine (the world size
+    # must divide by it); a server, the GPUs it runs on
+    tensor_parallel_size: int = 1
+    # longest prompt plus completion vLLM makes room for, in tokens; null: the model's context length
+    max_model_length: Optional[int] = None
+    # colocated: vLLM frees its weights and KV cache while training steps run (less memory, a reload per generation)
+    enable_sleep_mode: bool = False
+    # correct the loss for the mismatch between vLLM's sampling probabilities and the trainer's: each token's (or
+    # completion's) loss times w = pi_trainer / pi_vllm, bounded (TRL's vllm_importance_sampling_correction for grpo
+    # and luffy; sdpo multiplies its loss by the same w, as its authors' runs do; jackpot uses algo.correction)
+    importance_sampling_correction: bool = True
+    # token_truncate, token_mask, sequence_truncate or sequence_mask (TRL's modes: w per token or per completion,
+    # truncated at the bound or zero above it); null: the algorithm's own (grpo, luffy: TRL's sequence_mask;
+    # sdpo: token_truncate, as its authors' runs)
+    importance_sampling_mode: Optional[str] = None
+    # the bound on w; null: the algorithm's own (grpo, luffy: TRL's 3; sdpo: 2, as its authors' runs)
+    importance_sampling_clip_max: Optional[float] = None
+    # > vllm_server: the server rlexp starts for each stage that generates, and stops when the stage ends
+    # GPUs the server runs on (indices or UUIDs); empty: the last tensor_parallel_size GPUs of those the run sees
+    server_gpus: List[str] = field(default_factory=list)
+    # address the server listens on and the trainer reaches it at
+    server_host: str = "127.0.0.1"
+    # the server's HTTP port; 0: a free port, picked when it starts
+    server_port: int = 0
+    # port of the NCCL group that carries the trained weights to the server; 0: a free port
+    group_port: int = 0
+    # seconds to wait for the server to answer /health after it starts (loading a large model takes minutes)
+    server_timeout: float = 900.0
+
+    def check(self) -> None:
+        """The checks of the group's own keys. Raises ConfigError."""
+        names = ("hf", "vllm_colocate", "vllm_server", "continuous_batching")
+        if self.name not in names:
+            raise ConfigError(f"generation.name={self.name} is not one of {', '.join(names)}")
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise ConfigError(f"generation.gpu_memory_utilization={self.gpu_memory_utilization} must be in (0, 1]")
+        if self.tensor_parallel_size < 1:
+            raise ConfigError(f"generation.tensor_parallel_size={self.tensor_parallel_size} must be at least 1")
+        if self.max_model_length is not None and self.max_model_length < 1:
+            raise ConfigError(f"generation.max_model_length={self.max_model_length} must be at least 1 (or null)")
+        modes = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
+        if self.importance_sampling_mode not in (None, *modes):
+            raise ConfigError(
+                f"generation.importance_sampling_mode={self.importance_sampling_mode} is not one of {', '.join(modes)}"
+            )
+        if self.importance_sampling_clip_max is not None and not self.importance_sampling_clip_max > 0:
+            raise ConfigError(f"generation.importance_sampling_clip_max={self.importance_sampling_clip_max} must be positive")
+        for key in ("server_port", "group_port"):
+            if not 0 <= getattr(self, key) < 65536:
+                raise ConfigError(f"generation.{key}={getattr(self, key)} is not a port (0: a free one)")
+        if self.server_timeout <= 0:
+            raise ConfigError(f"generation.server_timeout={self.server_timeout} must be positive (seconds)")
+        if self.server_gpus and len(self.server_gpus) != self.tensor_parallel_size:
+            raise ConfigError(
+                f"generation.server_gpus has {len(self.server_gpus)} GPUs and the server splits its engine over "
+                f"generation.tensor_parallel_size={self.tensor_parallel_size}; make them agree"
+            )
+        if self.enable_sleep_mode and self.name != "vllm_colocate":
+            raise ConfigError("generation.enable_sleep_mode frees a colocated engine's memory: it needs generation=vllm_colocate")
 
 
 @dataclass

@@ -64,10 +64,10 @@ def default_text(field: dataclasses.Field) -> str:
 def groups() -> list[tuple[str, type]]:
     """(the key prefix a user types, dataclass) for every config group."""
     from rlexp import algos, envs
-    from rlexp.schema import DiscoverConfig, EvalConfig, LauncherConfig, LoggerConfig, ModelConfig, RunConfig
+    from rlexp.schema import DiscoverConfig, EvalConfig, GenerationConfig, LauncherConfig, LoggerConfig, ModelConfig, RunConfig
 
     return ([("top level", RunConfig), ("eval", EvalConfig), ("discover", DiscoverConfig), ("model", ModelConfig),
-             ("launcher", LauncherConfig), ("logger", LoggerConfig)]
+             ("launcher", LauncherConfig), ("logger", LoggerConfig), ("generation", GenerationConfig)]
             + [(f"algo={name}", algos.algo_class(name)) for name in algos.names()]
             + [(f"env={name}", envs.env_class(name)) for name in envs.names()])  # fmt: skip
 

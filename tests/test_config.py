@@ -13,7 +13,7 @@ from rlexp.errors import ConfigError
 from rlexp.schema import EvalConfig
 
 register_schemas()
-GROUPS = ["algo", "env", "model", "launcher", "logger", "experiment"]
+GROUPS = ["algo", "env", "model", "launcher", "logger", "generation", "experiment"]
 
 
 def options(group):
@@ -48,6 +48,12 @@ def test_every_yaml_composes_and_opens_with_a_command(group, option, monkeypatch
     cfg = composed(f"{group}={option}")
     if group == "model" and cfg.model.pretrained:  # a hub model, offline and not cached
         with pytest.raises(ConfigError, match="model=tiny"):
+            validate(cfg)
+    elif group == "generation" and option.startswith("vllm") and importlib.util.find_spec("vllm") is None:
+        with pytest.raises(ConfigError, match="needs vLLM, which is not installed.*: pip install"):
+            validate(cfg)
+    elif (group, option) == ("generation", "vllm_server"):  # on a machine with vLLM: it needs a GPU
+        with pytest.raises(ConfigError, match="GPU"):
             validate(cfg)
     elif (group, option) == ("algo", "pear"):  # its behaviour data has no default: it names one
         with pytest.raises(ConfigError, match="needs behaviour log-probs"):

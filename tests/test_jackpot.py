@@ -15,6 +15,7 @@ from rlexp.algos.jackpot import Jackpot, JackpotOptions
 from rlexp.errors import ConfigError
 from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
 from rlexp.rewards import EnvReward
+from rlexp.schema import GenerationConfig
 from rlexp.trainers.actor_rollouts import actor_logprobs_from_vllm, candidates_to_tensors, check_same_vocabulary, topk_candidates
 from rlexp.trainers.jackpot import (
     JackpotGRPOTrainer,
@@ -457,15 +458,14 @@ def test_vllm_path_scores_the_sampled_token_and_accepts_the_policys_own_samples(
     ({"level": "batch"}, "algo.level=batch is not one of token, sequence"),
     ({"correction": "icepop"}, "algo.correction=icepop is not one of"),
     ({"loss_type": "sapo"}, "algo.loss_type=sapo"),
-    ({"trl": {"vllm_importance_sampling_mode": "token_mask"}}, "is set by algo=jackpot"),
+    ({"trl": {"vllm_importance_sampling_mode": "token_mask"}}, "set elsewhere: use generation.importance_sampling_mode"),
+    ({"trl": {"vllm_importance_sampling_clip_min": 0.5}}, "is set by algo=jackpot"),
     ({"trl": {"importance_sampling_level": "sequence"}}, "algo.level=sequence"),
     ({"level": "sequence", "target": "new"}, "algo.target=new is token-level only"),
     ({"actor": {"hidden_size": 16}, "actor_lag": 2}, "algo.actor_lag makes a stale copy of the policy"),
     ({"actor": {"hidden_sise": 16}}, "algo.actor: "),
     ({"trl": {"top_p": 0.9}}, "algo.trl.top_p=0.9"),
-    ({"trl": {"use_vllm": True}, "z_estimate": "exact"}, "algo.z_estimate=exact needs"),
-    ({"trl": {"use_vllm": True}, "actor": {"hidden_size": 16}}, "the actor is the model vLLM serves"),
-    ({"trl": {"use_vllm": True}, "actor": "/tmp"}, "needs algo.trl.vllm_mode=server"),  # a local directory: available
+    ({"trl": {"use_vllm": True}}, "set elsewhere: use generation=vllm_colocate or generation=vllm_server"),
     ({"actor": "org/an-actor-not-in-the-cache"}, "algo.actor: model=org/an-actor-not-in-the-cache needs"),  # offline in tests
 ])  # fmt: skip
 def test_bad_configs_are_one_clear_line(fields, message):
@@ -474,14 +474,32 @@ def test_bad_configs_are_one_clear_line(fields, message):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("fields, generation, message", [
+    ({"z_estimate": "exact"}, {"name": "vllm_colocate"}, "algo.z_estimate=exact needs"),
+    ({"actor": {"hidden_size": 16}}, {"name": "vllm_server"}, "the actor is the model vLLM runs"),
+    ({"actor": "/tmp"}, {"name": "vllm_colocate"}, "needs generation=vllm_server"),  # a local directory: available
+    ({"actor": "self"}, {"name": "vllm_colocate", "importance_sampling_mode": "token_mask"}, "algo.correction=jackpot|tis|none"),
+    ({"actor": "self"}, {"name": "vllm_server", "importance_sampling_correction": False}, "not used by algo=jackpot"),
+    ({"actor": "self"}, {"name": "continuous_batching"}, "generation=hf or a vLLM mode"),
+])  # fmt: skip
+def test_bad_generation_configs_are_one_clear_line(fields, generation, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        Jackpot(**fields).check_generation(GenerationConfig(**generation))
+    assert "\n" not in str(err.value)
+
+
 def test_defaults_check_and_hand_trl_no_correction_of_its_own():
     algo = Jackpot()
     algo.check(world_size=1)
+    algo.check_generation(GenerationConfig())
     kwargs = algo.trl_kwargs()
-    assert kwargs["vllm_importance_sampling_correction"] is False and "actor" not in kwargs and "obrs_lambda" not in kwargs
-    tis = Jackpot(correction="tis", trl={"use_vllm": True}, max_weight=2.0)
-    assert tis.trl_kwargs()["vllm_importance_sampling_correction"] is True
-    assert tis.trl_kwargs()["vllm_importance_sampling_clip_max"] == 2.0
+    assert "actor" not in kwargs and "obrs_lambda" not in kwargs
+    assert algo.generation_fields(GenerationConfig()) == {"use_vllm": False}
+    vllm = GenerationConfig(name="vllm_colocate")
+    assert Jackpot(actor="self").generation_fields(vllm)["vllm_importance_sampling_correction"] is False
+    tis = Jackpot(actor="self", correction="tis", max_weight=2.0).generation_fields(vllm)
+    assert tis["vllm_importance_sampling_correction"] is True and tis["vllm_importance_sampling_clip_max"] == 2.0
+    assert tis["vllm_importance_sampling_mode"] == "token_truncate" and tis["vllm_importance_sampling_clip_min"] is None
 
 
 def test_an_actor_with_another_tokenizer_is_one_clear_line():

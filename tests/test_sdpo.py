@@ -676,7 +676,7 @@ def test_trust_region_teacher_interpolates_base_and_live_logits(tmp_path, rate):
         ({"advantage_clip": 5.0, "distillation_alpha": 0.5}, "advantage_clip"),
         ({"reprompt_template": "{question}{feedback}"}, "reprompt_template may only use"),
         ({"trl": {"success_reward_threshold": 0.5}}, "Score.success"),
-        ({"trl": {"use_vllm": True}}, "vLLM"),
+        ({"trl": {"use_vllm": True}}, "set elsewhere: use generation=vllm_colocate or generation=vllm_server"),
         ({"distillation_weight": 0.1}, "set algo.loss_type=grpo \\(not dapo\\)"),
         ({"gradient_accumulation_steps": 2, "trl": {"steps_per_generation": 3}}, "3 micro-steps .* multiple of"),
     ],

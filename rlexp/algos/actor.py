@@ -34,15 +34,26 @@ def check_actor(actor: ModelConfig | None, actor_lag: int, trl: dict, algo: str)
             check_available(actor)  # a hub actor, offline and not cached: fail now, not after the policy loads
         except ConfigError as exc:
             raise ConfigError(f"algo.actor: {exc}") from None
-    if trl.get("use_vllm"):
-        if actor is not None and actor.pretrained is None:
-            raise ConfigError("with algo.trl.use_vllm the actor is the model vLLM serves: set algo.actor=self or a hub id / path")
-        if actor is not None and trl.get("vllm_mode", "colocate") != "server":
-            raise ConfigError("a separate actor with vLLM needs algo.trl.vllm_mode=server, with the server running the actor")
-    else:
-        # the actor's log-probs are recorded as softmax(logits / temperature): sampling must not truncate
-        plain_sampling = {"top_p": (1.0,), "top_k": (0, None), "min_p": (None, 0.0), "repetition_penalty": (1.0,)}
-        for name, plain in plain_sampling.items():
-            if trl.get(name, plain[0]) not in plain:
-                raise ConfigError(f"algo.trl.{name}={trl[name]}: algo={algo} records the actor's log-probs at the sampling "
-                                  f"temperature only; leave {name} at {plain[0]}")  # fmt: skip
+    # both models' log-probs are compared as softmax(logits / temperature), whatever generates: sampling must not
+    # truncate the distribution
+    plain_sampling = {"top_p": (1.0,), "top_k": (0, None), "min_p": (None, 0.0), "repetition_penalty": (1.0,)}
+    for name, plain in plain_sampling.items():
+        if trl.get(name, plain[0]) not in plain:
+            raise ConfigError(f"algo.trl.{name}={trl[name]}: algo={algo} records the actor's log-probs at the sampling "
+                              f"temperature only; leave {name} at {plain[0]}")  # fmt: skip
+
+
+def check_actor_engine(actor: ModelConfig | None, generation: str) -> None:
+    """The actor against the run's generation mode (`generation`: its name). Raises ConfigError."""
+    if actor is None or generation not in ("vllm_colocate", "vllm_server"):
+        return
+    if actor.pretrained is None:
+        raise ConfigError(
+            f"with generation={generation} the actor is the model vLLM runs, which needs its weights on disk: set "
+            "algo.actor=self or a hub id / path"
+        )
+    if generation != "vllm_server":
+        raise ConfigError(
+            "a separate actor with vLLM needs generation=vllm_server, whose server runs the actor (a colocated engine "
+            "runs the policy)"
+        )

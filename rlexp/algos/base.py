@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Optional
 
 from rlexp.errors import ConfigError
+from rlexp.generation import OWNED_FIELDS
+from rlexp.schema import GenerationConfig
 
 if TYPE_CHECKING:  # an algorithm's config is read before any of them loads: only its trainer imports them
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
@@ -75,6 +77,8 @@ class Algo(abc.ABC):
     # of generalpoints). Read from the class itself, never inherited: a subclass's trainer handles batches its own way,
     # so it says for itself whether images reach its model
     takes_images: ClassVar[bool] = False
+    # the algorithm samples its own training data (the RL family), as the run's `generation` group says
+    generates: ClassVar[bool] = False
 
     @classmethod
     def reads_images(cls) -> bool:
@@ -96,18 +100,36 @@ class Algo(abc.ABC):
                 f"algo.trl has {', '.join(unknown)}, which {config_class.__name__} does not take; "
                 f"see its fields in TRL's documentation"
             )
-        shadowed = sorted(set(self.trl) & (set(ours) | set(run_owned("", 0, "fp32"))))
+        shadowed = sorted(set(self.trl) & (set(ours) | set(run_owned("", 0, "fp32")) | set(OWNED_FIELDS)))
         if shadowed:
+            key = shadowed[0]
+            where = f"use algo.{key}" if key in ours else f"use {OWNED_FIELDS[key]}" if key in OWNED_FIELDS else None
             raise ConfigError(
-                f"algo.trl.{shadowed[0]} is set elsewhere: "
-                + (f"use algo.{shadowed[0]}" if shadowed[0] in ours else "rlexp sets it from the run (seed, precision, run dir)")
+                f"algo.trl.{key} is set elsewhere: " + (where or "rlexp sets it from the run (seed, precision, run dir)")
             )
         return {**ours, **self.trl}
 
-    def training_args(self, output_dir, seed: int, precision: str, **extra) -> TrainingArguments:
-        """This algorithm's TRL config for a run: its hyperparameters, the run's own fields, and `extra`."""
+    def training_args(
+        self, output_dir, seed: int, precision: str, generation: Optional[GenerationConfig] = None, **extra
+    ) -> TrainingArguments:
+        """This algorithm's TRL config for a run: its hyperparameters, the run's own fields, how it generates
+        (`generation`: the run's group, if the algorithm generates), and `extra`."""
         kwargs = {**self.trl_kwargs(), "save_steps": self.save_steps or max(1, math.ceil(self.max_steps / 10))}
+        if generation is not None:
+            kwargs.update(self.generation_fields(generation))
         return self.config_class()(**kwargs, **run_owned(output_dir, seed, precision), **extra)
+
+    def generation_fields(self, generation: GenerationConfig) -> dict[str, Any]:
+        """The TRL config fields that make this algorithm generate as `generation` says: none for an algorithm that
+        trains on fixed data (sft, iwsft, pear), which ignores the group (a pipeline's RL stage uses it)."""
+        return {}
+
+    def check_generation(self, generation: GenerationConfig) -> None:
+        """Checks of this algorithm against the run's `generation` group, before any model loads. Raise ConfigError."""
+
+    def served_model(self, start: Optional[str]) -> Optional[str]:
+        """The model a generation server runs for this stage, which starts from `start` (a path or hub id)."""
+        return start
 
     def check(self, world_size: int) -> None:
         """Cross-field checks that must fail before any model loads. Raise ConfigError."""

@@ -21,6 +21,7 @@ from typing import ClassVar
 from rlexp.algos import register
 from rlexp.algos.base import Algo
 from rlexp.errors import ConfigError
+from rlexp.generation import trl_fields
 from rlexp.rewards import EnvReward
 
 
@@ -54,6 +55,10 @@ class GRPO(Algo):
     gamma: float = 1.0
 
     trl_config = "trl.GRPOConfig"
+    generates = True
+    # the correction of vLLM's sampling mismatch where generation.importance_sampling_* are null: TRL's defaults
+    importance_sampling_mode: ClassVar[str] = "sequence_mask"
+    importance_sampling_clip_max: ClassVar[float] = 3.0
     # trains on multi-turn episodes (so does sdpo); luffy and jackpot, which change what GRPO's loss sees, do not
     trains_on_episodes: ClassVar[bool] = True
     takes_images = True  # TRL's GRPOTrainer puts an `images` column into the prompts it generates from and trains on
@@ -89,6 +94,9 @@ class GRPO(Algo):
                 f"the generation batch ({generation_batch} = {how}) is not divisible by "
                 f"algo.num_generations={self.num_generations}; change one so it divides"
             )
+
+    def generation_fields(self, generation):
+        return trl_fields(generation, self.importance_sampling_mode, self.importance_sampling_clip_max)
 
     def check_env(self, env) -> None:
         if env.max_attempts > 1 and not self.trains_on_episodes:

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from rlexp.algos import register
-from rlexp.algos.actor import actor_model_config, check_actor
+from rlexp.algos.actor import actor_model_config, check_actor, check_actor_engine
 from rlexp.algos.grpo import GRPO
 from rlexp.errors import ConfigError
 from rlexp.schema import ModelConfig
@@ -106,22 +106,45 @@ class Jackpot(GRPO, JackpotOptions):
     # the actor generates single attempts; its multi-turn rollouts are not wired up
     trains_on_episodes: ClassVar[bool] = False
 
-    def _use_vllm(self) -> bool:
-        return bool(self.trl.get("use_vllm"))
-
     def actor_model_config(self) -> ModelConfig | None:
         return actor_model_config(self.actor)
 
-    def trl_kwargs(self) -> dict:
-        kwargs = super().trl_kwargs()
-        # every correction is Jackpot's, except TIS on the vLLM path, which is TRL's own token_truncate
-        kwargs.update(
-            vllm_importance_sampling_correction=self._use_vllm() and self.correction == "tis",
-            vllm_importance_sampling_mode="token_truncate",
-            vllm_importance_sampling_clip_min=None,
-            vllm_importance_sampling_clip_max=self.max_weight,
-        )
-        return kwargs
+    def generation_fields(self, generation) -> dict:
+        fields = super().generation_fields(generation)
+        if fields["use_vllm"]:  # every correction is Jackpot's, except TIS, which is TRL's own token_truncate
+            fields.update(
+                vllm_importance_sampling_correction=self.correction == "tis",
+                vllm_importance_sampling_mode="token_truncate",
+                vllm_importance_sampling_clip_max=self.max_weight,
+                vllm_importance_sampling_clip_min=None,
+            )
+        return fields
+
+    def served_model(self, start: str | None) -> str | None:
+        """A separate actor is the model the vLLM server runs (the policy's weights never reach it)."""
+        actor = self.actor_model_config()
+        return start if actor is None else actor.pretrained
+
+    def check_generation(self, generation) -> None:
+        vllm = generation.name in ("vllm_colocate", "vllm_server")
+        changed = [k for k in ("importance_sampling_mode", "importance_sampling_clip_max") if getattr(generation, k) is not None]
+        if not generation.importance_sampling_correction:
+            changed.insert(0, "importance_sampling_correction")
+        if vllm and changed:
+            raise ConfigError(
+                f"generation.{changed[0]} is not used by algo=jackpot, which corrects vLLM's rollouts its own way: "
+                "choose with algo.correction=jackpot|tis|none and algo.max_weight"
+            )
+        if vllm and self.z_estimate == "exact":
+            raise ConfigError(
+                "algo.z_estimate=exact needs the actor's full distribution, which vLLM does not return; use z_estimate=topk"
+            )
+        if generation.name == "continuous_batching":
+            raise ConfigError(
+                "algo=jackpot records the actor's log-probs as it generates, which continuous batching does not return; "
+                "use generation=hf or a vLLM mode"
+            )
+        check_actor_engine(self.actor_model_config(), generation.name)
 
     def check(self, world_size: int) -> None:
         super().check(world_size)
@@ -139,7 +162,7 @@ class Jackpot(GRPO, JackpotOptions):
             raise ConfigError(
                 f"algo.loss_type={self.loss_type}: algo=jackpot reweights the clipped objective of {', '.join(LOSS_TYPES)}"
             )
-        owned = sorted(k for k in self.trl if k.startswith("vllm_importance_sampling") or k == "off_policy_mask_threshold")
+        owned = sorted(k for k in self.trl if k == "vllm_importance_sampling_clip_min" or k == "off_policy_mask_threshold")
         if owned:
             raise ConfigError(
                 f"algo.trl.{owned[0]} is set by algo=jackpot; choose the correction with algo.correction=jackpot|tis|none"
@@ -150,10 +173,6 @@ class Jackpot(GRPO, JackpotOptions):
             )
         if self.level == "sequence" and self.target == "new":
             raise ConfigError("algo.target=new is token-level only; use algo.level=token or algo.target=ref")
-        if self._use_vllm() and self.z_estimate == "exact":
-            raise ConfigError(
-                "algo.z_estimate=exact needs the actor's full distribution, which vLLM does not return; use z_estimate=topk"
-            )
         check_actor(self.actor_model_config(), self.actor_lag, self.trl, "jackpot")
 
     def build_trainer(self, model, tokenizer, env, args):
@@ -168,9 +187,9 @@ class Jackpot(GRPO, JackpotOptions):
             tokenizer,
             env,
             args,
-            actor=load_actor(actor_cfg, tokenizer, self._use_vllm()),
+            actor=load_actor(actor_cfg, tokenizer, args.use_vllm),
             actor_lag=self.actor_lag,
-            vllm_serves_actor=actor_cfg is not None and self._use_vllm(),
+            vllm_serves_actor=actor_cfg is not None and args.use_vllm,
             options=options,
         )
 

@@ -13,6 +13,10 @@ Losses are summed and divided by rows x max_completion_length (`loss_type=dr_grp
 (rlexp/trainers/luffy.py): `_generate` swaps in the demonstrations; on their rows `rewrite_loss_inputs` makes the
 log-probs the loss sees log f(p) and the old log-probs 0, so TRL's own ratio exp(log f(p) - 0) is f(p). With no
 demonstration it is TRL's GRPO, unchanged.
+
+With vLLM (generation=vllm_*), TRL's importance-sampling correction weighs the policy's rollouts by
+pi_trainer / pi_vllm; a demonstration was not sampled by vLLM, so it has no sampling log-probs: they are NaN, which
+TRL's correction reads as "unscored" (a ratio of exactly 1), so a demonstration row keeps its shaped loss unweighted.
 """
 
 from __future__ import annotations
@@ -49,10 +53,6 @@ class LUFFY(GRPO):
             raise ConfigError(f"algo.shaping_gamma must be positive; got {self.shaping_gamma}")
         if self.num_iterations != 1:
             raise ConfigError("algo=luffy takes one optimisation step per generation batch: algo.num_iterations must be 1")
-        if self.trl.get("use_vllm"):
-            raise ConfigError(
-                "algo=luffy swaps demonstrations into groups in HF generation only: algo.trl.use_vllm is not supported yet"
-            )
 
     def build_trainer(self, model, tokenizer, env, args):
         from rlexp.trainers.luffy import LuffyTrainer

@@ -51,13 +51,19 @@ The override is small (rlexp/trainers/sdpo.py): `_calculate_rewards` keeps each 
 the teacher-context builder uses them in place of TRL's one-per-prompt column (and removes thinking as the authors'
 code does), and the distillation loss adds the token-mean reduction, the advantage clip and the shared normalisation
 of the mixture.
+
+With vLLM (generation=vllm_*) the rollouts come from an engine whose probabilities differ slightly from the
+trainer's; as the authors' runs do (verl's rollout correction, `rollout_is: token`, threshold 2, multiplied into both
+the distillation and the policy loss: compute_self_distillation_loss and compute_policy_loss), every token's loss is
+multiplied by w_t = min(pi_old(y_t) / pi_vllm(y_t), 2), pi_old being the trainer's policy at rollout time
+(generation.importance_sampling_mode and _clip_max choose another of TRL's four forms).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 from rlexp.algos import register
 from rlexp.algos.grpo import GRPO
@@ -144,6 +150,9 @@ class SDPO(GRPO):
     feedback_template: str = FEEDBACK_TEMPLATE
 
     trl_config = "rlexp.trainers.sdpo.FeedbackSDPOConfig"
+    # with vLLM, the rollout correction of the authors' runs (verl's rollout_is=token, rollout_is_threshold 2.0)
+    importance_sampling_mode: ClassVar[str] = "token_truncate"
+    importance_sampling_clip_max: ClassVar[float] = 2.0
 
     def check(self, world_size: int) -> None:
         super().check(world_size)
@@ -195,8 +204,12 @@ class SDPO(GRPO):
                 getattr(self, knob).format(**keys)
             except (KeyError, IndexError, ValueError) as exc:
                 raise ConfigError(f"algo.{knob} may only use the fields {{{'}, {'.join(keys)}}}: {exc!r}") from None
-        if self.trl.get("use_vllm"):
-            raise ConfigError("algo=sdpo runs with HF generation here; vLLM (TRL's SDPO teacher server) is not wired up")
+
+    def check_generation(self, generation) -> None:
+        if generation.name == "continuous_batching":
+            raise ConfigError(
+                "algo=sdpo generates with TRL's SDPOTrainer, which has no continuous batching; use generation=hf or a vLLM mode"
+            )
 
     def steps_per_generation(self, world_size: int) -> int:
         """Training micro-steps per generation batch, as SDPOConfig will resolve them."""

@@ -3,6 +3,8 @@ was stopped continues where its last complete checkpoint is."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import signal
 import time
@@ -17,8 +19,9 @@ from rlexp import models
 from rlexp.checkpoints import COMPLETE, latest_checkpoint, mark_complete, save_progress
 from rlexp.config import stage_keys, stages, structured
 from rlexp.console import say
+from rlexp.generation import VLLM, VLLMServer, free_port, seeded_engines, server_command
 from rlexp.modes.base import Run, evaluate_checkpoint
-from rlexp.schema import CONF_DIR
+from rlexp.schema import CONF_DIR, GenerationConfig
 
 
 def main(run: Run) -> None:
@@ -66,12 +69,59 @@ def start_point(resume: str) -> tuple[str, Path, int] | None:
 def train_stage(run: Run, name: str, algo, checkpoint: str | None, resume_from: Path | None) -> None:
     """Train one stage from `checkpoint`, or continue it from `resume_from` (a checkpoint of this stage); save its
     model."""
-    cfg, state = run.cfg, run.state
+    cfg = run.cfg
     stage_dir = run.run_dir / name
     set_seed(cfg.seed)
     model, tokenizer = models.load(run.model_cfg, checkpoint)
-    with stage_keys(cfg, name):
-        trainer = algo.build_trainer(model, tokenizer, run.env, algo.training_args(stage_dir, cfg.seed, cfg.precision))
+    start = checkpoint or run.model_cfg.pretrained
+    generation = structured(GenerationConfig, cfg.generation) if algo.generates else None
+    if generation is not None and generation.name in VLLM and start is None:
+        start = save_start_model(run, stage_dir, model, tokenizer)
+    with stage_server(run, name, algo, generation, start) as generation:
+        with stage_keys(cfg, name), seeded_engines(cfg.seed):
+            args = algo.training_args(stage_dir, cfg.seed, cfg.precision, generation=generation)
+            trainer = algo.build_trainer(model, tokenizer, run.env, args)
+        train_and_save(run, name, algo, trainer, resume_from)
+    del trainer, model
+    # transformers keeps ZeRO-3 switched on after training; from_pretrained would then shard the checkpoint, which
+    # each rank loads whole to evaluate its share of the prompts
+    unset_hf_deepspeed_config()
+
+
+def save_start_model(run: Run, stage_dir: Path, model, tokenizer) -> str:
+    """A vLLM engine loads its model from disk: a model built in memory (model=tiny) is saved for it first."""
+    path = stage_dir / "vllm_start_model"
+    if run.state.is_main_process:
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+    run.state.wait_for_everyone()
+    model.name_or_path = model.config._name_or_path = str(path)  # where TRL's colocated engine loads it from
+    return str(path)
+
+
+@contextlib.contextmanager
+def stage_server(run: Run, stage: str, algo, generation: GenerationConfig | None, start: str | None):
+    """With generation=vllm_server, the main process starts `trl vllm-serve` on generation.server_gpus with the model
+    the stage starts from (`algo.served_model`) and the run's seed, waits until it answers, and stops it when the
+    stage ends, fails or is stopped. Yields `generation` with the server's ports."""
+    if generation is None or generation.name != "vllm_server" or not run.state.is_main_process:
+        yield generation
+        return
+    port, group_port = generation.server_port or free_port(), generation.group_port or free_port()
+    generation = dataclasses.replace(generation, server_port=port, group_port=group_port)
+    command = server_command(algo.served_model(start), generation, port, run.cfg.seed)
+    health = f"http://{generation.server_host}:{port}/health"
+    log = run.run_dir / stage / "vllm_server.log"
+    stopping = lambda: run.stop.signum is not None  # noqa: E731
+    with VLLMServer(command, generation.server_gpus, health, log, generation.server_timeout, say, stopping):
+        run.stop.check()
+        yield generation
+
+
+def train_and_save(run: Run, name: str, algo, trainer, resume_from: Path | None) -> None:
+    """Train a built stage, or continue it from `resume_from`; save its model."""
+    cfg, state = run.cfg, run.state
+    stage_dir = run.run_dir / name
     trainer.add_callback(run.tracker.callback(name))
     trainer.add_callback(SaveAndStop(run, name))
     if state.is_main_process:
@@ -90,10 +140,6 @@ def train_stage(run: Run, name: str, algo, checkpoint: str | None, resume_from: 
     run.progress["trained"][name] = trainer.state.global_step
     if state.is_main_process:
         save_progress(run.run_dir, run.progress)
-    del trainer, model
-    # transformers keeps ZeRO-3 switched on after training; from_pretrained would then shard the checkpoint, which
-    # each rank loads whole to evaluate its share of the prompts
-    unset_hf_deepspeed_config()
 
 
 def restore_token_count(trainer, checkpoint: Path) -> None:

@@ -44,8 +44,8 @@ class LuffyTrainer(GRPOTrainerWithLossHook):
             ids = self.processing_class(answer, add_special_tokens=False)["input_ids"][: self.max_completion_length - 1]
             completion_ids[i] = ids + [self.processing_class.eos_token_id]
             completions[i] = [{"role": "assistant", "content": answer}] if isinstance(completions[i], list) else answer
-            if logprobs is not None:
-                logprobs[i] = [0.0] * len(completion_ids[i])
+            if logprobs is not None:  # vLLM's sampling log-probs: none for a demonstration, so no IS correction (ratio 1)
+                logprobs[i] = [math.nan] * len(completion_ids[i])
             if tool_mask is not None:
                 tool_mask[i] = [1] * len(completion_ids[i])
             self._demo_rows[i] = True
@@ -56,8 +56,6 @@ class LuffyTrainer(GRPOTrainerWithLossHook):
         device = output["completion_ids"].device
         demo = torch.tensor(self._demo_rows or [False] * len(output["completion_ids"]), device=device)
         output["demo_mask"] = demo
-        if "importance_sampling_ratio" in output and output["importance_sampling_ratio"] is not None:
-            output["importance_sampling_ratio"][demo] = 1.0  # no vLLM correction on a demonstration
         mode = "train" if self.model.training else "eval"
         self._metrics[mode]["luffy/demo_fraction"].append(demo.float().mean().item())
         if demo.any():

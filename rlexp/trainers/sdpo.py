@@ -35,6 +35,10 @@ class FeedbackSDPOConfig(SDPOConfig):
     reprompt_template: str = SDPO.reprompt_template
     solution_template: str = SDPO.solution_template
     feedback_template: str = SDPO.feedback_template
+    # with vLLM: the rollout correction (named as GRPOConfig names TRL's; set from generation.importance_sampling_*)
+    vllm_importance_sampling_correction: bool = True
+    vllm_importance_sampling_mode: str = SDPO.importance_sampling_mode
+    vllm_importance_sampling_clip_max: float = SDPO.importance_sampling_clip_max
 
 
 class ThinkingFreeSolution:
@@ -123,6 +127,61 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         super().__init__(*args, **kwargs)
         self.args.success_reward_threshold = 1.0  # the builder sees 0/1 success flags
         self.teacher_context_builder = FeedbackContextBuilder(self)
+        self._sampling_logps: Optional[list[list[float]]] = None  # vLLM's log-prob of each sampled token
+        if self.use_vllm and self.args.vllm_importance_sampling_correction:
+            self.vllm_generation.logprobs = 0  # TRL's SDPOTrainer asks for none; the sampled token's is what w needs
+
+    # -- vLLM: the rollout correction --------------------------------------------------------------------------
+
+    def _generate_vllm(self, prompt_ids):
+        """TRL's, keeping vLLM's log-prob of each sampled token for the rollout correction."""
+        if self.state.global_step != self._last_loaded_step:
+            self.vllm_generation.sync_weights()
+            self._last_loaded_step = self.state.global_step
+        num_generations = self.num_generations if self.model.training else self.num_generations_eval
+        prompt_ids_out, completion_ids, logprobs, _ = self.vllm_generation.generate(
+            prompts=prompt_ids, images=None, num_generations=num_generations
+        )
+        self._sampling_logps = None if logprobs is None else [[lp[0] for lp in seq] for seq in logprobs]
+        return prompt_ids_out, completion_ids
+
+    def _prepare_training_batch(self, inputs):
+        batch = super()._prepare_training_batch(inputs)
+        sampling, self._sampling_logps = self._sampling_logps, None
+        if sampling is not None and self.model.training and self.args.vllm_importance_sampling_correction:
+            batch["rollout_is_weights"] = self._rollout_is_weights(batch, sampling)
+        return batch
+
+    @torch.no_grad()
+    def _rollout_is_weights(self, batch, sampling: list[list[float]]) -> torch.Tensor:
+        """w = pi_old / pi_vllm per completion token (or per completion), bounded as generation.importance_sampling_*
+        say; pi_old is the trainer's policy now, at rollout time (TRL keeps its log-probs only for off-policy steps)."""
+        old = batch.get("old_per_token_logps")
+        if old is None:
+            ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+            mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+            logits = self._forward_logits(self.model, ids, mask, batch["completion_ids"].size(1))
+            old = selective_log_softmax(logits, batch["completion_ids"])
+        width = old.size(1)
+        rows = [torch.tensor((s + [float("nan")] * width)[:width], dtype=torch.float32) for s in sampling]
+        sampled = torch.stack(rows).to(old.device)
+        mask = batch["completion_mask"] * batch.get("env_mask", 1)  # an episode's feedback turns were not sampled
+        weights = rollout_is_weights(old, sampled, mask, self.args.vllm_importance_sampling_mode,
+                                     self.args.vllm_importance_sampling_clip_max)  # fmt: skip
+        per_token = weights.expand_as(mask)[mask.bool()]
+        for stat, fn in (("min", torch.min), ("mean", torch.mean), ("max", torch.max)):  # TRL's GRPO names them so
+            value = fn(per_token) if per_token.numel() else torch.tensor(1.0, device=mask.device)
+            self._metrics["train"][f"sampling/importance_sampling_ratio/{stat}"].append(
+                fn(self.accelerator.gather(value.reshape(1))).item()
+            )
+        return weights
+
+    def _compute_policy_loss(self, inputs, student_logits):
+        weights = inputs.get("rollout_is_weights")
+        if weights is not None:  # w >= 0 rides in the advantage: -min(r A w, clip(r) A w) = w * -min(r A, clip(r) A)
+            advantages = inputs["advantages"]
+            inputs = {**inputs, "advantages": (advantages[:, None] if advantages.dim() == 1 else advantages) * weights}
+        return super()._compute_policy_loss(inputs, student_logits)
 
     # -- feedback ----------------------------------------------------------------------------------------------
 
@@ -276,6 +335,10 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         if args.distillation_is_clip is not None and old_logps is not None:
             per_token = apply_importance_sampling_clipping(per_token, student_logps, old_logps, args.distillation_is_clip)
 
+        weights = inputs.get("rollout_is_weights")
+        if weights is not None:
+            per_token = per_token * weights
+
         if args.distillation_reduction == "row_mean":
             loss = ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
         elif args.distillation_weight < 1.0:
@@ -340,9 +403,10 @@ class EpisodeSDPOTrainer(FeedbackSDPOTrainer):
     def _generate(self, prompt_ids):
         def generate(sequences):
             _, completion_ids = super(EpisodeSDPOTrainer, self)._generate(sequences)
-            return completion_ids, None
+            return completion_ids, self._sampling_logps  # vLLM's, for the rollout correction (None in HF generation)
 
         self._played = episodes.play(self.episode_env, self._tokenizer, self._rows, prompt_ids, generate)
+        self._sampling_logps = None if self._played[0].logprobs is None else [e.logprobs for e in self._played]
         return [e.prompt_ids for e in self._played], [e.completion_ids for e in self._played]
 
     def _compute_teacher_student_logits(self, model, teacher_model, inputs):
@@ -355,6 +419,19 @@ class EpisodeSDPOTrainer(FeedbackSDPOTrainer):
     def _compute_policy_loss(self, inputs, student_logits):
         own_tokens = inputs["completion_mask"] * inputs["env_mask"]
         return super()._compute_policy_loss({**inputs, "completion_mask": own_tokens}, student_logits)
+
+
+def rollout_is_weights(old: torch.Tensor, sampled: torch.Tensor, mask: torch.Tensor, mode: str, clip_max: float) -> torch.Tensor:
+    """The rollout correction w = pi_old / pi_vllm from log-probs (B, T), in TRL's four forms (its GRPOTrainer's
+    vllm_importance_sampling_mode): per token (B, T) or per completion (B, 1, the product over its tokens),
+    truncated at `clip_max` or zero above it. A token vLLM did not score (NaN) counts as ratio 1."""
+    diff = torch.nan_to_num((old - sampled) * mask, nan=0.0)
+    if mode.startswith("sequence"):
+        diff = diff.sum(-1, keepdim=True)
+    ratio = diff.exp()
+    if mode.endswith("truncate"):
+        return ratio.clamp(max=clip_max)
+    return ratio.masked_fill(ratio > clip_max, 0.0)
 
 
 def support_logps(student_logits, teacher_logits, *, mode: str, topk: Optional[int], add_tail: bool):
