@@ -381,7 +381,7 @@ def test_chat_template_kwargs_take_plain_values_only():
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="checks a machine without vLLM")
 def test_eval_generation_asks_for_what_it_needs_in_one_line():
-    assert "pip install vllm" in error_of("eval.generation=vllm")
+    assert 'pip install "trl[vllm]"' in error_of("eval.generation=vllm")
     assert "generation=vllm_server (for evaluation) needs vLLM" in error_of("generation=vllm_server")
     assert "not one of hf, vllm, continuous_batching" in error_of("eval.generation=sglang")
     assert "takes text only" in error_of("eval.generation=continuous_batching", "model=tiny_vl", "env.visual=true")
