@@ -35,7 +35,7 @@ COMPLETE = "complete.json"
 LOCK = ".lock"
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # what a run directory holds once a run has started in it (Hydra's own .hydra/ and config.yaml do not count)
-RUN_FILES = (PROGRESS, "metrics.jsonl", "summary.json", "learning_curve.png")
+RUN_FILES = (PROGRESS, "metrics.jsonl", "completions.jsonl", "summary.json", "learning_curve.png")
 # keys that may change between a run and its resumption: they say how to run it, not what it computes
 RESUMABLE_CHANGES = ("resume", "overwrite", "threads", "logger", "launcher", "run_dir")
 
@@ -171,13 +171,16 @@ def is_evaluation(record: dict) -> bool:
     return any(key.startswith("eval/") for key in record)
 
 
-def kept_metrics(records: list[dict], progress: dict, stage: Optional[str], resume_step: int) -> list[dict]:
-    """The records of metrics.jsonl that a resumption keeps: what the trained stages logged, the evaluations that
-    `progress` holds, and what `stage` logged up to `resume_step` (its checkpoint) on the run's step axis. A
-    resumption logs the rest again, so each record is written once."""
+def kept_metrics(
+    records: list[dict], progress: dict, stage: Optional[str], resume_step: int, evaluation_record=is_evaluation
+) -> list[dict]:
+    """The records of metrics.jsonl (or completions.jsonl, whose evaluation records `evaluation_record` tells) that a
+    resumption keeps: what the trained stages logged, the evaluations that `progress` holds, and what `stage` logged
+    up to `resume_step` (its checkpoint) on the run's step axis. A resumption logs the rest again, so each record is
+    written once."""
     kept = []
     for record in records:
-        name, evaluation = record.get("stage"), is_evaluation(record)
+        name, evaluation = record.get("stage"), evaluation_record(record)
         if evaluation:
             keep = name in progress["results"]
         elif name in progress["trained"]:

@@ -140,6 +140,9 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
         raise ConfigError(f"logger.name={cfg.logger.name} is not one of wandb, none")
     generation = structured(GenerationConfig, cfg.generation)
     generation.check()
+    for knob in ("log_completions_steps", "completions_rows", "completions_max_mb"):
+        if cfg.logger[knob] < 0:
+            raise ConfigError(f"logger.{knob}={cfg.logger[knob]} must be 0 or more")
     for name, algo in stages(cfg):
         with stage_keys(cfg, name):
             algo.check(world_size(launcher) if machine else launcher.num_processes or 1)

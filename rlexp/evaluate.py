@@ -35,6 +35,7 @@ from trl.data_utils import prepare_multimodal_messages
 from rlexp import episodes
 from rlexp.envs import Env, Score
 from rlexp.models import generation_inputs, text_tokenizer
+from rlexp.rewards import message_text
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -368,14 +369,18 @@ def load_generator(engine: str, model_cfg, checkpoint: Optional[str], cfg, state
     return VLLMGenerator(llm, tokenizer, cfg)
 
 
-def evaluate(model, tokenizer, env: Env, cfg, seed: int = 0, shard: tuple[int, int] = (0, 1), gather=None) -> dict:
+def evaluate(
+    model, tokenizer, env: Env, cfg, seed: int = 0, shard: tuple[int, int] = (0, 1), gather=None, samples: dict | None = None
+) -> dict:
     """Metrics per split: {split: {success, mean_reward, pass@k ..., n_prompts, n_samples ...}}.
 
     `model` is a generator (HFGenerator, ContinuousBatchingGenerator, VLLMGenerator) or a transformers model
     (generating with HFGenerator). This process samples the share of rank `shard[0]` of `shard[1]` ranks; `gather`
-    takes [its share] and returns every rank's (accelerate's gather_object), so every rank computes the metrics."""
+    takes [its share] and returns every rank's (accelerate's gather_object), so every rank computes the metrics.
+    `samples`, a dict, gets this process's samples of each split as rows (prompt, completion, reward, success,
+    feedback ...), prompt by prompt."""
     generator = model if hasattr(model, "play") else HFGenerator(model, tokenizer, cfg)
-    mine = share(generator, env, cfg, seed, shard)
+    mine = share(generator, env, cfg, seed, shard, samples)
     everyone = {split: {} for split in mine}
     for part in gather([mine]) if gather is not None else [mine]:
         for split, scored in part.items():
@@ -391,15 +396,18 @@ def eval_rows(env: Env, split: str, cfg):
     return rows.select(range(min(cfg.num_prompts, len(rows))))
 
 
-def share(generator, env: Env, cfg, seed: int, shard: tuple[int, int]) -> dict[str, dict[int, list]]:
-    """Rank shard[0]'s share of each split, of shard[1] ranks: {split: {prompt index: its scores (or episodes)}}."""
+def share(generator, env: Env, cfg, seed: int, shard: tuple[int, int], samples: dict | None = None) -> dict[str, dict[int, list]]:
+    """Rank shard[0]'s share of each split, of shard[1] ranks: {split: {prompt index: its scores (or episodes)}};
+    `samples` (a dict) gets its sample rows per split."""
     rank, ranks = shard
     size, out = generator.chunk_size, {}
     for split in list(cfg.splits) or env.eval_splits():
         rows = eval_rows(env, split, cfg)
         mine = [list(range(i, min(i + size, len(rows)))) for i in range(rank * size, len(rows), ranks * size)]
         sample = _episodes if env.max_attempts > 1 else _single_attempts
-        out[split] = sample(generator, env, rows, mine, [chunk_seed(seed, split, c[0]) for c in mine], f"eval {split}")
+        sample_rows = None if samples is None else samples.setdefault(split, [])
+        seeds = [chunk_seed(seed, split, c[0]) for c in mine]
+        out[split] = sample(generator, env, rows, mine, seeds, f"eval {split}", sample_rows)
     return out
 
 
@@ -422,8 +430,11 @@ def split_metrics(env: Env, rows, per_row: list, cfg) -> dict[str, float]:
     return metrics
 
 
-def _episodes(generator, env: Env, rows, chunks: list[list[int]], seeds: list[int], desc: str) -> dict[int, list]:
-    """cfg.num_samples episodes per row of `chunks`, by row index; kept light for gathering (their scores)."""
+def _episodes(
+    generator, env: Env, rows, chunks: list[list[int]], seeds: list[int], desc: str, sample_rows=None
+) -> dict[int, list]:
+    """cfg.num_samples episodes per row of `chunks`, by row index; kept light for gathering (their scores). Each
+    episode's sample row is added to `sample_rows`, a list."""
     n, prompt_images = generator.cfg.num_samples, None
     if "images" in rows.column_names:  # a vision-language prompt: its image tokens expanded, its pixels kept for it
         ids, prompt_images = [], episodes.PromptImages()
@@ -437,13 +448,33 @@ def _episodes(generator, env: Env, rows, chunks: list[list[int]], seeds: list[in
         ids = [prompt_ids(generator.tokenizer, p) for p in rows["prompt"]]
     asked = [(s, [rows[i] for i in c], [ids[i] for i in c]) for s, c in zip(seeds, chunks)]
     played = generator.play(env, asked, desc, prompt_images)
+    if sample_rows is not None:
+        sample_rows += [episode_row(e) for e in played]
     light = [episodes.Episode({}, [], [], scores=e.scores) for e in played]
     indices = [i for c in chunks for i in c]
     return {i: light[k * n : (k + 1) * n] for k, i in enumerate(indices)}
 
 
-def _single_attempts(generator, env: Env, rows, chunks: list[list[int]], seeds: list[int], desc: str) -> dict[int, list]:
-    """cfg.num_samples scored completions per row of `chunks`, by row index."""
+def sample_row(prompt, score: Score, completion: str) -> dict:
+    return {"prompt": message_text(prompt), "completion": completion, "reward": score.reward, "success": bool(score.success),
+            "feedback": score.feedback, "category": score.info.get("category", "")}  # fmt: skip
+
+
+def episode_row(episode: episodes.Episode) -> dict:
+    """An episode as a sample row: its attempts and the feedback between them as the completion, its return as the
+    reward, its last attempt's feedback."""
+    prompt_turns = len(episode.messages) - 2 * episode.attempts + 1
+    last = episode.scores[-1]
+    return {"prompt": message_text(episode.messages[:prompt_turns]), "completion": message_text(episode.messages[prompt_turns:]),
+            "reward": episode.episode_return(), "success": episode.solved, "feedback": last.feedback,
+            "category": last.info.get("category", ""), "attempts": episode.attempts}  # fmt: skip
+
+
+def _single_attempts(
+    generator, env: Env, rows, chunks: list[list[int]], seeds: list[int], desc: str, sample_rows=None
+) -> dict[int, list]:
+    """cfg.num_samples scored completions per row of `chunks`, by row index. Each one's sample row is added to
+    `sample_rows`, a list."""
     cfg = generator.cfg
     images = rows["images"] if "images" in rows.column_names else None
     asked = [
@@ -459,4 +490,6 @@ def _single_attempts(generator, env: Env, rows, chunks: list[list[int]], seeds: 
         for i in range(0, len(texts), cfg.batch_size)
         for s in env.score_batch(texts[i : i + cfg.batch_size], repeated[i : i + cfg.batch_size])
     ]
+    if sample_rows is not None:
+        sample_rows += [sample_row(row["prompt"], s, text) for row, s, text in zip(repeated, scores, texts)]
     return {i: scores[k * cfg.num_samples : (k + 1) * cfg.num_samples] for k, i in enumerate(indices)}

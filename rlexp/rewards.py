@@ -19,11 +19,27 @@ def completion_text(completion) -> str:
     return completion[-1]["content"] if completion else ""
 
 
+def message_text(messages) -> str:
+    """A prompt or transcript as text: a string as it is; chat messages as their contents (text parts only), each
+    after its role when there are several."""
+    if isinstance(messages, str):
+        return messages
+
+    def content(message) -> str:
+        parts = message["content"]
+        return parts if isinstance(parts, str) else "".join(p.get("text") or "" for p in parts)
+
+    if len(messages) == 1:
+        return content(messages[0])
+    return "\n\n".join(f"{m['role']}: {content(m)}" for m in messages)
+
+
 class EnvReward:
     """A picklable reward function: it holds the env's name and knobs, not the env itself.
 
     After each call, `last_feedback` and `last_success` hold every completion's `Score.feedback` and `Score.success`
-    ("" feedback when solved), for trainers whose teacher reads them (algo=sdpo).
+    ("" feedback when solved), for trainers whose teacher reads them (algo=sdpo), and `last_rows` one row per
+    completion (prompt, completion, reward, success, feedback, category) for the completion tables (rlexp/tracking.py).
 
     Multi-turn rollouts arrive already played and scored, as an `episode` column (rlexp/episodes.py): each is
     rewarded with its return, `episode_return` ("sum" or "final") discounted per attempt by `gamma`."""
@@ -34,6 +50,7 @@ class EnvReward:
         self.__name__ = f"{env_name}_reward"
         self.last_feedback: Optional[list[str]] = None
         self.last_success: Optional[list[bool]] = None
+        self.last_rows: Optional[list[dict]] = None
 
     @classmethod
     def for_env(cls, env: envs.Env, **returns) -> "EnvReward":
@@ -62,6 +79,11 @@ class EnvReward:
             scores = self.env.score_batch([completion_text(c) for c in completions], rows)
         self.last_feedback = ["" if s.success else s.feedback for s in scores]
         self.last_success = [bool(s.success) for s in scores]
+        self.last_rows = [
+            {"prompt": message_text(p), "completion": message_text(c), "reward": s.reward, "success": bool(s.success),
+             "feedback": s.feedback, "category": s.info.get("category", "")}
+            for p, c, s in zip(prompts, completions, scores)
+        ]  # fmt: skip
         if log_extra:
             log_extra("category", [s.info.get("category", "") for s in scores])
             log_extra("feedback", [s.feedback for s in scores])

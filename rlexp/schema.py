@@ -289,6 +289,16 @@ class LoggerConfig:
     mode: str = "online"
     # W&B tags besides the algorithm, environment and model
     tags: List[str] = field(default_factory=list)
+    # every this many steps of an RL stage, a table of the step's rollouts (prompt, completion, reward, success,
+    # feedback and the algorithm's own columns) to W&B, under a key of its own per step, and to completions.jsonl;
+    # 0: none. Written with logger=none too
+    log_completions_steps: int = 10
+    # rows of each such table: the step's first rollouts (the main process's first, then the next process's ...),
+    # and each split's first samples in the table of an evaluation
+    completions_rows: int = 64
+    # completions.jsonl stops growing at this size: later rows are not written to it (one line says so), W&B still
+    # gets every table
+    completions_max_mb: float = 100.0
 
 
 @dataclass

@@ -36,7 +36,7 @@ from rlexp.config import env_from, load_plugins, stages, structured, threads_per
 from rlexp.console import libraries_to_stderr, say
 from rlexp.modes.base import Run
 from rlexp.plots import plot_learning_curve
-from rlexp.tracking import Tracker, read_metrics
+from rlexp.tracking import Tracker, read_completions, read_metrics
 
 # ranks wait at barriers for each other (an evaluation whose shares differ, the main process writing), which can take a while
 WAIT_TIMEOUT = timedelta(hours=3)
@@ -71,8 +71,10 @@ def _run(cfg: DictConfig) -> dict:
     env, model_cfg = env_from(cfg.env), structured(models.ModelConfig, cfg.model)
     run_dir = Path(cfg.run_dir)
     progress = load_progress(run_dir) if cfg.mode == "train" else new_progress()  # only training resumes
-    kept = resumed_metrics(cfg, run_dir, progress) if cfg.mode == "train" else []
-    tracker = Tracker(OmegaConf.to_container(cfg, resolve=True), state.is_main_process, kept, progress.get("wandb_id"))
+    kept, kept_completions = resumed_records(cfg, run_dir, progress) if cfg.mode == "train" else ([], [])
+    tracker = Tracker(
+        OmegaConf.to_container(cfg, resolve=True), state.is_main_process, kept, progress.get("wandb_id"), kept_completions
+    )
     if state.is_main_process and tracker.wandb is not None:
         progress["wandb_id"] = tracker.wandb.id  # a resumption continues the same W&B run
     run = Run(cfg, state, env, model_cfg, tracker, run_dir, summary, progress, StopSignals(say))
@@ -96,11 +98,12 @@ def _run(cfg: DictConfig) -> dict:
     return summary
 
 
-def resumed_metrics(cfg: DictConfig, run_dir: Path, progress: dict) -> list[dict]:
-    """What metrics.jsonl keeps when a run continues in `run_dir`: everything up to the point it resumes from."""
-    records = read_metrics(run_dir)
-    if not records:
-        return []
+def resumed_records(cfg: DictConfig, run_dir: Path, progress: dict) -> tuple[list[dict], list[dict]]:
+    """What metrics.jsonl and completions.jsonl keep when a run continues in `run_dir`: everything up to the point it
+    resumes from."""
+    records, rows = read_metrics(run_dir), read_completions(run_dir)
+    if not records and not rows:
+        return [], []
     stage, resume_step, offset = None, 0, 0
     for name, _ in stages(cfg):
         if name not in progress["trained"]:
@@ -109,7 +112,10 @@ def resumed_metrics(cfg: DictConfig, run_dir: Path, progress: dict) -> list[dict
             resume_step = offset + checkpoint_step(latest) if latest else offset
             break
         offset += progress["trained"][name]
-    return kept_metrics(records, progress, stage, resume_step)
+    return (
+        kept_metrics(records, progress, stage, resume_step),
+        kept_metrics(rows, progress, stage, resume_step, lambda row: row["kind"] == "eval"),
+    )
 
 
 def short(metric: str) -> str:

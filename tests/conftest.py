@@ -80,10 +80,10 @@ def pytest_configure(config):
 
 # a test that starts the CLI or another Python process is a smoke test; the rest (in-process) are unit tests
 SMOKE_SIGNS = ("run_cli(", "cli(", "subprocess.")
-SMOKE_FIXTURES = {"cli", "sft_checkpoint", "untrained_checkpoint"}
-# fixtures that take minutes to make: `make test` runs 2 pytest processes (pytest-xdist), and the tests that share one
+SMOKE_FIXTURES = {"cli", "sft_checkpoint", "untrained_checkpoint", "demo_pipeline"}
+# fixtures that take a while to make: `make test` runs 2 pytest processes (pytest-xdist), and the tests that share one
 # of these run in the same process, so each is made once
-SHARED_RUNS = {"sft_checkpoint", "sft_uninterrupted"}
+SHARED_RUNS = {"sft_checkpoint", "sft_uninterrupted", "demo_pipeline"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -127,6 +127,23 @@ def sft_checkpoint(tmp_path_factory):
         run_dir=run_dir,
     ))  # fmt: skip
     return run_dir / "sft" / "checkpoint"
+
+
+# experiment=demo shortened: SFT, then GRPO from its checkpoint, logged to W&B (offline) with a completion table every
+# step of 6 rows
+DEMO_PIPELINE = ["experiment=demo", *SMALL, "logger=wandb", "prepare.sft.max_steps=2", "algo.max_steps=2",
+                 "algo.per_device_train_batch_size=8", "algo.num_generations=4", "algo.max_completion_length=32",
+                 "logger.log_completions_steps=1", "logger.completions_rows=6"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def demo_pipeline(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One run of DEMO_PIPELINE in `<tmp>/<its run name>`, for the tests that read a whole pipeline's run (about 20 s):
+    its run directory and its CompletedProcess."""
+    parent = tmp_path_factory.mktemp("demo_pipeline")
+    done = ok(run_cli(*DEMO_PIPELINE, run_dir=str(parent / "${rlexp.run_name:}")))
+    (run_dir,) = parent.iterdir()
+    return run_dir, done
 
 
 FAKE_VLLM = ROOT / "tests" / "fake_vllm"

@@ -6,7 +6,7 @@ import json
 import datasets
 import pytest
 import torch
-from conftest import EASY_GAME, ROOT, SMALL, initial_weights, ok, run_cli, weights
+from conftest import DEMO_PIPELINE, EASY_GAME, ROOT, SMALL, initial_weights, ok, run_cli, weights
 from omegaconf import OmegaConf
 
 from rlexp.tracking import read_metrics
@@ -78,13 +78,11 @@ def test_eval_mode_evaluates_a_checkpoint_on_the_task_it_was_trained_for(tmp_pat
     assert (changed.env.num_cards, changed.env.target, changed.env.prompt_style, changed.eval.num_prompts) == (3, 10, "short", 2)
 
 
-def test_pipeline_stages_chain_checkpoints_on_one_step_axis(tmp_path):
+def test_pipeline_stages_chain_checkpoints_on_one_step_axis(demo_pipeline):
     """experiment=demo, shortened: SFT, then GRPO from SFT's checkpoint, then the same command again, which finds
     the run done (resume=auto) and only prints its table."""
-    args = ["experiment=demo", *SMALL, "prepare.sft.max_steps=2", "algo.max_steps=2", "algo.per_device_train_batch_size=8",
-            "algo.num_generations=4", "algo.max_completion_length=32"]  # fmt: skip
-    first, again = (ok(run_cli(*args, run_dir=str(tmp_path / "${rlexp.run_name:}"))) for _ in range(2))
-    (run_dir,) = tmp_path.iterdir()
+    run_dir, first = demo_pipeline
+    again = ok(run_cli(*DEMO_PIPELINE, run_dir=str(run_dir.parent / "${rlexp.run_name:}")))
     assert run_dir.name == "sft-grpo_generalpoints", "a run directory is named after its whole pipeline"
     assert f"[rlexp] stage sft: single process, {'1 GPU' if torch.cuda.is_available() else 'CPU'}" in first.stdout.splitlines()
     assert "[rlexp] stage" not in again.stdout and again.stdout.splitlines()[-1] == f"[rlexp] run directory: {run_dir}"

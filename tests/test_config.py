@@ -214,6 +214,10 @@ def test_threads_must_be_positive():
     assert "threads=0 must be at least 1" in error_of("threads=0")
 
 
+def test_completion_table_knobs_must_not_be_negative():
+    assert error_of("logger.completions_max_mb=-1") == "logger.completions_max_mb=-1.0 must be 0 or more"
+
+
 def test_threads_default_shares_the_cores_among_processes():
     from rlexp.config import threads_per_process
 

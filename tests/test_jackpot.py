@@ -270,6 +270,8 @@ def test_distinct_actor_rejects_some_tokens_and_rejected_tokens_get_no_gradient(
     keep = out["tool_mask"].bool()
     assert keep.sum() < valid.sum() and keep.sum() > 0 and not keep[~valid].any()
     assert out["num_items_in_batch"] == keep.sum()
+    # the completion table's column (rlexp/tracking.py): each row's share of its tokens accepted
+    assert trainer.rollout_columns["accepted_share"] == pytest.approx((keep.sum(-1) / valid.sum(-1)).tolist())
     metrics = trainer._metrics["train"]
     assert metrics["jackpot/kl_actor_policy_before"][0] > 0
     assert metrics["jackpot/Z_mean"][0] == pytest.approx(metrics["jackpot/accept_rate"][0], rel=1e-5)

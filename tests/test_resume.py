@@ -15,13 +15,13 @@ import torch
 from conftest import EASY_GAME, ROOT, SMALL, THREADS, ok, run_cli, weights
 from safetensors.torch import load_file
 
-from rlexp.tracking import read_metrics
+from rlexp.tracking import read_completions, read_metrics
 
 FAST_EVAL = ["eval.before=false", "eval.num_prompts=2", "eval.num_samples=1", "eval.k=[1]", "eval.max_new_tokens=16"]
 SFT = ["algo=sft", *SMALL, *EASY_GAME, *FAST_EVAL, "algo.max_steps=12", "algo.save_steps=3",
        "algo.per_device_train_batch_size=4"]  # fmt: skip
 RL = [*SMALL, *EASY_GAME, *FAST_EVAL, "algo.max_steps=6", "algo.save_steps=2", "algo.max_completion_length=16",
-      "algo.num_generations=2", "algo.per_device_train_batch_size=4"]  # fmt: skip
+      "algo.num_generations=2", "algo.per_device_train_batch_size=4", "logger.log_completions_steps=1"]  # fmt: skip
 # metrics that measure time, or that the Trainer averages over the steps a process itself ran
 NOT_COMPARED = ("time", "train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos",
                 "train_loss", "step_time", "jackpot/seconds")  # fmt: skip
@@ -64,6 +64,7 @@ def assert_same_run(resumed: Path, uninterrupted: Path, stages: list[str]) -> No
         a, b = weights(uninterrupted / stage / "checkpoint"), weights(resumed / stage / "checkpoint")
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"stage {stage}: weights differ"
     assert compared(resumed) == compared(uninterrupted)  # one record per step, the same values
+    assert read_completions(resumed) == read_completions(uninterrupted)  # one table per step, the same rows
     summary = json.loads((resumed / "summary.json").read_text())
     assert (
         summary["status"] == "done" and summary["results"] == json.loads((uninterrupted / "summary.json").read_text())["results"]
@@ -144,6 +145,8 @@ def test_ddp_stopped_by_ctrl_c_and_resumed_equals_uninterrupted(tmp_path):
     done = ok(run_cli(*command, run_dir=tmp_path / "b"))
     assert "continuing from checkpoint-" in done.stdout
     assert_same_run(tmp_path / "b", tmp_path / "a", ["luffy"])
+    rollouts = [r["step"] for r in read_completions(tmp_path / "a") if r["kind"] == "rollout"]
+    assert rollouts == [step for step in range(1, 9) for _ in range(8)], "each table holds both ranks' 4 rollouts"
 
 
 def test_ddp_ranks_stop_with_a_checkpoint_on_the_sigusr2_slurm_sends_before_a_time_limit(tmp_path):

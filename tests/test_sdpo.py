@@ -193,6 +193,9 @@ def test_a_success_learns_from_a_sibling_never_from_itself(tmp_path):
     assert context["self_distillation_mask"].tolist() == [0, 1, 1, 1]
     assert all("Correct solution:\n\nanswer 0" in p for p in prompts[1:])
     assert "Correct solution" not in prompts[0]
+    # the completion table's columns (rlexp/tracking.py)
+    assert trainer.rollout_columns == {"teacher_context": [False, True, True, True],
+                                       "teacher_context_kind": ["", "solution", "solution", "solution"]}  # fmt: skip
     context, prompts = build(trainer, [1, 1, 0, 0], [None] * G)
     assert context["self_distillation_mask"].tolist() == [1, 1, 1, 1]
     assert "answer 1" in prompts[0] and "answer 0" not in prompts[0]
@@ -200,6 +203,7 @@ def test_a_success_learns_from_a_sibling_never_from_itself(tmp_path):
     trainer.args.dont_reprompt_on_self_success = False
     context, prompts = build(trainer, [1, 0, 0, 0], [None] * G)
     assert context["self_distillation_mask"].tolist() == [1, 1, 1, 1] and "answer 0" in prompts[0]
+    assert trainer.rollout_columns["teacher_context_kind"] == ["solution"] * G
 
 
 def test_feedback_goes_to_its_own_completion_and_blank_feedback_is_none(tmp_path):
@@ -210,6 +214,7 @@ def test_feedback_goes_to_its_own_completion_and_blank_feedback_is_none(tmp_path
     assert all("feedback" not in p for i, p in enumerate(prompts) if i != 1)
     metrics = trainer.teacher_context_builder.last_metrics
     assert metrics["sdpo/context_fraction"] == 0.25 and metrics["sdpo/context_feedback_only"] == 1.0
+    assert trainer.rollout_columns["teacher_context_kind"] == ["", "feedback_only", "", ""]
 
 
 def test_feedback_only_without_a_solution(tmp_path):

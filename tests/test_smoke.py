@@ -10,7 +10,7 @@ import torch
 from conftest import SMALL, initial_weights, run_cli, weights
 
 from rlexp import algos, envs
-from rlexp.tracking import read_metrics
+from rlexp.tracking import read_completions, read_metrics
 
 # what makes a pair small; an algorithm or environment not named here runs with its defaults
 ENV_ARGS = {
@@ -21,7 +21,8 @@ ENV_ARGS = {
 }
 # the tiny model reads bytes: a LiveCodeBench prompt with its reference answer runs to about 2000 tokens
 SFT_ARGS = ["algo.per_device_train_batch_size=2", "algo.max_length=4096"]
-RL_ARGS = ["algo.per_device_train_batch_size=4", "algo.num_generations=2", "algo.max_completion_length=16"]
+RL_ARGS = ["algo.per_device_train_batch_size=4", "algo.num_generations=2", "algo.max_completion_length=16",
+           "logger.log_completions_steps=1"]  # fmt: skip
 ACTOR = "algo.actor={hidden_size:16,num_layers:1,num_heads:2,intermediate_size:32,init_seed:1}"  # smaller than the policy
 ALGO_ARGS = {
     "sft": SFT_ARGS,
@@ -79,6 +80,25 @@ def check_jackpot(rows, env):
         assert {"jackpot/kl_actor_policy_after", "jackpot/frac_clipped", "jackpot/Z_mean"} <= set(r)
 
 
+def check_tables(run_dir, algo):
+    """A table of the 4 rollouts of each step in completions.jsonl, with the algorithm's own columns."""
+    rows = [r for r in read_completions(run_dir) if r["kind"] == "rollout"]
+    assert [r["step"] for r in rows] == [1] * 4 + [2] * 4
+    assert all({"prompt", "completion", "reward", "success", "feedback"} <= set(r) and r["prompt"] for r in rows)
+    if algo == "luffy":  # the last row of each group of 2 is the demonstration
+        assert [r["demonstration"] for r in rows] == [False, True] * 4
+    if algo == "sdpo":  # a sibling's success is the teacher's solution; else a failed completion's feedback
+        for i, r in enumerate(rows):
+            sibling = rows[i ^ 1]  # groups of 2
+            assert r["teacher_context"] == (r["teacher_context_kind"] != "")
+            if sibling["success"]:
+                assert r["teacher_context_kind"] == "solution"
+            elif not r["success"] and r["feedback"]:
+                assert r["teacher_context_kind"] == "feedback_only"
+    if algo == "jackpot":  # obrs_lambda 1.05 rejects a few tokens
+        assert all(0 <= r["accepted_share"] <= 1 for r in rows) and min(r["accepted_share"] for r in rows) < 1
+
+
 CHECKS = {"sft": check_sft, "pear": check_pear, "iwsft": check_iwsft, "grpo": check_rl, "luffy": check_luffy,
           "sdpo": check_sdpo, "jackpot": check_jackpot}  # fmt: skip
 # algorithms whose 2 steps change the weights whatever the rewards (RL with equal rewards has no gradient)
@@ -98,6 +118,8 @@ def test_every_algorithm_runs_two_steps_on_every_environment(tmp_path, untrained
     rows = [r for r in read_metrics(run_dir) if r["stage"] == algo and "loss" in r and "train_runtime" not in r]
     assert [r["step"] for r in rows] == [1, 2]
     CHECKS.get(algo, lambda rows, env: None)(rows, env)
+    if "logger.log_completions_steps=1" in ALGO_ARGS.get(algo, []):
+        check_tables(run_dir, algo)
     if algo in ALWAYS_LEARN:
         before, after = initial_weights(run_dir), weights(run_dir / algo / "checkpoint")
         assert any(not torch.allclose(before[k], v) for k, v in after.items() if k in before), f"{algo} changed no parameter"

@@ -36,13 +36,14 @@ class Run:
 def evaluate_checkpoint(run: Run, checkpoint: str | None, stage: str) -> dict:
     """Evaluate `checkpoint` on the environment's eval splits, every rank a share of the prompts (the whole model on
     each: rlexp/evaluate.py says how the samples are seeded, the same whatever the number of ranks), and log the
-    results as `stage`. Every rank returns the results."""
+    results, and a table of samples per split, as `stage`. Every rank returns the results."""
     engine = structured(EvalConfig, run.cfg.eval).engine(run.cfg.generation.name)
     generator = load_generator(engine, run.model_cfg, checkpoint, run.cfg.eval, run.state)
     shard = (run.state.process_index, run.state.num_processes)
+    samples = {}
     try:
-        results = evaluate(generator, None, run.env, run.cfg.eval, run.cfg.seed, shard, gather_object)
+        results = evaluate(generator, None, run.env, run.cfg.eval, run.cfg.seed, shard, gather_object, samples)
     finally:
         generator.close()
-    run.tracker.log({f"eval/{run.env.name}/{split}/{k}": v for split, m in results.items() for k, v in m.items()}, stage)
+    run.tracker.log_evaluation(results, samples, stage, run.env.name)  # the samples of the main process's share
     return results

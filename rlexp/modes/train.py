@@ -122,7 +122,7 @@ def train_and_save(run: Run, name: str, algo, trainer, resume_from: Path | None)
     """Train a built stage, or continue it from `resume_from`; save its model."""
     cfg, state = run.cfg, run.state
     stage_dir = run.run_dir / name
-    trainer.add_callback(run.tracker.callback(name))
+    trainer.add_callback(run.tracker.callback(name, trainer))
     trainer.add_callback(SaveAndStop(run, name))
     if state.is_main_process:
         resuming = f"; continuing from {resume_from.name}" if resume_from else ""

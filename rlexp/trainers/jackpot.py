@@ -210,6 +210,10 @@ class JackpotGRPOTrainer(ActorRolloutGRPOTrainer, GRPOTrainerWithLossHook):
             jackpot_z_approx=z_approx,
             jackpot_scored=scored.int(),
         )
+        if opts.correction == "jackpot":  # the completion tables' own column (rlexp/tracking.py); None: no token scored
+            tokens = scored.sum(-1)
+            accepted = (result.accepted.bool() & scored).sum(-1)
+            self.rollout_columns = {"accepted_share": [a / t if t else None for a, t in zip(accepted.tolist(), tokens.tolist())]}
         self._log_generation_metrics(result, z_approx, tv_upper, scored, logp_target, logp_actor)
         self.jackpot_seconds = time.perf_counter() - started
         self._metrics["train"]["jackpot/seconds"].append(self.jackpot_seconds)

@@ -57,6 +57,8 @@ class LuffyTrainer(GRPOTrainerWithLossHook):
         demo = torch.tensor(self._demo_rows or [False] * len(output["completion_ids"]), device=device)
         output["demo_mask"] = demo
         mode = "train" if self.model.training else "eval"
+        if self.model.training:  # the completion tables' own column (rlexp/tracking.py)
+            self.rollout_columns = {"demonstration": demo.tolist()}
         self._metrics[mode]["luffy/demo_fraction"].append(demo.float().mean().item())
         if demo.any():
             self._metrics[mode]["luffy/demo_advantage"].append(output["advantages"][demo].float().mean().item())

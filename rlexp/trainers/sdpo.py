@@ -77,6 +77,7 @@ class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
         finally:
             trainer.processing_class = tokenizer
             trainer._rollout_feedback = trainer._rollout_success = None
+        trainer.rollout_columns = teacher_columns(trainer, rewards, context["self_distillation_mask"])
         m = self.last_metrics
         with_context = m["self_distillation/reprompt_sample_fraction"]
         with_solution = m["self_distillation/success_sample_fraction"]
@@ -95,6 +96,24 @@ class FeedbackContextBuilder(SuccessfulRolloutTeacherContextBuilder):
             return super().build(output, prompts, rewards, feedbacks)
         finally:
             args.remove_thinking_from_demonstration, args.solution_template = True, template
+
+
+def teacher_columns(trainer, success: torch.Tensor, with_teacher: torch.Tensor) -> dict[str, list]:
+    """The completion tables' own columns (rlexp/tracking.py) for this process's completions: whether each had a
+    teacher context, and its kind: `solution` (a sibling that succeeded, as TRL's builder picks one) or
+    `feedback_only`. `success` is this process's 0/1 flags, `with_teacher` the builder's mask."""
+    args = trainer.args
+    group = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
+    solved = (trainer.accelerator.gather(success) >= args.success_reward_threshold).tolist()
+    start = trainer.accelerator.process_index * len(success)
+    kinds = []
+    for i, used in zip(range(start, start + len(success)), with_teacher.tolist()):
+        siblings = range(i - i % group, i - i % group + group)
+        solution = args.use_successful_as_teacher and any(
+            solved[j] for j in siblings if not (args.dont_reprompt_on_self_success and j == i)
+        )
+        kinds.append(("solution" if solution else "feedback_only") if used else "")
+    return {"teacher_context": [bool(k) for k in kinds], "teacher_context_kind": kinds}
 
 
 class SolvingAttemptDecoder:
