@@ -17,8 +17,11 @@ _stdout = None  # the real stdout while libraries_to_stderr() is active
 
 
 def say(*parts) -> None:
-    """Print one of rlexp's own lines to stdout, also inside libraries_to_stderr()."""
-    print(*parts, file=_stdout or sys.stdout, flush=True)
+    """Print one of rlexp's own lines to stdout, also inside libraries_to_stderr(). The progress bars on stderr
+    (rlexp's run bar, TRL's) are cleared first and drawn again after it, so a terminal showing both stays readable."""
+    bars = sys.modules.get("tqdm.auto")  # a bar exists only once tqdm is imported; the command line does not import it
+    with bars.tqdm.external_write_mode(file=sys.stderr) if bars else contextlib.nullcontext():
+        print(*parts, file=_stdout or sys.stdout, flush=True)
 
 
 def error(message: str) -> None:

@@ -1,11 +1,14 @@
 """What a run leaves for reading and comparing it: the W&B offline run (per-step completion tables, the summary, the
-flattened config, job type and group, read from its .wandb file), completions.jsonl and its cap."""
+flattened config, job type and group, read from its .wandb file), completions.jsonl and its cap, and the progress
+bar."""
 
+import io
 import json
 import struct
 from pathlib import Path
 
 from rlexp.checkpoints import kept_metrics
+from rlexp.progress import RunProgress
 from rlexp.tracking import Tracker, flat_config, read_completions
 
 # the evaluations of tests/conftest.py's demo_pipeline, at their run steps: SFT takes steps 1-2, GRPO 3-4
@@ -129,3 +132,25 @@ def test_a_resumption_keeps_the_rows_before_its_checkpoint():
 def test_the_config_is_flattened_so_each_override_is_a_column():
     config = {"seed": 0, "algo": {"name": "grpo", "trl": {}, "k": [1, 4]}, "prepare": {"sft": {"max_steps": 2}}}
     assert flat_config(config) == {"seed": 0, "algo.name": "grpo", "algo.trl": {}, "algo.k": [1, 4], "prepare.sft.max_steps": 2}
+
+
+def test_the_progress_bar_counts_every_stage_and_estimates_the_time_left(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("rlexp.progress.time.time", lambda: now[0])
+    out = io.StringIO()
+    bar = RunProgress([("sft", 10), ("grpo", 5)], trained={}, evaluations=3, file=out)
+    assert (bar.bar.total, bar.bar.n) == (15, 0) and bar.time_left() == "time left: after the first step"
+    with bar.evaluation("init"):
+        now[0] += 30.0
+    bar.stage_begins("sft", 10, 0)
+    now[0] += 2.0
+    bar.step_ends(1)  # 2 s a step: 14 steps and 2 evaluations of 30 s left
+    assert bar.time_left() == "~88 s left"
+    assert "run: stage 1/2 sft" in out.getvalue()
+    # a resumption: sft done in 8 steps, grpo from its step 2 of 5
+    bar = RunProgress([("sft", 10), ("grpo", 5)], trained={"sft": 8}, evaluations=1, file=io.StringIO())
+    bar.stage_begins("grpo", 5, 2)
+    assert (bar.bar.total, bar.bar.n) == (13, 10)
+    now[0] += 3.0
+    bar.step_ends(3)
+    assert bar.time_left() == "~6 s left + 1 evaluation(s)", "no evaluation measured yet"

@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import json
 import signal
-import time
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from rlexp.config import stage_keys, stages, structured
 from rlexp.console import say
 from rlexp.generation import VLLM, VLLMServer, free_port, seeded_engines, server_command
 from rlexp.modes.base import Run, evaluate_checkpoint
+from rlexp.progress import RunProgress, StageProgress
 from rlexp.schema import CONF_DIR, GenerationConfig
 
 
@@ -40,22 +40,31 @@ def main(run: Run) -> None:
         progress["trained"] = {name: 0 for name in before} | ({before[-1]: start[2]} if before else {})
         if not before:
             run.tracker.step += start[2]
-    if cfg.eval.before and "init" not in results and start is None:
-        evaluate_stage(run, checkpoint, "init")
-    for name, algo in plan:
-        run.stop.check()
-        stage_dir = run.run_dir / name
-        if name not in progress["trained"]:
-            own = latest_checkpoint(stage_dir)
-            resume_from = own or (start[1] if start is not None and start[0] == name else None)
-            train_stage(run, name, algo, str(resume_from) if resume_from and not own else checkpoint, resume_from)
-        else:
-            run.tracker.step += progress["trained"][name]
-        checkpoint = str(stage_dir / "checkpoint")
-        run.summary["final_checkpoint"] = checkpoint
-        run.stop.check()
-        if name not in results:
-            evaluate_stage(run, checkpoint, name)
+    evaluate_init = cfg.eval.before and "init" not in results and start is None
+    bar = None
+    if run.state.is_main_process:
+        evaluations = evaluate_init + sum(name not in results for name in names)
+        bar = RunProgress([(name, algo.max_steps) for name, algo in plan], progress["trained"], evaluations)
+    try:
+        if evaluate_init:
+            evaluate_stage(run, checkpoint, "init", bar)
+        for name, algo in plan:
+            run.stop.check()
+            stage_dir = run.run_dir / name
+            if name not in progress["trained"]:
+                own = latest_checkpoint(stage_dir)
+                resume_from = own or (start[1] if start is not None and start[0] == name else None)
+                train_stage(run, name, algo, str(resume_from) if resume_from and not own else checkpoint, resume_from, bar)
+            else:
+                run.tracker.step += progress["trained"][name]
+            checkpoint = str(stage_dir / "checkpoint")
+            run.summary["final_checkpoint"] = checkpoint
+            run.stop.check()
+            if name not in results:
+                evaluate_stage(run, checkpoint, name, bar)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def start_point(resume: str) -> tuple[str, Path, int] | None:
@@ -66,9 +75,9 @@ def start_point(resume: str) -> tuple[str, Path, int] | None:
     return info["stage"], Path(resume), info["run_step"] - info["step"]
 
 
-def train_stage(run: Run, name: str, algo, checkpoint: str | None, resume_from: Path | None) -> None:
+def train_stage(run: Run, name: str, algo, checkpoint: str | None, resume_from: Path | None, bar: RunProgress = None) -> None:
     """Train one stage from `checkpoint`, or continue it from `resume_from` (a checkpoint of this stage); save its
-    model."""
+    model. `bar`: the run's progress bar (the main process's)."""
     cfg = run.cfg
     stage_dir = run.run_dir / name
     set_seed(cfg.seed)
@@ -81,7 +90,7 @@ def train_stage(run: Run, name: str, algo, checkpoint: str | None, resume_from: 
         with stage_keys(cfg, name), seeded_engines(cfg.seed):
             args = algo.training_args(stage_dir, cfg.seed, cfg.precision, generation=generation)
             trainer = algo.build_trainer(model, tokenizer, run.env, args)
-        train_and_save(run, name, algo, trainer, resume_from)
+        train_and_save(run, name, algo, trainer, resume_from, bar)
     del trainer, model
     # transformers keeps ZeRO-3 switched on after training; from_pretrained would then shard the checkpoint, which
     # each rank loads whole to evaluate its share of the prompts
@@ -118,7 +127,7 @@ def stage_server(run: Run, stage: str, algo, generation: GenerationConfig | None
         yield generation
 
 
-def train_and_save(run: Run, name: str, algo, trainer, resume_from: Path | None) -> None:
+def train_and_save(run: Run, name: str, algo, trainer, resume_from: Path | None, bar: RunProgress = None) -> None:
     """Train a built stage, or continue it from `resume_from`; save its model."""
     cfg, state = run.cfg, run.state
     stage_dir = run.run_dir / name
@@ -130,7 +139,7 @@ def train_and_save(run: Run, name: str, algo, trainer, resume_from: Path | None)
         hint = cpu_hint(cfg, algo)
         if hint:
             say(f"[rlexp] {hint}")
-        trainer.add_callback(StepCost(name))
+        trainer.add_callback(StageProgress(bar, name))
     if resume_from:
         restore_token_count(trainer, resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -152,9 +161,11 @@ def restore_token_count(trainer, checkpoint: Path) -> None:
     trainer._total_train_tokens = int(logged[-1]) if logged else 0
 
 
-def evaluate_stage(run: Run, checkpoint: str | None, name: str) -> None:
-    """Evaluate `checkpoint` on every rank, and keep its results in the summary and in progress.json."""
-    results = evaluate_checkpoint(run, checkpoint, name)
+def evaluate_stage(run: Run, checkpoint: str | None, name: str, bar: RunProgress = None) -> None:
+    """Evaluate `checkpoint` on every rank, and keep its results in the summary and in progress.json. `bar`: the run's
+    progress bar (the main process's)."""
+    with bar.evaluation(name) if bar is not None else contextlib.nullcontext():
+        results = evaluate_checkpoint(run, checkpoint, name)
     run.summary["results"][name] = run.progress["results"][name] = results
     if run.state.is_main_process:
         save_progress(run.run_dir, run.progress)
@@ -232,30 +243,3 @@ def cpu_hint(cfg: DictConfig, algo) -> str | None:
         f"no GPU: every step of {algo.name} runs {what} on the CPU, which can take minutes per step "
         f"(the time per step is printed after the first one); for a run that finishes on a laptop try {demo}"
     )
-
-
-class StepCost(TrainerCallback):
-    """Says, after the first step, how long the stage will take at that pace."""
-
-    def __init__(self, stage: str):
-        self.stage, self.started = stage, None
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        if self.started is None:
-            self.started = time.time()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == 1 and state.max_steps > 1:
-            took = time.time() - self.started
-            say(
-                f"[rlexp] stage {self.stage}: the first step took {took:.1f} s; "
-                f"{state.max_steps} steps at that pace take about {duration(took * state.max_steps)}"
-            )
-
-
-def duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
