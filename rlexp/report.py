@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 
 from rlexp.console import error, say
@@ -117,7 +118,7 @@ def expected_jobs(sweep_dir: Path) -> dict[str, list[str]]:
         if hydra_cfg["sweep"]["subdir"] != "${hydra.job.num}":
             return {}
         return {str(num): job for num, job in enumerate(sweep_jobs(hydra_cfg["overrides"]["task"]))}
-    except Exception:  # noqa: BLE001  (an unreadable or unusual multirun.yaml: report on the directories there are)
+    except (OSError, KeyError, TypeError, yaml.YAMLError, HydraException):  # report on the directories there are
         return {}
 
 
