@@ -60,18 +60,6 @@ def describe(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _sweep_combinations(overrides: list[str]) -> list[list[str]]:
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    # the config loader lets glob(*) list a group's options
-    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    parsed = parser.parse_overrides(overrides)
-    combos = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return [list(job) for batch in combos for job in batch][:MAX_PREFLIGHT]
-
-
 # Hydra's flags that only show information; the command line is then not checked
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--version", "--shell-completion", "-sc"}
 # Hydra's flags that take a value (`--cfg job`): that value is not an override
@@ -125,14 +113,16 @@ def preflight(argv: list[str]) -> None:
     if any(a.split("=", 1)[0] in INFO_FLAGS for a in argv):
         return
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from rlexp.config import from_training_run, training_run, validate
+    from rlexp.config import from_training_run, sweep_jobs, training_run, validate
 
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            jobs = _sweep_combinations(overrides_of(argv))
+            # the config loader lets glob(*) list a group's options
+            jobs = sweep_jobs(overrides_of(argv), GlobalHydra.instance().config_loader())[:MAX_PREFLIGHT]
             for job in jobs:
                 cfg = compose(config_name="config", overrides=job)
                 from_training_run(cfg, job)

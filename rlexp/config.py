@@ -376,6 +376,16 @@ def from_training_run(cfg: DictConfig, overrides: list[str]) -> Optional[str]:
     )
 
 
+def sweep_jobs(overrides: list[str], config_loader=None) -> list[list[str]]:
+    """Each job's overrides, in the order Hydra's basic sweeper numbers the jobs (`a=1,2 b=x,y`: a=1 b=x, a=1 b=y,
+    ...); `config_loader`, Hydra's, lets glob(*) list a group's options."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(overrides)
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, max_batch_size=None) for job in batch]
+
+
 def load_plugins(modules: list[str]) -> list[str]:
     """Import each plugin module, which registers its algorithms and environments by name; return the
     `conf/` directories beside them (a package's own `conf/`), for Hydra's config search path."""

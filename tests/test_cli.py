@@ -2,6 +2,7 @@
 (every algorithm x environment pair runs in test_smoke.py)."""
 
 import json
+import statistics
 
 import datasets
 import pytest
@@ -207,7 +208,14 @@ def test_pear_rejection_samples_the_behaviour_models_correct_answers(tmp_path, s
     assert [r["step"] for r in trained] == [1, 2] and all(0 < r["pear/ess"] <= 1 for r in trained)
 
 
-def test_a_sweep_over_pipelines_ends_with_one_table_comparing_the_arms(tmp_path):
+def _spread_by_hand(values: list[float], signed: str = "") -> str:
+    """Two seeds' mean [95% bootstrap interval]: the resampled means are a, (a+b)/2 and b with chances 1/4, 1/2,
+    1/4, so the interval's 2.5% and 97.5% percentiles are the two values themselves."""
+    number = f"{{:{signed}.3f}}"
+    return f"{number.format(statistics.fmean(values) + 0.0)} [{number.format(min(values))}, {number.format(max(values))}]"
+
+
+def test_a_sweep_over_pipelines_ends_with_a_report_on_its_arms(tmp_path):
     sweep = tmp_path / "sweep"
     # one override applies to every job, so each arm's stage keeps its defaults (100 steps; quick on this model)
     done = ok(run_cli(
@@ -215,16 +223,35 @@ def test_a_sweep_over_pipelines_ends_with_one_table_comparing_the_arms(tmp_path)
         "algo.per_device_train_batch_size=4", "algo.num_generations=2", "algo.max_completion_length=16",
         "eval.before=false", f"hydra.sweep.dir={sweep}",
     ))  # fmt: skip
+    finals = {}
     for job in range(4):
         summary = json.loads((sweep / str(job) / "summary.json").read_text())
         assert summary["stages"][-1] == "grpo" and len(summary["stages"]) == 2
-    table = (sweep / "comparison.md").read_text().splitlines()
-    assert table[0].startswith("| arm | seeds | jobs | id success | id pass@1")
-    rows = sorted(line.split(" | ")[:3] for line in table[2:])
+        finals[job] = summary["results"]["grpo"]
+    report = (sweep / "report.md").read_text()
     # Hydra numbers the jobs in the order of the sweep's values: experiment first, then seed
-    assert rows == [["| experiment=iwsft_then_grpo", "2", "2, 3"], ["| experiment=sft_then_grpo", "2", "0, 1"]]
-    assert "comparison.md" in done.stdout
-    assert done.stdout.splitlines()[-1] == f"[rlexp] sweep directory: {sweep}"
+    arms = {"experiment=sft_then_grpo": (0, 1), "experiment=iwsft_then_grpo": (2, 3)}
+    metrics = ("success", "pass@1", "pass@2", "mean_reward")
+    for split in ("id", "ood"):
+        table = report.split(f"### Split `{split}`")[1].split("#")[0]
+        for arm, (job_a, job_b) in arms.items():
+            cells = []
+            for metric in metrics:
+                values = [finals[job_a][split][metric], finals[job_b][split][metric]]
+                mean, interval = _spread_by_hand(values).split(" ", 1)
+                cells.append(f"{mean} ± {statistics.stdev(values):.3f} {interval}")
+            assert f"| {arm} | grpo | 0, 1 | `{job_a}`, `{job_b}` | {' | '.join(cells)} |" in table, (arm, table)
+    # iwsft minus sft, paired by seed: job 2 - job 0 (seed 0), job 3 - job 1 (seed 1)
+    for metric, label in zip(metrics, ("success", "pass@1", "pass@2", "mean reward")):
+        diffs = [_spread_by_hand([finals[b][s][metric] - finals[a][s][metric] for a, b in ((0, 2), (1, 3))], "+")
+                 for s in ("id", "ood")]  # fmt: skip
+        pair = "experiment=iwsft_then_grpo − experiment=sft_then_grpo" if metric == "success" else ""
+        assert f"| {pair} | {label} | 2 (seeds 0, 1) | {diffs[0]} | {diffs[1]} |" in report
+    for name in ("report.html", "curves.png", "splits.png", "pass_at_k.png"):
+        assert (sweep / name).stat().st_size > 10_000, name
+    lines = done.stdout.splitlines()
+    assert "| experiment=sft_then_grpo | 2 |" in done.stdout and f"[rlexp] report: {sweep / 'report.md'}" in lines[-2]
+    assert lines[-1] == f"[rlexp] sweep directory: {sweep}"
 
 
 def test_discover_mode_prints_discovery_at_k_for_three_methods(tmp_path, untrained_checkpoint):

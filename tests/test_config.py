@@ -172,30 +172,6 @@ def test_cli_help_lists_groups_and_options(cli):
         assert f"{group}: {', '.join(options(group))}" in done.stdout.splitlines()
 
 
-def test_comparison_table_groups_arms_over_seeds(tmp_path):
-    import json
-
-    from rlexp.compare import arms, comparison_table
-
-    def job(num, overrides, success, status="done"):
-        d = tmp_path / str(num)
-        (d / ".hydra").mkdir(parents=True)
-        (d / ".hydra" / "overrides.yaml").write_text("\n".join(f"- {o}" for o in overrides) + "\n")
-        results = {"init": {"id": {"success": 0.0, "pass@1": 0.0}}, "grpo": {"id": {"success": success, "pass@1": success}}}
-        (d / "summary.json").write_text(json.dumps({"status": status, "results": results, "algo": "grpo"}))
-
-    job(0, ["experiment=a", "seed=0", "env=x"], 0.5)
-    job(1, ["experiment=a", "seed=1", "env=x"], 0.7)
-    job(2, ["experiment=b", "seed=0", "env=x"], 0.2)
-    job(3, ["experiment=b", "seed=1", "env=x"], 0.9, status="failed")  # left out
-    grouped = arms(tmp_path)
-    assert sorted(grouped) == ["experiment=a", "experiment=b"] and len(grouped["experiment=a"]) == 2
-    table = comparison_table(grouped).splitlines()
-    assert table[0] == "| arm | seeds | jobs | id success | id pass@1 |"
-    assert table[2] == "| experiment=a | 2 | 0, 1 | 0.600 ± 0.141 | 0.600 ± 0.141 |"
-    assert table[3] == "| experiment=b | 1 | 2 | 0.200 | 0.200 |"
-
-
 def test_a_misspelt_top_level_key_gets_the_nested_key_it_resembles():
     assert error_of("lerning_rate=1e-5").endswith("did you mean algo.learning_rate?")
     assert error_of("num_card=3").endswith("did you mean env.num_cards?")

@@ -66,7 +66,7 @@ def test_submitit_local_sweep_requeues_a_signalled_job_which_resumes(tmp_path):
     assert "Requeued job" in logs[0] and "Requeued job" not in logs[1]
     assert "[rlexp] SIGUSR2: stopping after this step with a checkpoint" in logs[0]
     assert "[rlexp] stage sft: single process, CPU; continuing from checkpoint-" in logs[0]
-    assert (sweep / "comparison.md").is_file()
+    assert (sweep / "report.md").is_file()
 
 
 # -- a real Slurm: one node, this machine ------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_a_slurm_sweep_runs_its_cells_and_a_cell_past_its_time_limit_is_requeued
     logs = cell_logs(sweep, 1)
     assert "Requeued job" in logs and "Requeued job" not in cell_logs(sweep, 0)
     assert "continuing from checkpoint-" in logs
-    assert (sweep / "comparison.md").is_file()
+    assert (sweep / "report.md").is_file()
 
 
 # -- several nodes: each node's task reads its own rank where it starts ------------------------------------------------

@@ -50,7 +50,7 @@ def test_two_cells_at_once_on_a_cpu_share_its_cores(tmp_path):
     cores = len(os.sched_getaffinity(0))
     assert len(cells) == 2 and all(c["status"] == "done" and c["threads"] == max(1, cores // 2) for c in cells)
     assert all(c["cuda_visible_devices"] == os.environ.get("CUDA_VISIBLE_DEVICES") for c in cells)  # no slots asked for
-    assert (sweep / "comparison.md").is_file()
+    assert (sweep / "report.md").is_file()
 
 
 def test_a_sweep_run_again_skips_its_done_cells_and_resumes_the_interrupted_one(tmp_path):
@@ -65,8 +65,8 @@ def test_a_sweep_run_again_skips_its_done_cells_and_resumes_the_interrupted_one(
     assert (sweep / "0" / "metrics.jsonl").read_text() == first_cell
     for cell in ("0", "1"):
         assert json.loads((sweep / cell / "summary.json").read_text())["status"] == "done"
-    rows = (sweep / "comparison.md").read_text().splitlines()[2:]
-    assert len(rows) == 1 and rows[0].split(" | ")[1:3] == ["2", "0, 1"]  # one arm, both seeds
+    report = (sweep / "report.md").read_text()
+    assert "| all runs | sft | 0, 1 | `0`, `1` |" in report and "Cells not done" not in report  # one arm, both seeds
 
 
 def test_more_gpus_per_job_than_the_machine_has_is_one_config_error():
