@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -36,6 +37,8 @@ from rlexp.schema import (
 
 LAUNCHERS = ("local", "ddp", "zero2", "zero3")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}  # model.dtype: the precision its weights train under
+ATTENTION = ("auto", "sdpa", "flash_attention_2", "eager")
 
 
 def register_schemas() -> None:
@@ -147,6 +150,7 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
         with stage_keys(cfg, name):
             algo.check(world_size(launcher) if machine else launcher.num_processes or 1)
             algo.check_generation(generation)
+            algo.check_launcher(launcher.name)
     if cfg.mode == "discover":
         structured(DiscoverConfig, cfg.discover).check(algo_from(cfg.algo).name, launcher.name)
     env = env_from(cfg.env)
@@ -173,6 +177,48 @@ def validate(cfg: DictConfig, machine: bool = True) -> None:
     check_available(model)
     if cfg.mode == "train" and any(algo.generates for _, algo in stages(cfg)):
         check_generation(generation, model.vision, launcher, machine)
+    check_gpu_settings(model, launcher, cfg.precision, training=cfg.mode != "eval", machine=machine)
+
+
+def installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def check_gpu_settings(model: ModelConfig, launcher: LauncherConfig, precision: str, training: bool, machine: bool) -> None:
+    """model.dtype, model.attn_implementation and model.use_liger_kernel against what is installed and, with
+    `machine`, against this machine's GPU and the precision `precision` resolves to."""
+    if model.dtype not in DTYPES:
+        raise ConfigError(f"model.dtype={model.dtype} is not one of {', '.join(DTYPES)}")
+    if model.attn_implementation not in ATTENTION:
+        raise ConfigError(f"model.attn_implementation={model.attn_implementation} is not one of {', '.join(ATTENTION)}")
+    if model.attn_implementation == "flash_attention_2" and not installed("flash_attn"):
+        raise ConfigError(
+            "model.attn_implementation=flash_attention_2 needs the flash_attn package, which is not installed "
+            "(pip install flash-attn); use model.attn_implementation=auto, which takes it where it is installed, or sdpa"
+        )
+    if model.use_liger_kernel and not installed("liger_kernel"):
+        raise ConfigError(
+            "model.use_liger_kernel=true needs the liger_kernel package, which is not installed (pip install "
+            "liger-kernel); set model.use_liger_kernel=false"
+        )
+    weights = DTYPES[model.dtype]
+    if training and weights != "fp32":
+        deepspeed = launcher.name in ("zero2", "zero3")
+        resolved = resolve_precision(precision) if machine else precision
+        if not deepspeed or resolved not in (weights, "auto"):
+            raise ConfigError(
+                f"model.dtype={model.dtype} trains only under launcher=zero2|zero3 with precision={weights}, where "
+                f"DeepSpeed keeps fp32 master weights (a plain optimizer step on {model.dtype} weights loses every update "
+                f"under 1/256 of a weight); use model.dtype=float32, which precision={weights} still computes in {weights}"
+            )
+    if machine:
+        import torch
+
+        if not torch.cuda.is_available():
+            for wanted, knob in ((model.attn_implementation == "flash_attention_2", "model.attn_implementation=flash_attention_2"),
+                                 (model.use_liger_kernel, "model.use_liger_kernel=true")):  # fmt: skip
+                if wanted:
+                    raise ConfigError(f"{knob} needs a CUDA GPU and this machine has none")
 
 
 def check_images(cfg: DictConfig, model: ModelConfig) -> None:
@@ -283,13 +329,15 @@ def known_keys() -> dict[str, list[str]]:
 
 
 def suggest(key: str, where: str = "", fields: Optional[list[str]] = None) -> Optional[str]:
-    """The key the user probably meant: a close field of `where`, else a close key anywhere."""
+    """The key the user probably meant: a close field of `where`, else the same key in another group (one that moved,
+    such as model.activation_checkpointing), else a close key anywhere."""
     if fields:
         close = difflib.get_close_matches(key, fields, n=1)
         if close:
             return f"{where}.{close[0]}" if where else close[0]
     if where:
-        return None
+        moved = [dotted for dotted in known_keys().get(key, []) if dotted.rpartition(".")[0] != where]
+        return moved[0] if moved else None
     everywhere = known_keys()
     close = difflib.get_close_matches(key, list(everywhere), n=1)
     return everywhere[close[0]][0] if close else None

@@ -38,7 +38,7 @@ from rlexp.envs import Env
 from rlexp.errors import ConfigError
 from rlexp.evaluate import generate, pass_at_k
 from rlexp.rewards import EnvReward
-from rlexp.schema import DiscoverConfig
+from rlexp.schema import DiscoverConfig, ModelConfig
 
 METHODS = ("sdpo", "best-of-k", "multi-turn")
 MULTI_TURN_HEADER = "\n\nThe following is feedback from your unsuccessful earlier attempt:\n\n"
@@ -150,7 +150,16 @@ class StopWhenFound(TrainerCallback):
 
 
 def sdpo_run(
-    model, tokenizer, env: Env, row: dict, cfg: DiscoverConfig, algo, seed: int, workdir: Path, precision: str = "fp32"
+    model,
+    tokenizer,
+    env: Env,
+    row: dict,
+    cfg: DiscoverConfig,
+    algo,
+    seed: int,
+    workdir: Path,
+    precision: str = "fp32",
+    model_cfg: ModelConfig | None = None,
 ) -> float:
     """Test-time SDPO on one question from a fresh copy of `model`: the discovery time."""
     from rlexp.trainers.sdpo import FeedbackSDPOTrainer
@@ -170,7 +179,7 @@ def sdpo_run(
         distillation_alpha=1.0,
         logging_steps=steps + 1,
     )
-    args = test_time.training_args(workdir, seed, precision, disable_tqdm=True)
+    args = test_time.training_args(workdir, seed, precision, model_cfg, disable_tqdm=True)
     args.teacher_sync_steps = 1  # one generation batch per step: the EMA follows every step
     reward = DiscoveryReward.for_env(env)
     trainer = FeedbackSDPOTrainer(
@@ -248,7 +257,16 @@ def hard_questions(model, tokenizer, env: Env, rows: datasets.Dataset, cfg: Disc
 
 
 def discover(
-    model, tokenizer, env: Env, algo, cfg: DiscoverConfig, run_dir: Path, seed: int, split: str, precision: str = "fp32"
+    model,
+    tokenizer,
+    env: Env,
+    algo,
+    cfg: DiscoverConfig,
+    run_dir: Path,
+    seed: int,
+    split: str,
+    precision: str = "fp32",
+    model_cfg: ModelConfig | None = None,
 ) -> dict:
     """Run the three methods on the hard questions; print and write (`discovery.json`, `discovery.md`) the table."""
     sampling = {
@@ -277,7 +295,7 @@ def discover(
                 runs["best-of-k"].append(best_of_k(model, tokenizer, env, row, cfg, sampling))
                 torch.manual_seed(run_seed)
                 runs["multi-turn"].append(multi_turn(model, tokenizer, env, row, cfg, sampling))
-                runs["sdpo"].append(sdpo_run(model, tokenizer, env, row, cfg, algo, run_seed, workdir, precision))
+                runs["sdpo"].append(sdpo_run(model, tokenizer, env, row, cfg, algo, run_seed, workdir, precision, model_cfg))
                 progress.update()
             for method in METHODS:
                 results[method].append(runs[method])

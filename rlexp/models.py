@@ -9,12 +9,14 @@ Other `model=` configs name a hub id and load with `from_pretrained`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import torch
 from tokenizers import Tokenizer, decoders, pre_tokenizers
 from tokenizers import models as tok_models
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForImageTextToText,
     AutoProcessor,
@@ -119,7 +121,30 @@ def seeded_model(model_class, config, cfg: ModelConfig, tokenizer):
 
 def build_tiny(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
     config = Qwen2Config(**language_model_sizes(cfg, tokenizer), tie_word_embeddings=True)
-    return seeded_model(Qwen2ForCausalLM, config, cfg, tokenizer)
+    config._attn_implementation = attention(cfg, Qwen2ForCausalLM)
+    return seeded_model(Qwen2ForCausalLM, config, cfg, tokenizer).to(getattr(torch, cfg.dtype))
+
+
+def attention(cfg: ModelConfig, model_class=None) -> str:
+    """The attention kernel `cfg.attn_implementation` names; auto is flash_attention_2 on a GPU where the flash_attn
+    package is installed and `model_class` supports it (Mllama does not), else torch's sdpa. rlexp/config.py refuses
+    flash_attention_2 named where it cannot run."""
+    if cfg.attn_implementation != "auto":
+        return cfg.attn_implementation
+    return "flash_attention_2" if flash_installed() and getattr(model_class, "_supports_flash_attn", True) else "sdpa"
+
+
+def flash_installed() -> bool:
+    return torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None
+
+
+def from_pretrained(auto_class, source: str, cfg: ModelConfig):
+    """`auto_class.from_pretrained(source)` with `cfg`'s dtype and attention kernel."""
+    model_class = None
+    if cfg.attn_implementation == "auto" and flash_installed():  # the class it builds: does it take flash attention?
+        found = auto_class._model_mapping[type(AutoConfig.from_pretrained(source))]
+        model_class = found[0] if isinstance(found, (list, tuple)) else found
+    return auto_class.from_pretrained(source, dtype=getattr(torch, cfg.dtype), attn_implementation=attention(cfg, model_class))
 
 
 def mrope_section(head_dim: int) -> list[int]:
@@ -152,22 +177,22 @@ def build_tiny_vl(cfg: ModelConfig, processor: ImageTextProcessor) -> Qwen2VLFor
         vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
         tie_word_embeddings=True,
     )
-    return seeded_model(Qwen2VLForConditionalGeneration, config, cfg, tokenizer)
+    config._attn_implementation = attention(cfg, Qwen2VLForConditionalGeneration)
+    return seeded_model(Qwen2VLForConditionalGeneration, config, cfg, tokenizer).to(getattr(torch, cfg.dtype))
 
 
 def load_vision(cfg: ModelConfig, checkpoint: str | None = None):
     """Return (model, processor) for a vision-language model: from `checkpoint` if given, else as `cfg` describes."""
-    dtype = getattr(torch, cfg.dtype)
     if cfg.pretrained is None:
         # the tiny model's processor has nothing trained: it is built here again rather than read back, which
         # AutoProcessor could not do without torchvision (see ImageTextProcessor)
         processor = tiny_processor(cfg)
         if checkpoint is None:
             return build_tiny_vl(cfg, processor), processor
-        return AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype), processor
+        return from_pretrained(AutoModelForImageTextToText, checkpoint, cfg), processor
     source = checkpoint or cfg.pretrained
     processor = AutoProcessor.from_pretrained(source)
-    model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype)
+    model = from_pretrained(AutoModelForImageTextToText, source, cfg)
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
     processor.tokenizer.padding_side = "left"
@@ -239,9 +264,8 @@ def _load(cfg: ModelConfig, checkpoint: str | None = None):
     if source is None:
         tokenizer = byte_tokenizer()
         return build_tiny(cfg, tokenizer), tokenizer
-    dtype = getattr(torch, cfg.dtype)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    model = from_pretrained(AutoModelForCausalLM, source, cfg)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

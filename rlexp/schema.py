@@ -49,8 +49,22 @@ class ModelConfig:
     # tiny vision model: its processor scales each image down to at most this many pixels, in multiples of 28: the
     # 1200x1200 GeneralPoints table becomes 196x196, 14x14 patches of 14 px, 49 image tokens (fast on a CPU)
     max_image_pixels: int = 224 * 224
-    # dtype of the loaded weights: float32 keeps fp32 master weights under bf16 autocast
+    # > How the model runs on a GPU (conf/model/ presets for the hub models set these)
+    # dtype of the weights as loaded: float32 | bfloat16 | float16. float32 keeps fp32 weights and optimizer state, and
+    # the run's `precision` (bf16 on a GPU that has it) computes under autocast: mixed precision. bfloat16 (float16)
+    # loads and holds half the bytes; a stage trains on such weights only under launcher=zero2|zero3 with precision=bf16
+    # (fp16), where DeepSpeed keeps fp32 master weights: a plain optimizer step on bf16 weights loses every update under
+    # 1/256 of a weight, which at a learning rate of 1e-6 is nearly all of them
     dtype: str = "float32"
+    # attention kernel: auto (flash_attention_2 on a GPU where the flash_attn package is installed, else sdpa) | sdpa
+    # (torch's scaled_dot_product_attention) | flash_attention_2 (needs `pip install flash-attn` and a GPU) | eager
+    attn_implementation: str = "auto"
+    # recompute activations in the backward pass of every training stage: less memory, about 20-30% more time per step
+    # (transformers' activation_checkpointing, formerly gradient_checkpointing)
+    activation_checkpointing: bool = False
+    # Liger's Triton kernels (RMSNorm, SwiGLU, RoPE) in training: less memory on a GPU (transformers' and TRL's
+    # use_liger_kernel; needs `pip install liger-kernel` and a GPU)
+    use_liger_kernel: bool = False
     # defaults for the chat template's variables, wherever a prompt is rendered (training, evaluation, PEAR's
     # behaviour sampling, mode=discover), e.g. {enable_thinking: false} for Qwen3; true, false, numbers or text
     chat_template_kwargs: Dict[str, Any] = field(default_factory=dict)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Dict, Optional
 
 from rlexp.errors import ConfigError
 from rlexp.generation import OWNED_FIELDS
-from rlexp.schema import GenerationConfig
+from rlexp.schema import GenerationConfig, ModelConfig
 
 if TYPE_CHECKING:  # an algorithm's config is read before any of them loads: only its trainer imports them
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
@@ -19,11 +19,20 @@ if TYPE_CHECKING:  # an algorithm's config is read before any of them loads: onl
     from rlexp.envs import Env
 
 
-def run_owned(output_dir, seed: int, precision: str) -> dict[str, Any]:
+# the TRL config fields a user sets through the model, never through algo.trl: field -> the model key
+MODEL_OWNED = {
+    "activation_checkpointing": "model.activation_checkpointing",
+    "gradient_checkpointing": "model.activation_checkpointing",  # transformers' old name of the same switch
+    "use_liger_kernel": "model.use_liger_kernel",
+}
+
+
+def run_owned(output_dir, seed: int, precision: str, model: ModelConfig | None = None) -> dict[str, Any]:
     """The TRL config fields rlexp sets from the run itself, for every stage and for mode=discover: a user
-    sets them through the run (seed=, precision=, hydra.run.dir=), never through algo.*."""
+    sets them through the run (seed=, precision=, hydra.run.dir=) and the model (MODEL_OWNED), never through algo.*."""
     import torch
 
+    model = model or ModelConfig()
     return {
         "output_dir": str(output_dir),
         "seed": seed,
@@ -32,6 +41,8 @@ def run_owned(output_dir, seed: int, precision: str) -> dict[str, Any]:
         "use_cpu": not torch.cuda.is_available(),
         "report_to": "none",  # rlexp's Tracker logs, on one step axis across stages
         "save_strategy": "steps",  # every algo.save_steps; each stage also saves its final model itself
+        "activation_checkpointing": model.activation_checkpointing,
+        "use_liger_kernel": model.use_liger_kernel,
     }
 
 
@@ -57,8 +68,6 @@ class Algo(abc.ABC):
     per_device_train_batch_size: int = 8
     # micro-steps summed into one optimisation step
     gradient_accumulation_steps: int = 1
-    # recompute activations in the backward pass: less memory, about 20% more time (TRL calls it gradient_checkpointing)
-    activation_checkpointing: bool = False
     # log metrics every this many steps
     logging_steps: int = 1
     # > Checkpoints, to resume from (rlexp/checkpoints.py)
@@ -100,24 +109,31 @@ class Algo(abc.ABC):
                 f"algo.trl has {', '.join(unknown)}, which {config_class.__name__} does not take; "
                 f"see its fields in TRL's documentation"
             )
-        shadowed = sorted(set(self.trl) & (set(ours) | set(run_owned("", 0, "fp32")) | set(OWNED_FIELDS)))
+        owned = {**OWNED_FIELDS, **MODEL_OWNED}  # set through the generation group or the model
+        shadowed = sorted(set(self.trl) & (set(ours) | set(run_owned("", 0, "fp32")) | set(owned)))
         if shadowed:
             key = shadowed[0]
-            where = f"use algo.{key}" if key in ours else f"use {OWNED_FIELDS[key]}" if key in OWNED_FIELDS else None
+            where = f"use algo.{key}" if key in ours else f"use {owned[key]}" if key in owned else None
             raise ConfigError(
                 f"algo.trl.{key} is set elsewhere: " + (where or "rlexp sets it from the run (seed, precision, run dir)")
             )
         return {**ours, **self.trl}
 
     def training_args(
-        self, output_dir, seed: int, precision: str, generation: Optional[GenerationConfig] = None, **extra
+        self,
+        output_dir,
+        seed: int,
+        precision: str,
+        generation: Optional[GenerationConfig] = None,
+        model: Optional[ModelConfig] = None,
+        **extra,
     ) -> TrainingArguments:
-        """This algorithm's TRL config for a run: its hyperparameters, the run's own fields, how it generates
-        (`generation`: the run's group, if the algorithm generates), and `extra`."""
+        """This algorithm's TRL config for a run: its hyperparameters, the run's own fields (those of `model` too),
+        how it generates (`generation`: the run's group, if the algorithm generates), and `extra`."""
         kwargs = {**self.trl_kwargs(), "save_steps": self.save_steps or max(1, math.ceil(self.max_steps / 10))}
         if generation is not None:
             kwargs.update(self.generation_fields(generation))
-        return self.config_class()(**kwargs, **run_owned(output_dir, seed, precision), **extra)
+        return self.config_class()(**kwargs, **run_owned(output_dir, seed, precision, model), **extra)
 
     def generation_fields(self, generation: GenerationConfig) -> dict[str, Any]:
         """The TRL config fields that make this algorithm generate as `generation` says: none for an algorithm that
@@ -147,6 +163,10 @@ class Algo(abc.ABC):
                 f"algo.warmup_steps={self.warmup_steps} does nothing with algo.lr_scheduler_type=constant, "
                 "which keeps the rate fixed from the first step; use constant_with_warmup, or drop warmup_steps"
             )
+
+    def check_launcher(self, launcher: str) -> None:
+        """Checks of this algorithm against the run's launcher (`launcher.name`), before any model loads. Raise
+        ConfigError."""
 
     def check_env(self, env: Env) -> None:
         """Checks of this algorithm against the run's environment, before any model loads. Raise ConfigError."""

@@ -17,5 +17,5 @@ def main(run: Run) -> None:
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     split = cfg.discover.split or (list(cfg.eval.splits) or run.env.eval_splits())[0]
     report = discover(model.to(device), tokenizer, run.env, algo_from(cfg.algo), structured(DiscoverConfig, cfg.discover),
-                      run.run_dir, cfg.seed, split, cfg.precision)  # fmt: skip
+                      run.run_dir, cfg.seed, split, cfg.precision, run.model_cfg)  # fmt: skip
     run.summary["discovery"] = report["discovery"]

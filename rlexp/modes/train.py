@@ -88,7 +88,7 @@ def train_stage(run: Run, name: str, algo, checkpoint: str | None, resume_from: 
         start = save_start_model(run, stage_dir, model, tokenizer)
     with stage_server(run, name, algo, generation, start) as generation:
         with stage_keys(cfg, name), seeded_engines(cfg.seed):
-            args = algo.training_args(stage_dir, cfg.seed, cfg.precision, generation=generation)
+            args = algo.training_args(stage_dir, cfg.seed, cfg.precision, generation=generation, model=run.model_cfg)
             trainer = algo.build_trainer(model, tokenizer, run.env, args)
         train_and_save(run, name, algo, trainer, resume_from, bar)
     del trainer, model
