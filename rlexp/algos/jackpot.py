@@ -102,6 +102,11 @@ class Jackpot(GRPO, JackpotOptions):
     # with actor "self": refresh the actor copy every this many steps, after generating, so rollouts come from a
     # policy 1 to actor_lag steps old (0: the actor is the policy itself)
     actor_lag: int = 0
+    # keep the actor (a separate model, or the actor_lag copy: a whole copy of the policy) in CPU memory between its
+    # passes: it moves to the GPU to generate the rollouts (and to score them with z_estimate=exact) and back after.
+    # Frees its bytes on the GPU for the policy's training step, for two transfers of the actor per generation batch
+    # (scripts/bench_gpu.py measures both). HF generation only: with vLLM the engine holds the actor
+    actor_offload: bool = False
 
     # the actor generates single attempts; its multi-turn rollouts are not wired up
     trains_on_episodes: ClassVar[bool] = False
@@ -145,6 +150,8 @@ class Jackpot(GRPO, JackpotOptions):
                 "use generation=hf or a vLLM mode"
             )
         check_actor_engine(self.actor_model_config(), generation.name)
+        if vllm and self.actor_offload:
+            raise ConfigError(f"algo.actor_offload is for HF generation: with generation={generation.name} the engine holds the actor")
 
     def check(self, world_size: int) -> None:
         super().check(world_size)
@@ -174,6 +181,10 @@ class Jackpot(GRPO, JackpotOptions):
         if self.level == "sequence" and self.target == "new":
             raise ConfigError("algo.target=new is token-level only; use algo.level=token or algo.target=ref")
         check_actor(self.actor_model_config(), self.actor_lag, self.trl, "jackpot")
+        if self.actor_offload and self.actor == "self" and not self.actor_lag:
+            raise ConfigError(
+                "algo.actor_offload: with algo.actor=self and no algo.actor_lag the actor is the policy itself, no copy to offload"
+            )
 
     def build_trainer(self, model, tokenizer, env, args):
         from rlexp.trainers.actor_rollouts import load_actor
@@ -189,6 +200,7 @@ class Jackpot(GRPO, JackpotOptions):
             args,
             actor=load_actor(actor_cfg, tokenizer, args.use_vllm),
             actor_lag=self.actor_lag,
+            actor_offload=self.actor_offload,
             vllm_serves_actor=actor_cfg is not None and args.use_vllm,
             options=options,
         )

@@ -127,6 +127,12 @@ class SDPO(GRPO):
     teacher_model_kind: str = "ema"
     # EMA rate of the ema teacher, once per generation batch; the weight of the live model in trust_region
     teacher_update_rate: float = 0.01
+    # keep the teacher (ema, base, trust_region's base: a whole copy of the model) in CPU memory between its passes:
+    # it moves to the GPU for its forward on each micro-batch, before the student's, and back after it, and the EMA
+    # update runs in CPU memory. Frees the copy's bytes on the GPU for the student's activations, for about two
+    # transfers of the copy per micro-batch (scripts/bench_gpu.py measures both). Not under launcher=zero3, which
+    # shards the teacher over the GPUs already
+    teacher_offload: bool = False
     # > The teacher's prompt
     # show each failed completion's own environment feedback to its teacher
     include_environment_feedback: bool = True
@@ -204,6 +210,17 @@ class SDPO(GRPO):
                 getattr(self, knob).format(**keys)
             except (KeyError, IndexError, ValueError) as exc:
                 raise ConfigError(f"algo.{knob} may only use the fields {{{'}, {'.join(keys)}}}: {exc!r}") from None
+        if self.teacher_offload and self.teacher_model_kind == "live":
+            raise ConfigError(
+                "algo.teacher_offload keeps a copy of the model off the GPU; the live teacher is the student itself"
+            )
+
+    def check_launcher(self, launcher: str) -> None:
+        if self.teacher_offload and launcher == "zero3":
+            raise ConfigError(
+                "algo.teacher_offload with launcher=zero3: ZeRO-3 shards the teacher over the GPUs already; drop "
+                "algo.teacher_offload, or use launcher=zero2 or ddp"
+            )
 
     def check_generation(self, generation) -> None:
         if generation.name == "continuous_batching":

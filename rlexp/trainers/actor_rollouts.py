@@ -21,6 +21,7 @@ Where they come from:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from trl.trainer.utils import pad
 from rlexp import models
 from rlexp.errors import ConfigError
 from rlexp.schema import ModelConfig
+from rlexp.trainers.offload import cpu_copy, on_device
 
 # what each checkpoint holds besides the Trainer's: the rollout machinery's counters, and a stale actor copy's weights
 ROLLOUT_STATE_FILE = "rollout_state.json"
@@ -183,27 +185,41 @@ class ActorRolloutGRPOTrainer(GRPOTrainer):
     that a copy of the policy refreshed every N steps after generating, so rollouts come from a policy 1 to N steps
     old (with `use_vllm`: the policy's weights are synced into vLLM that way).
     `vllm_serves_actor`: the vLLM server runs a separate actor model, whose weights are never synced.
+    `actor_offload`: the actor (a separate model, or the stale copy) stays in CPU memory between its passes, moved to
+    the training device to generate and to score, and back after.
     `actor_top_k`: top-k ids recorded per token. `record_while_generating=False`: HF generation records nothing and
     `_score_rollouts` reruns the actor, for statistics of its whole distribution.
     Evaluation samples the policy, as TRL does."""
 
     def __init__(self, *args, actor=None, actor_lag: int = 0, vllm_serves_actor: bool = False, actor_top_k: int = 20,
-                 record_while_generating: bool = True, **kwargs):  # fmt: skip
+                 record_while_generating: bool = True, actor_offload: bool = False, **kwargs):  # fmt: skip
         super().__init__(*args, **kwargs)
         self.actor_lag = actor_lag
         self.vllm_serves_actor = vllm_serves_actor
         self.actor_top_k = actor_top_k
         self.record_while_generating = record_while_generating
         self.actor_is_policy_copy = actor is None and actor_lag > 0 and not self.use_vllm
+        self.actor_offload = actor_offload
         if self.actor_is_policy_copy:
-            actor = copy.deepcopy(self.accelerator.unwrap_model(self.model))
-        self.rollout_actor = actor.to(self.accelerator.device).eval() if actor is not None else None
+            policy = self.accelerator.unwrap_model(self.model)
+            actor = cpu_copy(policy) if actor_offload else copy.deepcopy(policy)
+        if actor is not None and actor_offload:
+            actor = actor.to("cpu")
+        elif actor is not None:
+            actor = actor.to(self.accelerator.device)
+        self.rollout_actor = actor.eval() if actor is not None else None
         if self.rollout_actor is not None:
             self.rollout_actor.requires_grad_(False)
         self._actor_refreshed_step = 0
         self._actor_report: dict[str, torch.Tensor] | None = None  # what the actor reported while generating
         if self.use_vllm:
             self.vllm_generation.logprobs = actor_top_k
+
+    def _actor_placed(self):
+        """The actor on the training device for a pass: moved there and back with actor_offload, else where it is."""
+        if self.actor_offload and self.rollout_actor is not None:
+            return on_device(self.rollout_actor, self.accelerator.device)
+        return contextlib.nullcontext()
 
     # ------------------------------------------------------------ checkpoints: what a resumed run needs of the actor
 
@@ -256,7 +272,7 @@ class ActorRolloutGRPOTrainer(GRPOTrainer):
         input_ids = pad(prompts, padding_value=self._tokenizer.pad_token_id, padding_side="left").to(device)
         attention_mask = pad([torch.ones_like(p) for p in prompts], padding_value=0, padding_side="left").to(device)
         recorder = ActorLogprobRecorder(self.actor_top_k, self.temperature) if self.record_while_generating else None
-        with profiling_context(self, "actor.generate"), torch.no_grad(), self.accelerator.autocast():
+        with profiling_context(self, "actor.generate"), torch.no_grad(), self.accelerator.autocast(), self._actor_placed():
             out = self.rollout_actor.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=self.generation_config,
                                               logits_processor=LogitsProcessorList([recorder]) if recorder else None)  # fmt: skip
         self._actor_report = recorder.report(out) if recorder else None
@@ -307,8 +323,16 @@ class ActorRolloutGRPOTrainer(GRPOTrainer):
                                     attention_mask=torch.cat([prompt_mask, completion_mask[:, :-1]], 1)).last_hidden_state  # fmt: skip
         return torch.cat([last_prompt_state, rest], 1)
 
-    @torch.no_grad()
     def _score_rollouts(
+        self, output: dict, full_vocabulary_stat: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    ) -> RolloutLogprobs:
+        """`_score_both`, with the actor on the training device when its own pass is needed (it reported nothing)."""
+        needs_actor = self._actor_report is None and self.rollout_actor is not None
+        with self._actor_placed() if needs_actor else contextlib.nullcontext():
+            return self._score_both(output, full_vocabulary_stat)
+
+    @torch.no_grad()
+    def _score_both(
         self, output: dict, full_vocabulary_stat: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     ) -> RolloutLogprobs:
         """One no-grad pass: log p (the policy now) at each sampled token and at the actor's candidate ids, only at

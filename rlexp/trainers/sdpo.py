@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 from accelerate.utils import gather_object, is_peft_model
 from safetensors.torch import load_file, load_model, save_file, save_model
+from transformers import TrainerCallback
 from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
 from trl.experimental.sdpo.loss_utils import add_tail_bucket, apply_importance_sampling_clipping, compute_divergence
 from trl.experimental.sdpo.sdpo_trainer import SuccessfulRolloutTeacherContextBuilder
@@ -20,6 +21,7 @@ from trl.trainer.utils import pad, selective_log_softmax
 
 from rlexp import episodes
 from rlexp.algos.sdpo import SDPO, TRUNCATION_NOTICE, join_nonempty, remove_thinking
+from rlexp.trainers.offload import autocast_like, cpu_copy, ema_update_in_cpu_memory, on_device
 
 
 @dataclass
@@ -39,6 +41,7 @@ class FeedbackSDPOConfig(SDPOConfig):
     vllm_importance_sampling_correction: bool = True
     vllm_importance_sampling_mode: str = SDPO.importance_sampling_mode
     vllm_importance_sampling_clip_max: float = SDPO.importance_sampling_clip_max
+    teacher_offload: bool = SDPO.teacher_offload
 
 
 class ThinkingFreeSolution:
@@ -135,6 +138,19 @@ class SolvingAttemptDecoder:
 TEACHER_FILE = "teacher.safetensors"  # the EMA teacher's weights, in each checkpoint
 
 
+class EMAInCpuMemory(TrainerCallback):
+    """TRL's SyncTeacherModelCallback for a teacher kept in CPU memory (teacher_offload): the same EMA on the same
+    steps, computed there."""
+
+    def __init__(self, trainer: FeedbackSDPOTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % args.teacher_sync_steps == 0:
+            student = self.trainer.accelerator.unwrap_model(kwargs["model"])
+            ema_update_in_cpu_memory(self.trainer.teacher_model, student, args.teacher_update_rate)
+
+
 class FeedbackSDPOTrainer(SDPOTrainer):
     """`SDPOTrainer` whose teacher reads each rollout's own environment feedback and successful siblings."""
 
@@ -143,6 +159,7 @@ class FeedbackSDPOTrainer(SDPOTrainer):
         self._rollout_success: Optional[torch.Tensor] = None
         # multi-turn episodes (EpisodeSDPOTrainer): each solved episode's transcript ids -> its solving attempt's text
         self._solving_attempts: Optional[dict[tuple, str]] = None
+        self._offloaded_teacher_logits: Optional[torch.Tensor] = None  # the teacher's pass, run before the student's
         super().__init__(*args, **kwargs)
         self.args.success_reward_threshold = 1.0  # the builder sees 0/1 success flags
         self.teacher_context_builder = FeedbackContextBuilder(self)
@@ -302,6 +319,14 @@ class FeedbackSDPOTrainer(SDPOTrainer):
                 # the student's is made in train(); on GPUs accelerate has made it already, on CPUs not
                 deepspeed.init_distributed()
             return super()._setup_teacher_model()
+        if self.args.teacher_offload:
+            if self._teacher_is_sharded():
+                raise ValueError("teacher_offload is not for ZeRO-3, which shards the teacher already")
+            # in CPU memory between its passes (on_device moves it for each); accelerate never prepares it
+            self.teacher_model = cpu_copy(self.accelerator.unwrap_model(self.model))
+            if kind == "ema":
+                self.add_callback(EMAInCpuMemory(self))
+            return
         teacher = copy.deepcopy(self.accelerator.unwrap_model(self.model))
         teacher.requires_grad_(False)
         teacher.eval()
@@ -313,6 +338,15 @@ class FeedbackSDPOTrainer(SDPOTrainer):
             self.add_callback(SyncTeacherModelCallback(teacher_model=self.teacher_model, accelerator=self.accelerator))
 
     def _compute_teacher_student_logits(self, model, teacher_model, inputs):
+        if self.args.teacher_offload:
+            # the teacher's pass first, while the student holds no activations, and the teacher back in CPU memory
+            # before the student's pass; TRL's teacher pass below takes these logits (_forward_logits)
+            device = self.accelerator.device
+            with torch.no_grad(), self._get_teacher_context_for_self_distillation(), on_device(teacher_model, device), \
+                    autocast_like(self.args, device):  # fmt: skip
+                self._offloaded_teacher_logits = self._forward_logits(
+                    teacher_model, inputs["teacher_input_ids"], inputs["teacher_attention_mask"], inputs["completion_ids"].size(1)
+                )
         logits = super()._compute_teacher_student_logits(model, teacher_model, inputs)
         if self.args.teacher_model_kind == "trust_region":
             # q proportional to exp((1 - a) log q_base + a log q_live), as lerp of the logits
@@ -323,6 +357,12 @@ class FeedbackSDPOTrainer(SDPOTrainer):
                 )
             logits.teacher_logits = torch.lerp(logits.teacher_logits, live, self.args.teacher_update_rate)
         return logits
+
+    def _forward_logits(self, model, input_ids, attention_mask, logits_to_keep):
+        if model is self.teacher_model and self._offloaded_teacher_logits is not None:
+            logits, self._offloaded_teacher_logits = self._offloaded_teacher_logits, None
+            return logits
+        return super()._forward_logits(model, input_ids, attention_mask, logits_to_keep)
 
     # -- loss --------------------------------------------------------------------------------------------------
 
