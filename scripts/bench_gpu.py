@@ -191,6 +191,7 @@ def run_steps(trainer, model, initial: dict, seed: int):
     vars(trainer).pop("_generate_single_turn", None)  # the class's own again
     peak = torch.cuda.max_memory_allocated() if CUDA else None
     trainer.optimizer = trainer.lr_scheduler = None
+    trainer.accelerator.free_memory()  # accelerate keeps every optimizer it prepared (their state on the GPU) till then
     model.to("cpu")
     return timing, peak
 

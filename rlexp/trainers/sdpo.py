@@ -344,9 +344,10 @@ class FeedbackSDPOTrainer(SDPOTrainer):
             device = self.accelerator.device
             with torch.no_grad(), self._get_teacher_context_for_self_distillation(), on_device(teacher_model, device), \
                     autocast_like(self.args, device):  # fmt: skip
+                # in fp32, as accelerate returns a prepared model's outputs under mixed precision
                 self._offloaded_teacher_logits = self._forward_logits(
                     teacher_model, inputs["teacher_input_ids"], inputs["teacher_attention_mask"], inputs["completion_ids"].size(1)
-                )
+                ).float()
         logits = super()._compute_teacher_student_logits(model, teacher_model, inputs)
         if self.args.teacher_model_kind == "trust_region":
             # q proportional to exp((1 - a) log q_base + a log q_live), as lerp of the logits
