@@ -179,7 +179,7 @@ def sdpo_run(
         distillation_alpha=1.0,
         logging_steps=steps + 1,
     )
-    args = test_time.training_args(workdir, seed, precision, model_cfg, disable_tqdm=True)
+    args = test_time.training_args(workdir, seed, precision, model=model_cfg, disable_tqdm=True)
     args.teacher_sync_steps = 1  # one generation batch per step: the EMA follows every step
     reward = DiscoveryReward.for_env(env)
     trainer = FeedbackSDPOTrainer(

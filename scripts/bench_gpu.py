@@ -1,7 +1,7 @@
 """rlexp's GRPO step beside a bare TRL GRPOTrainer, and what SDPO's EMA teacher and Jackpot's actor copy cost.
 
     python scripts/bench_gpu.py                          # or: make bench (every scripts/bench_*.py)
-    python scripts/bench_gpu.py --steps 1 --repeats 2    # shorter
+    python scripts/bench_gpu.py --steps 1 --repeats 2    # shorter (repeats even: each arm goes first as often)
 
 On a GPU the model is a Qwen2 of Qwen2.5-0.5B's sizes (494M parameters), built from a config with a byte tokenizer
 grown to its 151,936-token vocabulary (no download), fp32 weights under bf16 autocast (model.dtype=float32 with
@@ -45,7 +45,9 @@ from rlexp import envs
 from rlexp.algos.grpo import GRPO
 from rlexp.algos.jackpot import Jackpot
 from rlexp.algos.sdpo import SDPO
+from rlexp.generation import seeded_engines
 from rlexp.models import ModelConfig, build_tiny, byte_tokenizer
+from rlexp.schema import GenerationConfig
 from rlexp.trainers.offload import parameter_bytes
 
 CUDA = torch.cuda.is_available()
@@ -140,22 +142,26 @@ def grpo_fields(settings) -> dict:
                 max_completion_length=settings.max_completion_length, max_steps=settings.steps)  # fmt: skip
 
 
-def rlexp_trainer(model, tokenizer, env, settings, workdir, **trl):
-    algo = GRPO(name="grpo", logging_steps=1, **grpo_fields(settings), trl=trl)
-    args = no_checkpoints(algo.training_args(f"{workdir}/rlexp", 0, PRECISION, MODEL))
-    return algo.build_trainer(model, tokenizer, env, args)
+def rlexp_trainer(model, tokenizer, env, settings, workdir, generation: str):
+    """GRPO as rlexp's stage builds it (rlexp/modes/train.py): its config from the algorithm, the model keys and the
+    generation group, the trainer built with vLLM's engine seeded by the run's seed."""
+    algo = GRPO(name="grpo", logging_steps=1, **grpo_fields(settings))
+    args = algo.training_args(f"{workdir}/rlexp", 0, PRECISION, generation=GenerationConfig(name=generation), model=MODEL)
+    with seeded_engines(0):
+        return algo.build_trainer(model, tokenizer, env, no_checkpoints(args))
 
 
-def trl_trainer(model, tokenizer, env, settings, workdir, **trl):
+def trl_trainer(model, tokenizer, env, settings, workdir, generation: str):
     """GRPO as a TRL user sets it up, with the same hyperparameters as rlexp's GRPO defaults."""
     defaults = GRPO()
+    vllm = {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": GenerationConfig().gpu_memory_utilization}
     args = GRPOConfig(
         output_dir=f"{workdir}/trl", seed=0, bf16=PRECISION == "bf16", use_cpu=not CUDA, report_to="none",
         save_strategy="no", logging_steps=1, learning_rate=defaults.learning_rate, lr_scheduler_type="constant",
         max_grad_norm=defaults.max_grad_norm, weight_decay=defaults.weight_decay, beta=defaults.beta,
         epsilon=defaults.epsilon, loss_type=defaults.loss_type, scale_rewards=defaults.scale_rewards,
         temperature=defaults.temperature, num_iterations=defaults.num_iterations, activation_checkpointing=False,
-        **grpo_fields(settings), **trl,
+        **grpo_fields(settings), **(vllm if generation == "vllm_colocate" else {}),
     )  # fmt: skip
     return GRPOTrainer(model=model, reward_funcs=[bare_reward(env)], args=args, train_dataset=env.dataset("train"),
                        processing_class=tokenizer)  # fmt: skip
@@ -200,18 +206,18 @@ def gib(n) -> str:
     return "-" if n is None else f"{n / 2**30:.2f}"
 
 
-def bench_grpo(settings, template, tokenizer, described: str, generation: str, **trl) -> None:
+def bench_grpo(settings, template, tokenizer, described: str, generation: str) -> None:
     """The GRPO table; `template` is the policy as built, which no trainer patches: each arm trains a copy."""
     env = environment()
     initial = template.state_dict()
     with tempfile.TemporaryDirectory() as workdir:
-        if trl.get("use_vllm"):  # vLLM loads the model by its path: both arms name the one saved here
+        if generation == "vllm_colocate":  # vLLM loads the model by its path: both arms name the one saved here
             template.save_pretrained(f"{workdir}/model")
             tokenizer.save_pretrained(f"{workdir}/model")
-            template.config._name_or_path = f"{workdir}/model"
+            template.name_or_path = template.config._name_or_path = f"{workdir}/model"
         models = {"trl": copy.deepcopy(template), "rlexp": copy.deepcopy(template)}
-        arms = {"trl": quiet(trl_trainer(models["trl"], tokenizer, env, settings, workdir, **trl)),
-                "rlexp": quiet(rlexp_trainer(models["rlexp"], tokenizer, env, settings, workdir, **trl))}  # fmt: skip
+        arms = {"trl": quiet(trl_trainer(models["trl"], tokenizer, env, settings, workdir, generation)),
+                "rlexp": quiet(rlexp_trainer(models["rlexp"], tokenizer, env, settings, workdir, generation))}  # fmt: skip
         for m in models.values():
             m.to("cpu")
         differences = config_differences(arms["rlexp"], arms["trl"])
@@ -223,7 +229,7 @@ def bench_grpo(settings, template, tokenizer, described: str, generation: str, *
                 if repeat:
                     runs[name].append((timing, peak))
     where = f"GPU {torch.cuda.get_device_name()}" if CUDA else f"CPU, {torch.get_num_threads()} threads"
-    print(f"GRPO step, rlexp beside bare TRL: {described}, {generation} generation, {where}, precision {PRECISION}")
+    print(f"GRPO step, rlexp beside bare TRL: {described}, generation={generation}, {where}, precision {PRECISION}")
     print(f"  {settings.batch} completions a step ({settings.batch // settings.generations} prompts x {settings.generations}), "
           f"up to {settings.max_completion_length} tokens; {settings.steps} steps x {settings.repeats} repeats after a warm-up, medians")  # fmt: skip
     print(f"  TRL config fields that differ: {', '.join(differences) or 'none'}")
@@ -264,7 +270,7 @@ def bench_copies(settings, template, tokenizer, described: str) -> None:
         for label, algo in algos.items():
             algo.check(world_size=1)
             policy = copy.deepcopy(template).to(DEVICE)
-            args = no_checkpoints(algo.training_args(workdir, 0, PRECISION, MODEL))
+            args = no_checkpoints(algo.training_args(workdir, 0, PRECISION, model=MODEL))
             trainer = quiet(algo.build_trainer(policy, tokenizer, env, args))
             timing, peak = run_steps(trainer, policy, initial, seed=0)
             del trainer, policy
@@ -274,7 +280,8 @@ def bench_copies(settings, template, tokenizer, described: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=2, help="optimizer steps per arm and repeat")
-    parser.add_argument("--repeats", type=int, default=3 if CUDA else 8, help="repeats after the warm-up one")
+    parser.add_argument("--repeats", type=int, default=2 if CUDA else 8,
+                        help="repeats after the warm-up one; even, so that each arm goes first as often")  # fmt: skip
     parser.add_argument("--copy-steps", type=int, default=1, help="measured steps of each model-copy arm")
     parser.add_argument("--max-completion-length", type=int, default=128 if CUDA else 64)
     parser.add_argument("--generations", type=int, default=8, help="completions per prompt")
@@ -283,7 +290,7 @@ def main() -> None:
     if not CUDA:  # one thread: a thread per core slows down many times over on a shared machine (bench_threads.py)
         torch.set_num_threads(1)
     model = model_and_tokenizer()
-    bench_grpo(settings, *model, "HF")
+    bench_grpo(settings, *model, "hf")
     if CUDA and importlib.util.find_spec("vllm") is not None:
         # TRL's colocated engine joins a torch.distributed group of this one process
         for name, value in (
@@ -294,7 +301,7 @@ def main() -> None:
             ("MASTER_PORT", "29531"),
         ):
             os.environ.setdefault(name, value)
-        bench_grpo(settings, *model, "colocated vLLM", use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3)
+        bench_grpo(settings, *model, "vllm_colocate")
     else:
         print("  (vLLM arm: not run, vLLM is not installed" + ("" if CUDA else " and there is no GPU") + ")")
     bench_copies(settings, *model)

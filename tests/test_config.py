@@ -55,6 +55,9 @@ def test_every_yaml_composes_and_opens_with_a_command(group, option, monkeypatch
     elif (group, option) == ("generation", "vllm_server"):  # on a machine with vLLM: it needs a GPU
         with pytest.raises(ConfigError, match="GPU"):
             validate(cfg)
+    elif (group, option) == ("launcher", "one_gpu_vllm") and importlib.util.find_spec("vllm") is None:
+        with pytest.raises(ConfigError, match="needs vLLM, which is not installed"):  # it chooses generation=vllm_colocate
+            validate(cfg)
     elif (group, option) == ("algo", "pear"):  # its behaviour data has no default: it names one
         with pytest.raises(ConfigError, match="needs behaviour log-probs"):
             validate(cfg)

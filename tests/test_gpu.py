@@ -54,7 +54,7 @@ def test_a_bf16_grpo_step_with_a_presets_settings(tmp_path):
     # the entropy bonus moves the weights even where every completion scores the same (an untrained model)
     algo = GRPO(name="grpo", per_device_train_batch_size=8, num_generations=4, max_completion_length=32, max_steps=2,
                 learning_rate=1e-3, trl={"entropy_coef": 0.01})  # fmt: skip
-    args = algo.training_args(tmp_path, 0, "bf16", cfg)
+    args = algo.training_args(tmp_path, 0, "bf16", model=cfg)
     assert args.bf16 and args.activation_checkpointing and not args.use_liger_kernel
     trainer = algo.build_trainer(model, tokenizer, envs.make("generalpoints", **GAME), args)
     trainer.train()
@@ -79,7 +79,7 @@ def peak_of_two_steps(algo, cfg, tmp_path):
     model.cuda()
     torch.cuda.reset_peak_memory_stats()
     trainer = algo.build_trainer(
-        model, tokenizer, envs.make("generalpoints", **GAME), algo.training_args(tmp_path, 0, "bf16", cfg)
+        model, tokenizer, envs.make("generalpoints", **GAME), algo.training_args(tmp_path, 0, "bf16", model=cfg)
     )
     trainer.train()
     return torch.cuda.max_memory_allocated(), trainer

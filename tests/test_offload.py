@@ -9,6 +9,7 @@ from rlexp.algos.jackpot import Jackpot
 from rlexp.algos.sdpo import SDPO
 from rlexp.errors import ConfigError
 from rlexp.models import ModelConfig, load
+from rlexp.schema import GenerationConfig
 from rlexp.trainers.offload import cpu_copy, parameter_bytes
 
 SMALL_MODEL = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
@@ -23,7 +24,7 @@ def trained(algo, tmp_path, copy_of):
     model, tokenizer = load(SMALL_MODEL)
     env = envs.make("generalpoints", **GAME)
     torch.manual_seed(0)
-    trainer = algo.build_trainer(model, tokenizer, env, algo.training_args(tmp_path, 0, "fp32", SMALL_MODEL))
+    trainer = algo.build_trainer(model, tokenizer, env, algo.training_args(tmp_path, 0, "fp32", model=SMALL_MODEL))
     twin, events = copy_of(trainer), []
     move = twin.to
 
@@ -97,13 +98,19 @@ def test_a_cpu_copy_is_frozen_tied_and_the_same_model():
     [
         (SDPO(name="sdpo", teacher_offload=True, teacher_model_kind="live"), "the live teacher is the student itself"),
         (Jackpot(name="jackpot", actor="self", actor_offload=True), "no copy to offload"),
-        (Jackpot(name="jackpot", actor="self", actor_offload=True, trl={"use_vllm": True}), "the engine holds the actor"),
     ],
 )
 def test_offloading_nothing_is_one_clear_line(algo, message):
     with pytest.raises(ConfigError, match=message) as err:
         algo.check(world_size=1)
     assert "\n" not in str(err.value)
+
+
+def test_a_vllm_engine_holds_the_actor_so_it_is_not_offloaded():
+    for name in ("vllm_colocate", "vllm_server"):
+        with pytest.raises(ConfigError, match="the engine holds the actor"):
+            Jackpot(name="jackpot", actor="self", actor_lag=1, actor_offload=True).check_generation(GenerationConfig(name=name))
+    Jackpot(name="jackpot", actor="self", actor_lag=1, actor_offload=True).check_generation(GenerationConfig(name="hf"))
 
 
 def test_the_teacher_is_not_offloaded_under_zero3():

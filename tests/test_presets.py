@@ -2,6 +2,8 @@
 launcher=one_gpu_vllm|node8_zero2|node8_zero3. Each is composed as the command line composes it, and its keys are
 followed to what loads the model and to the TRL config."""
 
+import importlib.util
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -90,9 +92,11 @@ def test_a_named_attention_kernel_is_used_as_named_and_tiny_takes_it_too(monkeyp
 @pytest.mark.parametrize("liger", [False, True])
 def test_activation_checkpointing_and_liger_reach_the_trl_config(tmp_path, liger):
     cfg = composed("model=qwen2.5-1.5b-instruct", f"model.use_liger_kernel={liger}", "algo=grpo")
-    args = algo_from(cfg.algo).training_args(tmp_path, 0, "fp32", structured(ModelConfig, cfg.model))
+    args = algo_from(cfg.algo).training_args(tmp_path, 0, "fp32", model=structured(ModelConfig, cfg.model))
     assert args.activation_checkpointing and args.gradient_checkpointing and args.use_liger_kernel == liger
-    plain = algo_from(composed("algo=sft").algo).training_args(tmp_path, 0, "fp32", structured(ModelConfig, composed().model))
+    plain = algo_from(composed("algo=sft").algo).training_args(
+        tmp_path, 0, "fp32", model=structured(ModelConfig, composed().model)
+    )
     assert not plain.activation_checkpointing and not plain.use_liger_kernel
 
 
@@ -138,7 +142,10 @@ def test_one_gpu_vllm_chooses_colocated_vllm_and_the_command_line_still_wins():
     for overrides in (["launcher=one_gpu_vllm", "generation=hf"], ["generation=hf", "launcher=one_gpu_vllm"]):
         assert composed(*overrides).generation.name == "hf"
     assert composed("launcher=one_gpu_vllm", "experiment=demo").generation.name == "vllm_colocate"
-    validate(composed("launcher=one_gpu_vllm"), machine=False)
+    validate(composed("launcher=one_gpu_vllm", "generation=hf"), machine=False)
+    if importlib.util.find_spec("vllm") is None:  # without vLLM the preset is one line naming it
+        with pytest.raises(ConfigError, match="needs vLLM, which is not installed"):
+            validate(composed("launcher=one_gpu_vllm"), machine=False)
 
 
 @pytest.mark.parametrize("stage", [2, 3])

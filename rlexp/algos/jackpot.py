@@ -151,7 +151,9 @@ class Jackpot(GRPO, JackpotOptions):
             )
         check_actor_engine(self.actor_model_config(), generation.name)
         if vllm and self.actor_offload:
-            raise ConfigError(f"algo.actor_offload is for HF generation: with generation={generation.name} the engine holds the actor")
+            raise ConfigError(
+                f"algo.actor_offload is for HF generation: with generation={generation.name} the engine holds the actor"
+            )
 
     def check(self, world_size: int) -> None:
         super().check(world_size)
