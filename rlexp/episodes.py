@@ -79,38 +79,22 @@ def feedback_turn_ids(tokenizer, feedback: str) -> list[int]:
     return after[len(before) :]
 
 
-class PromptImages:
-    """Vision-language prompts' image inputs, found again for each attempt: an attempt's sequence opens with its
-    episode's prompt ids, so the image, in the first user turn only, reaches every attempt's generation."""
+def image_inputs(prompt_images: list[tuple[list, dict]], sequences: list[list[int]]) -> tuple[list, dict]:
+    """The images of a batch of attempts, and the processor's fields for them as one batched call returns them.
 
-    def __init__(self):
-        self._by_prompt: dict[tuple, tuple[int, list, dict]] = {}
-
-    def add(self, prompt_ids: list[int], images: list, fields: dict) -> None:
-        """A prompt's ids (its image tokens expanded), its images and the processor's other outputs for it alone."""
-        self._by_prompt.setdefault(tuple(prompt_ids), (len(prompt_ids), images, fields))
-
-    def __bool__(self) -> bool:
-        return bool(self._by_prompt)
-
-    def __contains__(self, prompt_ids: list[int]) -> bool:
-        return tuple(prompt_ids) in self._by_prompt
-
-    def find(self, sequences: list[list[int]]) -> tuple[list, dict]:
-        """Each sequence's images, and the processor's fields for the batch of them as one batched call returns
-        them: image fields (pixels, grids) one image after the other; per-token ones (mm_token_type_ids) one row per
-        sequence, 0 (text) over the attempts and feedback after the prompt, unpadded."""
-        opened = [next(v for k, v in self._by_prompt.items() if tuple(seq[: v[0]]) == k) for seq in sequences]
-        fields = {}
-        for key in opened[0][2]:
-            parts = [own[key] for _, _, own in opened]
-            if isinstance(parts[0], list) and isinstance(parts[0][0], list):
-                fields[key] = [part[0] + [0] * (len(seq) - len(part[0])) for part, seq in zip(parts, sequences)]
-            elif isinstance(parts[0], torch.Tensor):
-                fields[key] = torch.cat(parts)
-            else:
-                fields[key] = np.concatenate(parts)
-        return [images for _, images, _ in opened], fields
+    `prompt_images[k]` is sequence k's episode's: its prompt's images and the processor's other outputs for that
+    prompt alone. Image fields (pixels, grids) come one image after the other; per-token ones (mm_token_type_ids)
+    one row per sequence, 0 (text) over the attempts and feedback after the prompt, unpadded."""
+    fields = {}
+    for key in prompt_images[0][1]:
+        parts = [own[key] for _, own in prompt_images]
+        if isinstance(parts[0], list) and isinstance(parts[0][0], list):
+            fields[key] = [part[0] + [0] * (len(seq) - len(part[0])) for part, seq in zip(parts, sequences)]
+        elif isinstance(parts[0], torch.Tensor):
+            fields[key] = torch.cat(parts)
+        else:
+            fields[key] = np.concatenate(parts)
+    return [images for images, _ in prompt_images], fields
 
 
 def play(
@@ -120,24 +104,37 @@ def play(
     prompt_ids: list[list[int]],
     generate: Generate,
     seeds: Optional[list[list[int]]] = None,
+    images: Optional[list[tuple[list, dict]]] = None,
+    widest: Optional[Callable[[int], int]] = None,
 ) -> list[Episode]:
     """One episode per row (rows[i] opens with prompt_ids[i]), played in lockstep: each round generates one attempt
-    for every episode still open, in one `generate` call, and scores them in one `env.score_batch`. With `seeds`
-    (seeds[i][t]: episode i's seed for attempt t + 1), `generate` is called as generate(sequences, their seeds)."""
+    for every episode still open, in one `generate` call, and scores them in one `env.score_batch`.
+
+    With `seeds` (seeds[i][t]: episode i's seed for attempt t + 1) `generate` also gets the batch's seeds, as its
+    second argument; with `images` (images[i]: episode i's prompt images and the processor's outputs for them, a
+    vision-language prompt) it also gets `images=` the batch's, so each attempt sees its own episode's image.
+    `widest(n)`, where the processes generate together (a vLLM server, tensor-parallel engines, ZeRO-3's gathered
+    weights), takes this process's number of open episodes and returns the largest over the processes: every process
+    then generates that many sequences each round (copies of one of its own, discarded) until none is left open."""
     max_attempts = env.max_attempts
     episodes = [Episode(row, list(row["prompt"]), list(ids)) for row, ids in zip(rows, prompt_ids)]
     open_ = list(episodes)
     index = {id(e): i for i, e in enumerate(episodes)}
     for attempt in range(1, max_attempts + 1):
-        if not open_:
+        width = len(open_) if widest is None else widest(len(open_))
+        if not width:
             break
-        sequences = [e.prompt_ids + e.completion_ids for e in open_]
+        # an episode fills the batch up to `width`: a closed one's transcript when this process has none open
+        batch = open_ + [open_[0] if open_ else episodes[0]] * (width - len(open_))
+        sequences = [e.prompt_ids + e.completion_ids for e in batch]
+        extra = {} if images is None else {"images": [images[index[id(e)]] for e in batch]}
         if seeds is None:
-            new_ids, new_logprobs = generate(sequences)
+            new_ids, new_logprobs = generate(sequences, **extra)
         else:
-            new_ids, new_logprobs = generate(sequences, [seeds[index[id(e)]][attempt - 1] for e in open_])
+            new_ids, new_logprobs = generate(sequences, [seeds[index[id(e)]][attempt - 1] for e in batch], **extra)
+        new_ids = new_ids[: len(open_)]
         texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in new_ids]
-        scores = env.score_batch(texts, [e.row for e in open_])
+        scores = env.score_batch(texts, [e.row for e in open_]) if open_ else []
         still_open = []
         for k, (episode, ids, text, score) in enumerate(zip(open_, new_ids, texts, scores)):
             ids = list(ids)

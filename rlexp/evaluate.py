@@ -95,10 +95,11 @@ def generate_ids(
     temperature: float,
     max_new_tokens: int,
     batch_size: int,
-    prompt_images: episodes.PromptImages | None = None,
+    images: list | None = None,
 ):
     """New tokens for each token sequence (through the first end-of-sequence token), and no log-probs; with
-    `prompt_images`, each sequence's prompt images go with it."""
+    `images` (episodes.play's: each sequence's prompt images and the processor's outputs for them), each sequence's
+    image goes with it."""
     sampling = sampling_kwargs(temperature)
     tokenizer = text_tokenizer(tokenizer)
     model.eval()
@@ -106,9 +107,9 @@ def generate_ids(
     for start in range(0, len(sequences), batch_size):
         batch = sequences[start : start + batch_size]
         enc = tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding_side="left")
-        if prompt_images:
+        if images is not None:
             width = enc["input_ids"].shape[1]
-            for key, value in prompt_images.find(batch)[1].items():
+            for key, value in episodes.image_inputs(images[start : start + batch_size], batch)[1].items():
                 if isinstance(value, list):  # per token: left-padded as the ids are
                     enc[key] = torch.tensor([[0] * (width - len(row)) + row for row in value])
                 else:
@@ -195,30 +196,27 @@ class HFGenerator:
                             cfg.batch_size, desc, images)  # fmt: skip
         return out
 
-    def generate_ids(self, sequences: list[list[int]], seed: int, prompt_images: episodes.PromptImages | None = None):
+    def generate_ids(self, sequences: list[list[int]], seed: int, images: list | None = None):
         torch.manual_seed(seed)
         cfg = self.cfg
-        return generate_ids(
-            self.model, self.tokenizer, sequences, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, prompt_images
-        )
+        return generate_ids(self.model, self.tokenizer, sequences, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, images)
 
-    def play(
-        self, env: Env, chunks: list[tuple[int, list, list]], desc: str, prompt_images: episodes.PromptImages | None = None
-    ) -> list[episodes.Episode]:
-        """cfg.num_samples episodes of each row of `chunks`, (seed, rows, prompt ids) each; a chunk's episodes are
-        played together, each round one batch, round t seeded chunk_seed(seed, t)."""
+    def play(self, env: Env, chunks: list[tuple], desc: str) -> list[episodes.Episode]:
+        """cfg.num_samples episodes of each row of `chunks`, (seed, rows, prompt ids, the rows' images or None) each;
+        a chunk's episodes are played together, each round one batch, round t seeded chunk_seed(seed, t)."""
         played, n = [], self.cfg.num_samples
-        for seed, rows, prompt_ids in tqdm(chunks, desc=desc, leave=False):
+        for seed, rows, prompt_ids, images in tqdm(chunks, desc=desc, leave=False):
             rows, prompt_ids = [r for r in rows for _ in range(n)], [ids for ids in prompt_ids for _ in range(n)]
+            images = None if images is None else [own for own in images for _ in range(n)]
             played += episodes.play(
-                env, text_tokenizer(self.tokenizer), rows, prompt_ids, self.seeded_rounds(seed, prompt_images)
+                env, text_tokenizer(self.tokenizer), rows, prompt_ids, self.seeded_rounds(seed), images=images
             )
         return played
 
-    def seeded_rounds(self, seed: int, prompt_images: episodes.PromptImages | None = None) -> episodes.Generate:
+    def seeded_rounds(self, seed: int) -> episodes.Generate:
         """episodes.play's `generate`, its round t seeded chunk_seed(seed, t)."""
         rounds = itertools.count(1)
-        return lambda sequences: self.generate_ids(sequences, chunk_seed(seed, next(rounds)), prompt_images)
+        return lambda sequences, images=None: self.generate_ids(sequences, chunk_seed(seed, next(rounds)), images)
 
     def close(self) -> None:
         """Free the model's memory for the training that follows."""
@@ -229,7 +227,7 @@ class HFGenerator:
 class ContinuousBatchingGenerator(HFGenerator):
     """transformers' continuous batching (`generate_batch`), one call per chunk, the chunk's seed as its seed."""
 
-    def generate_ids(self, sequences: list[list[int]], seed: int, prompt_images=None):
+    def generate_ids(self, sequences: list[list[int]], seed: int, images=None):
         from transformers import GenerationConfig
         from transformers.generation import ContinuousBatchingConfig
 
@@ -296,25 +294,23 @@ class VLLMGenerator:
         outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
         return [[tok.decode(o.token_ids, skip_special_tokens=True) for o in output.outputs] for output in outputs]
 
-    def generate_ids(self, sequences: list[list[int]], seeds: list[int], prompt_images=None):
+    def generate_ids(self, sequences: list[list[int]], seeds: list[int], images=None):
         requests = [{"prompt_token_ids": ids} for ids in sequences]
-        if prompt_images:
-            for request, images in zip(requests, prompt_images.find(sequences)[0]):
-                request["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
+        for request, (own, _) in zip(requests, images or []):
+            request["multi_modal_data"] = {"image": own if len(own) > 1 else own[0]}
         outputs = self.llm.generate(requests, sampling_params=[self.params(s, 1) for s in seeds], use_tqdm=False)
         return [list(output.outputs[0].token_ids) for output in outputs], None
 
-    def play(self, env: Env, chunks: list[tuple[int, list, list]], desc: str, prompt_images=None) -> list[episodes.Episode]:
+    def play(self, env: Env, chunks: list[tuple], desc: str) -> list[episodes.Episode]:
         n, attempts = self.cfg.num_samples, range(1, env.max_attempts + 1)
-        rows = [r for _, rows, _ in chunks for r in rows for _ in range(n)]
-        ids = [p for _, _, prompt_ids in chunks for p in prompt_ids for _ in range(n)]
-        seeds = [[chunk_seed(seed, j, t) for t in attempts] for seed, rows_, _ in chunks for _ in rows_ for j in range(n)]
-
-        def generate(sequences, their_seeds):
-            return self.generate_ids(sequences, their_seeds, prompt_images)
-
+        rows = [r for _, rows, _, _ in chunks for r in rows for _ in range(n)]
+        ids = [p for _, _, prompt_ids, _ in chunks for p in prompt_ids for _ in range(n)]
+        seeds = [[chunk_seed(seed, j, t) for t in attempts] for seed, rows_, _, _ in chunks for _ in rows_ for j in range(n)]
+        images = None
+        if chunks and chunks[0][3] is not None:
+            images = [own for _, _, _, images_ in chunks for own in images_ for _ in range(n)]
         tokenizer = text_tokenizer(self.tokenizer)
-        return episodes.play(env, tokenizer, rows, ids, generate, seeds) if rows else []
+        return episodes.play(env, tokenizer, rows, ids, self.generate_ids, seeds, images=images) if rows else []
 
     def close(self) -> None:
         """Free the engine's memory for the training that follows."""
@@ -337,7 +333,8 @@ def vllm_engine(source: str, process_index: int, local_process_index: int, num_p
     os.environ["RANK"], os.environ["LOCAL_RANK"] = str(process_index), str(local_process_index)
     os.environ["WORLD_SIZE"] = str(num_processes)
     ensure_master_addr_port()
-    # the engine is the only model on the GPU while it evaluates: the training state is freed before it starts
+    # the engine is the only model on the GPU while it evaluates: the training state is freed before it starts. Its own
+    # seed reaches no sample: every request carries its prompt's seed (chunk_seed)
     return LLM(model=source, gpu_memory_utilization=VLLM_GPU_MEMORY, distributed_executor_backend="external_launcher",
                seed=process_index)  # fmt: skip
 
@@ -435,19 +432,22 @@ def _episodes(
 ) -> dict[int, list]:
     """cfg.num_samples episodes per row of `chunks`, by row index; kept light for gathering (their scores). Each
     episode's sample row is added to `sample_rows`, a list."""
-    n, prompt_images = generator.cfg.num_samples, None
+    n, images = generator.cfg.num_samples, None
     if "images" in rows.column_names:  # a vision-language prompt: its image tokens expanded, its pixels kept for it
-        ids, prompt_images = [], episodes.PromptImages()
-        for prompt, images in zip(rows["prompt"], rows["images"]):
+        ids, images = [], []
+        for prompt, own in zip(rows["prompt"], rows["images"]):
             inputs = generator.tokenizer.apply_chat_template(
-                [prepare_multimodal_messages(prompt, images=images)], add_generation_prompt=True, tokenize=True, return_dict=True
+                [prepare_multimodal_messages(prompt, images=own)], add_generation_prompt=True, tokenize=True, return_dict=True
             )
             ids.append(inputs["input_ids"][0])
-            prompt_images.add(ids[-1], images, {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")})
+            images.append((own, {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}))
     else:
         ids = [prompt_ids(generator.tokenizer, p) for p in rows["prompt"]]
-    asked = [(s, [rows[i] for i in c], [ids[i] for i in c]) for s, c in zip(seeds, chunks)]
-    played = generator.play(env, asked, desc, prompt_images)
+    asked = [
+        (s, [rows[i] for i in c], [ids[i] for i in c], None if images is None else [images[i] for i in c])
+        for s, c in zip(seeds, chunks)
+    ]
+    played = generator.play(env, asked, desc)
     if sample_rows is not None:
         sample_rows += [episode_row(e) for e in played]
     light = [episodes.Episode({}, [], [], scores=e.scores) for e in played]

@@ -199,3 +199,35 @@ def test_sampling_log_probs_line_up_with_the_tokens_and_are_zero_on_feedback_tur
     (episode,) = play(env, TOKENIZER, [ROW], [ids("p")], with_logprobs)
     assert len(episode.logprobs) == len(episode.completion_ids) == len(episode.env_mask)
     assert all((lp == -0.5) == bool(m) for lp, m in zip(episode.logprobs, episode.env_mask))
+
+
+def test_each_attempt_gets_its_own_episodes_image_and_every_process_generates_as_many():
+    env = envs.make("generalpoints", max_attempts=3)
+    prompt_ids = ids(TOKENIZER.apply_chat_template(ROW["prompt"], add_generation_prompt=True, tokenize=False))
+    # two episodes with the same prompt ids and different pictures; another process has 3 episodes open in round 1,
+    # 2 in round 2, then none
+    others, calls = [3, 2, 0], []
+
+    def generate(sequences, images):
+        calls.append((len(sequences), [own for own, _ in images]))
+        return [ids(WRONG_1 if len(calls) == 1 else RIGHT) + [EOS] for _ in sequences], None
+
+    played = play(env, TOKENIZER, [ROW, ROW], [prompt_ids] * 2, generate, images=[(["red"], {}), (["black"], {})],
+                  widest=lambda open_here: max(open_here, others.pop(0)))  # fmt: skip
+    # round 1: both wrong, padded to 3 with a copy of the first; round 2: both right, padded to 2 (no padding); round
+    # 3: none open here or elsewhere, no call
+    assert calls == [(3, [["red"], ["black"], ["red"]]), (2, [["red"], ["black"]])]
+    assert [e.attempts for e in played] == [2, 2] and all(e.solved for e in played)
+
+
+def test_a_process_with_no_episode_open_still_generates_while_another_has():
+    env = envs.make("generalpoints", max_attempts=3)
+    prompt_ids = ids(TOKENIZER.apply_chat_template(ROW["prompt"], add_generation_prompt=True, tokenize=False))
+    others, sizes = [1, 2, 1], []
+
+    def generate(sequences):
+        sizes.append(len(sequences))
+        return [ids(RIGHT) + [EOS] for _ in sequences], None
+
+    (episode,) = play(env, TOKENIZER, [ROW], [prompt_ids], generate, widest=lambda open_here: max(open_here, others.pop(0)))
+    assert sizes == [1, 2, 1] and episode.attempts == 1 and episode.solved

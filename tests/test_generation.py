@@ -419,3 +419,18 @@ def test_two_ranks_seed_their_engines_apart(tmp_path):
     inits = [e for e in entries if e["event"] == "init"]
     assert sorted((e["rank"], e["seed"]) for e in inits) == [(0, engine_seed(4, 0)), (1, engine_seed(4, 1))]
     assert {e["rank"] for e in entries if e["event"] == "generate"} == {0, 1}
+
+
+@pytest.mark.parametrize("name", ["grpo", "sdpo"])
+def test_multi_turn_rounds_ask_a_server_for_one_completion_per_transcript(fake_vllm, tmp_path, monkeypatch, name):
+    import trl.generation.vllm_generation as trl_vllm
+
+    monkeypatch.setattr(trl_vllm, "VLLMClient", RecordingClient, raising=False)
+    RecordingClient.calls = []
+    generation = GenerationConfig(name="vllm_server", server_port=8765, group_port=8766)
+    trainer = trainer_for(name, generation, tmp_path, max_attempts=2, max_steps=1)
+    trainer.train()
+    # the fake's answers fail: two rounds over the 4 episodes, each transcript its own prompt (n=1), as TRL's server
+    # keeps only every n-th prompt it is sent
+    generates = [c[1:3] for c in RecordingClient.calls if c[0] == "generate"]
+    assert generates == [(4, 1), (4, 1)]

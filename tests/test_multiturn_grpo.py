@@ -2,6 +2,7 @@
 episodes' returns, with the feedback turns out of the loss."""
 
 import pytest
+import torch
 
 from rlexp import envs, models
 from rlexp.algos.grpo import GRPO
@@ -51,39 +52,45 @@ def test_two_steps_of_multi_turn_grpo(tmp_path, env_name):
 
 def test_card_images_reach_every_attempt_of_a_multi_turn_episode(tmp_path):
     env = envs.make("generalpoints", visual=True, max_attempts=2, num_cards=3, target=12, prompt_style="short", train_size=8)
-    algo = GRPO(name="grpo", per_device_train_batch_size=2, num_generations=2, max_completion_length=8, max_steps=1)
+    # two prompts of two episodes each: the prompts' ids are the same (the cards are only in the picture)
+    algo = GRPO(name="grpo", per_device_train_batch_size=4, num_generations=2, max_completion_length=8, max_steps=1)
     cfg = ModelConfig(name="tiny_vl", vision=True, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
     model, processor = models.load(cfg)
     trainer = algo.build_trainer(model, processor, env, algo.training_args(tmp_path, 0, "fp32"))
     generated, generate = [], model.generate
 
     def recording(**inputs):
-        generated.append(inputs)
+        generated.append((inputs, [row["images"] for row in trainer._rows] if trainer._rows else None))
         return generate(**inputs)
 
-    model.generate = recording
-    trainer.train()
-    # the untrained model fails its first attempt: two rounds, each generating from the prompt's image
-    assert len(generated) == 2
-    image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
-    for inputs in generated:
+    def pixels(images):
+        return processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+
+    def assert_each_sequence_has_its_own_picture(inputs, pictures):
         grid = inputs["image_grid_thw"]
-        assert len(grid) == len(inputs["input_ids"]) == 2
-        patches = int(grid.prod(dim=1).sum())
-        assert inputs["pixel_values"].shape[0] == patches
+        assert len(grid) == len(inputs["input_ids"]) == len(pictures)
+        per_image = list(inputs["pixel_values"].split(grid.prod(dim=1).tolist()))
+        assert all(torch.equal(got, pixels(own).to(got.dtype)) for got, own in zip(per_image, pictures))
         # each sequence holds its image's tokens (4 patches merge into one token)
         assert ((inputs["input_ids"] == image_pad).sum(dim=1) == grid.prod(dim=1) // 4).all()
-    assert generated[1]["input_ids"].shape[1] > generated[0]["input_ids"].shape[1]  # the second round reads the first
 
-    # evaluation plays the same episodes, the image reaching both attempts
+    model.generate = recording
+    image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    trainer.train()
+    # the untrained model fails its first attempt: two rounds, each generating from each episode's own picture
+    assert len(generated) == 2
+    for inputs, pictures in generated:
+        assert_each_sequence_has_its_own_picture(inputs, pictures)
+        assert not torch.equal(pixels(pictures[0]), pixels(pictures[2]))  # the two prompts' pictures differ
+    assert generated[1][0]["input_ids"].shape[1] > generated[0][0]["input_ids"].shape[1]  # round 2 reads round 1
+
+    # evaluation plays the same episodes, each attempt with its own prompt's picture
     generated.clear()
     eval_cfg = EvalConfig(splits=["visual_ood"], num_prompts=2, num_samples=1, k=[1], max_new_tokens=8, batch_size=2)
     metrics = evaluate(model, processor, env, eval_cfg)["visual_ood"]
     assert metrics["mean_attempts"] == 2.0 and len(generated) == 2
-    for inputs in generated:
-        grid = inputs["image_grid_thw"]
-        assert len(grid) == len(inputs["input_ids"]) == 2 and inputs["pixel_values"].shape[0] == int(grid.prod(dim=1).sum())
-        assert ((inputs["input_ids"] == image_pad).sum(dim=1) == grid.prod(dim=1) // 4).all()
+    for inputs, _ in generated:
+        assert_each_sequence_has_its_own_picture(inputs, env.dataset("visual_ood")["images"][:2])
         assert inputs["mm_token_type_ids"].shape == inputs["input_ids"].shape
 
 

@@ -61,17 +61,18 @@ class EpisodeGRPOTrainer(GRPOTrainer):
 
     def _play_episodes(self, prompts: list, trainer) -> dict:
         prompt_ids, images, _ = self._tokenize_prompts(prompts)
-        prompt_images = episodes.PromptImages()
-        for prompt, ids, own_images in zip(prompts, prompt_ids, images or []):
-            if ids not in prompt_images:
-                prompt_images.add(ids, own_images, self._tokenize_prompts([prompt])[2])
+        # a vision-language prompt: its images and pixels reach each attempt of its episode
+        per_episode = None if images is None else [(own, self._tokenize_prompts([p])[2]) for p, own in zip(prompts, images)]
 
-        def generate(sequences):
-            if not prompt_images:
+        def generate(sequences, images=None):
+            if images is None:
                 return self._generate_single_turn(sequences, None, {}, num_generations=1)
-            return self._generate_single_turn(sequences, *prompt_images.find(sequences), num_generations=1)
+            return self._generate_single_turn(sequences, *episodes.image_inputs(images, sequences), num_generations=1)
 
-        played = episodes.play(self.episode_env, self._tokenizer, self._rows, prompt_ids, generate)
+        played = episodes.play(
+            self.episode_env, self._tokenizer, self._rows, prompt_ids, generate, images=per_episode,
+            widest=widest_over_processes(self.accelerator),
+        )  # fmt: skip
         return {
             "prompt_ids": [e.prompt_ids for e in played],
             "completion_ids": [e.completion_ids for e in played],
@@ -79,3 +80,16 @@ class EpisodeGRPOTrainer(GRPOTrainer):
             "env_mask": [e.env_mask for e in played],
             "episode": played,  # reaches the reward function (rlexp/rewards.py) as a column
         }
+
+
+def widest_over_processes(accelerator):
+    """episodes.play's `widest`: the most episodes open on any process, so that every process generates as many
+    sequences each round (TRL's generation is collective across processes under a vLLM server, tensor-parallel
+    engines and ZeRO-3)."""
+
+    def widest(open_here: int) -> int:
+        if accelerator.num_processes == 1:
+            return open_here
+        return int(accelerator.gather(torch.tensor([open_here], device=accelerator.device)).max())
+
+    return widest

@@ -21,6 +21,7 @@ from trl.trainer.utils import pad, selective_log_softmax
 
 from rlexp import episodes
 from rlexp.algos.sdpo import SDPO, TRUNCATION_NOTICE, join_nonempty, remove_thinking
+from rlexp.trainers.grpo import widest_over_processes
 from rlexp.trainers.offload import autocast_like, cpu_copy, ema_update_in_cpu_memory, on_device
 
 
@@ -169,12 +170,14 @@ class FeedbackSDPOTrainer(SDPOTrainer):
 
     # -- vLLM: the rollout correction --------------------------------------------------------------------------
 
-    def _generate_vllm(self, prompt_ids):
-        """TRL's, keeping vLLM's log-prob of each sampled token for the rollout correction."""
+    def _generate_vllm(self, prompt_ids, num_generations: Optional[int] = None):
+        """TRL's, keeping vLLM's log-prob of each sampled token for the rollout correction. `num_generations`: the
+        copies of each prompt in `prompt_ids` (TRL's server generates them from one), the run's by default."""
         if self.state.global_step != self._last_loaded_step:
             self.vllm_generation.sync_weights()
             self._last_loaded_step = self.state.global_step
-        num_generations = self.num_generations if self.model.training else self.num_generations_eval
+        if num_generations is None:
+            num_generations = self.num_generations if self.model.training else self.num_generations_eval
         prompt_ids_out, completion_ids, logprobs, _ = self.vllm_generation.generate(
             prompts=prompt_ids, images=None, num_generations=num_generations
         )
@@ -348,7 +351,10 @@ class FeedbackSDPOTrainer(SDPOTrainer):
                 self._offloaded_teacher_logits = self._forward_logits(
                     teacher_model, inputs["teacher_input_ids"], inputs["teacher_attention_mask"], inputs["completion_ids"].size(1)
                 ).float()
-        logits = super()._compute_teacher_student_logits(model, teacher_model, inputs)
+        try:
+            logits = super()._compute_teacher_student_logits(model, teacher_model, inputs)
+        finally:
+            self._offloaded_teacher_logits = None  # used by the teacher's pass in there, or dropped with its failure
         if self.args.teacher_model_kind == "trust_region":
             # q proportional to exp((1 - a) log q_base + a log q_live), as lerp of the logits
             # (arXiv 2601.20802 appendix A.2)
@@ -462,10 +468,16 @@ class EpisodeSDPOTrainer(FeedbackSDPOTrainer):
 
     def _generate(self, prompt_ids):
         def generate(sequences):
-            _, completion_ids = super(EpisodeSDPOTrainer, self)._generate(sequences)
-            return completion_ids, self._sampling_logps  # vLLM's, for the rollout correction (None in HF generation)
+            if not self.use_vllm:
+                return self._generate_transformers(sequences)[1], None
+            # every transcript of a round is its own prompt: one completion each
+            _, completion_ids = self._generate_vllm(sequences, num_generations=1)
+            return completion_ids, self._sampling_logps  # vLLM's, for the rollout correction
 
-        self._played = episodes.play(self.episode_env, self._tokenizer, self._rows, prompt_ids, generate)
+        self._played = episodes.play(
+            self.episode_env, self._tokenizer, self._rows, prompt_ids, generate,
+            widest=widest_over_processes(self.accelerator),
+        )  # fmt: skip
         self._sampling_logps = None if self._played[0].logprobs is None else [e.logprobs for e in self._played]
         return [e.prompt_ids for e in self._played], [e.completion_ids for e in self._played]
 
