@@ -95,7 +95,10 @@ def is_running(path: Path) -> bool:
 def read_cell(path: Path, name: str) -> Cell:
     overrides_file = path / ".hydra" / "overrides.yaml"
     overrides = (yaml.safe_load(overrides_file.read_text()) or []) if overrides_file.exists() else []
-    summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").exists() else None
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):  # none yet (or written by an older rlexp, not whole)
+        summary = None
     if is_running(path):
         state = "running"
     elif summary is None:

@@ -90,7 +90,10 @@ def _run(cfg: DictConfig) -> dict:
         summary["wall_time_s"] = round(time.time() - started, 1)
         summary["ended_at"] = time.time()
         if state.is_main_process:
-            (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            # written whole, then renamed: a report reading a running sweep never sees half a file
+            partial = run.run_dir / "summary.json.partial"
+            partial.write_text(json.dumps(summary, indent=2))
+            partial.replace(run.run_dir / "summary.json")
             if summary["status"] == "done" and cfg.mode == "train":
                 plot_learning_curve(run.run_dir, run.run_dir / "learning_curve.png")
             if summary["status"] == "done" and cfg.mode != "discover":  # discover prints its own table
