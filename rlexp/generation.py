@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from rlexp.errors import ConfigError
-from rlexp.schema import GenerationConfig
+from rlexp.schema import VLLM_INSTALL, GenerationConfig
 
 VLLM = ("vllm_colocate", "vllm_server")
-VLLM_INSTALL = 'pip install "trl[vllm]"'
 
 # the TRL config fields the `generation` group sets, and what sets each: algo.trl may not set them
 OWNED_FIELDS = {

@@ -190,12 +190,14 @@ class EvalConfig:
         if engine not in EVAL_ENGINES:
             raise ConfigError(f"eval.generation={engine} is not one of {', '.join(EVAL_ENGINES)} (or null)")
         if engine == "vllm" and importlib.util.find_spec("vllm") is None:
-            raise ConfigError(f'{said} needs vLLM, which is not installed here: pip install "trl[vllm]" (or eval.generation=hf)')
+            raise ConfigError(f"{said} needs vLLM, which is not installed here: {VLLM_INSTALL} (or eval.generation=hf)")
         if engine == "continuous_batching" and vision:
             raise ConfigError(f"{said}: transformers' continuous batching takes text only; use eval.generation=hf or vllm")
 
 
 # what can generate evaluation samples (EvalConfig.generation)
+# what a user without vLLM installs to use it (training's generation modes and evaluation alike)
+VLLM_INSTALL = 'pip install "trl[vllm]"'
 EVAL_ENGINES = ("hf", "vllm", "continuous_batching")
 
 

@@ -6,10 +6,10 @@ import torch
 from rlexp import envs, models
 from rlexp.algos.sdpo import SDPO
 from rlexp.schema import ModelConfig
-from rlexp.trainers.sdpo import SolvingAttemptDecoder
+from rlexp.trainers.sdpo import FeedbackSDPOTrainer, SolvingAttemptDecoder
 
 
-def test_two_steps_of_multi_turn_sdpo_distil_on_the_models_own_tokens(tmp_path):
+def test_two_steps_of_multi_turn_sdpo_distil_on_the_models_own_tokens(tmp_path, monkeypatch):
     env = envs.make("generalpoints", max_attempts=2, num_cards=3, target=12, prompt_style="short", train_size=8)
     algo = SDPO(
         name="sdpo",
@@ -27,18 +27,19 @@ def test_two_steps_of_multi_turn_sdpo_distil_on_the_models_own_tokens(tmp_path):
     model = models.build_tiny(ModelConfig(max_position_embeddings=4096), tokenizer)
     trainer = algo.build_trainer(model, tokenizer, env, algo.training_args(tmp_path, 0, "fp32"))
     seen, policy_masks = [], []
-    teacher_student_logits, policy_loss = trainer._compute_teacher_student_logits, trainer._compute_policy_loss
+    teacher_student_logits, policy_loss = trainer._compute_teacher_student_logits, FeedbackSDPOTrainer._compute_policy_loss
 
     def recording_logits(model, teacher, inputs):
         logits = teacher_student_logits(model, teacher, inputs)
         seen.append((inputs, logits.loss_mask))
         return logits
 
-    def recording_policy(inputs, logits):
-        policy_masks.append(inputs["completion_mask"] * inputs["env_mask"])
-        return policy_loss(inputs, logits)
+    def recording_policy(self, inputs, logits):  # what the episode trainer hands TRL's policy loss
+        policy_masks.append(inputs["completion_mask"])
+        return policy_loss(self, inputs, logits)
 
-    trainer._compute_teacher_student_logits, trainer._compute_policy_loss = recording_logits, recording_policy
+    trainer._compute_teacher_student_logits = recording_logits
+    monkeypatch.setattr(FeedbackSDPOTrainer, "_compute_policy_loss", recording_policy)
     played, sample_rollouts = [], trainer.sample_rollouts
 
     def recording_rollouts(inputs):
@@ -64,8 +65,11 @@ def test_two_steps_of_multi_turn_sdpo_distil_on_the_models_own_tokens(tmp_path):
             last_feedback = text.split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
             assert last_feedback in teacher.split(tokenizer.decode(kept))[0]
             assert teacher.endswith(tokenizer.decode(kept))
-    for mask, (inputs, _) in zip(policy_masks, seen):
-        assert torch.equal(mask, inputs["completion_mask"] * inputs["env_mask"])
+    assert len(policy_masks) == 2
+    for mask, (inputs, _) in zip(policy_masks, seen):  # the policy term's mask leaves the feedback turns out too
+        assert torch.equal(mask, inputs["completion_mask"] * inputs["env_mask"]) and not torch.equal(
+            mask, inputs["completion_mask"]
+        )
     for episodes_, batch in played:  # each rollout is rewarded with its episode's return (sum over its attempts)
         assert all(e.attempts == 2 for e in episodes_)
         assert batch["rewards"].tolist() == [sum(s.reward for s in e.scores) for e in episodes_]
