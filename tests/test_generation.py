@@ -412,6 +412,7 @@ def test_two_ranks_seed_their_engines_apart(tmp_path):
             *SMALL, "env.num_cards=3", "env.target=12", "env.prompt_style=short", "algo.max_steps=1", "eval.before=false",
             "algo.per_device_train_batch_size=2", "algo.num_generations=2", "algo.max_completion_length=8", "seed=4",
             "eval.generation=hf",  # the training engines only
+            "env.max_attempts=2",  # episodes: the ranks agree on each round's width (a collective over gloo)
             f"threads={THREADS}", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests' / 'fake_vllm'}{os.pathsep}{ROOT}", "FAKE_VLLM_LOG": str(log)}
     ok(subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True))
@@ -419,6 +420,8 @@ def test_two_ranks_seed_their_engines_apart(tmp_path):
     inits = [e for e in entries if e["event"] == "init"]
     assert sorted((e["rank"], e["seed"]) for e in inits) == [(0, engine_seed(4, 0)), (1, engine_seed(4, 1))]
     assert {e["rank"] for e in entries if e["event"] == "generate"} == {0, 1}
+    # the fake's answers fail: each rank plays both rounds of its 2 episodes
+    assert sorted((e["rank"], e["num_prompts"]) for e in entries if e["event"] == "generate") == [(0, 2), (0, 2), (1, 2), (1, 2)]
 
 
 @pytest.mark.parametrize("name", ["grpo", "sdpo"])
