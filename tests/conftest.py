@@ -72,6 +72,16 @@ def empty_hub_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", cache)
 
 
+@pytest.fixture(autouse=True)
+def no_process_group_settings_leak(monkeypatch):
+    """TRL's colocated vLLM set-up writes RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT into os.environ (and so does
+    rlexp's evaluation engine): a CLI run a later test starts would inherit them and open a process group on that
+    port, which the other pytest worker's run holds too. Each test starts without them and leaves none behind."""
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
 def pytest_configure(config):
     import torch
 
