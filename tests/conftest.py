@@ -96,6 +96,7 @@ SMOKE_FIXTURES = {"cli", "sft_checkpoint", "untrained_checkpoint", "demo_pipelin
 SHARED_RUNS = {"sft_checkpoint", "sft_uninterrupted", "demo_pipeline"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the xdist_group marks to group the tests
 def pytest_collection_modifyitems(config, items):
     """Marks every test `unit` or `smoke` (`make test-fast` runs the unit ones), and skips `gpu` tests without a GPU."""
     import inspect
