@@ -18,7 +18,6 @@ from transformers import TrainerCallback
 
 from rlexp.console import say
 
-
 # the bar is drawn again at most this often while steps go by: drawing it (and TRL's bar below it) every step of a small
 # model cost about 10 ms, 20% of its step
 REDRAW_S = 0.5
