@@ -181,24 +181,6 @@ def build_tiny_vl(cfg: ModelConfig, processor: ImageTextProcessor) -> Qwen2VLFor
     return seeded_model(Qwen2VLForConditionalGeneration, config, cfg, tokenizer).to(getattr(torch, cfg.dtype))
 
 
-def load_vision(cfg: ModelConfig, checkpoint: str | None = None):
-    """Return (model, processor) for a vision-language model: from `checkpoint` if given, else as `cfg` describes."""
-    if cfg.pretrained is None:
-        # the tiny model's processor has nothing trained: it is built here again rather than read back, which
-        # AutoProcessor could not do without torchvision (see ImageTextProcessor)
-        processor = tiny_processor(cfg)
-        if checkpoint is None:
-            return build_tiny_vl(cfg, processor), processor
-        return from_pretrained(AutoModelForImageTextToText, checkpoint, cfg), processor
-    source = checkpoint or cfg.pretrained
-    processor = AutoProcessor.from_pretrained(source)
-    model = from_pretrained(AutoModelForImageTextToText, source, cfg)
-    if processor.tokenizer.pad_token is None:
-        processor.tokenizer.pad_token = processor.tokenizer.eos_token
-    processor.tokenizer.padding_side = "left"
-    return model, processor
-
-
 def text_tokenizer(processing_class):
     """The tokenizer itself, or the one a processor holds (its pad and eos tokens, its decoding)."""
     return processing_class.tokenizer if isinstance(processing_class, ProcessorMixin) else processing_class
@@ -241,32 +223,33 @@ def load(cfg: ModelConfig, checkpoint: str | None = None):
 
 def load_tokenizer(cfg: ModelConfig, checkpoint: str | None = None):
     """The tokenizer (a processor for a vision-language model) `load` gives, without loading the model."""
+    return with_chat_template_defaults(_processing_class(cfg, checkpoint), cfg.chat_template_kwargs)
+
+
+def _processing_class(cfg: ModelConfig, checkpoint: str | None = None):
+    """The tokenizer, or for a vision-language model (`cfg.vision`) the processor, as TRL's trainers take it: from
+    `checkpoint` if given, else as `cfg` describes; padding on the left, for generation."""
     source = checkpoint or cfg.pretrained
     if cfg.vision and cfg.pretrained is None:
-        processing_class = tiny_processor(cfg)
-    elif source is None:
-        processing_class = byte_tokenizer()
-    else:
-        processing_class = (AutoProcessor if cfg.vision else AutoTokenizer).from_pretrained(source)
-        tokenizer = text_tokenizer(processing_class)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.padding_side = "left"
-    return with_chat_template_defaults(processing_class, cfg.chat_template_kwargs)
-
-
-def _load(cfg: ModelConfig, checkpoint: str | None = None):
-    """Return (model, tokenizer): from `checkpoint` if given, else as `cfg` describes. A vision-language model
-    (`cfg.vision`) comes with its processor in the tokenizer's place, as TRL's trainers take it."""
-    if cfg.vision:
-        return load_vision(cfg, checkpoint)
-    source = checkpoint or cfg.pretrained
+        # the tiny model's processor has nothing trained: it is built here again rather than read back, which
+        # AutoProcessor could not do without torchvision (see ImageTextProcessor)
+        return tiny_processor(cfg)
     if source is None:
-        tokenizer = byte_tokenizer()
-        return build_tiny(cfg, tokenizer), tokenizer
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = from_pretrained(AutoModelForCausalLM, source, cfg)
+        return byte_tokenizer()
+    processing_class = (AutoProcessor if cfg.vision else AutoTokenizer).from_pretrained(source)
+    tokenizer = text_tokenizer(processing_class)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    return model, tokenizer
+    return processing_class
+
+
+def _load(cfg: ModelConfig, checkpoint: str | None = None):
+    """Return (model, tokenizer or processor): from `checkpoint` if given, else as `cfg` describes."""
+    source = checkpoint or cfg.pretrained
+    if source is None:
+        processing_class = _processing_class(cfg)
+        build = build_tiny_vl if cfg.vision else build_tiny
+        return build(cfg, processing_class), processing_class
+    model = from_pretrained(AutoModelForImageTextToText if cfg.vision else AutoModelForCausalLM, source, cfg)
+    return model, _processing_class(cfg, checkpoint)
