@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from rlexp.errors import ConfigError
-from rlexp.schema import VLLM_INSTALL, GenerationConfig
-
-VLLM = ("vllm_colocate", "vllm_server")
+from rlexp.schema import VLLM_INSTALL, VLLM_MODES, GenerationConfig
 
 # the TRL config fields the `generation` group sets, and what sets each: algo.trl may not set them
 OWNED_FIELDS = {
@@ -51,8 +49,8 @@ def trl_fields(generation: GenerationConfig, is_mode: str, is_clip_max: float) -
     are null. A server's ports are those it was started on (`VLLMServer`)."""
     if generation.name == "continuous_batching":
         return {"use_vllm": False, "use_transformers_continuous_batching": True}
-    fields = {"use_vllm": generation.name in VLLM}
-    if generation.name not in VLLM:
+    fields = {"use_vllm": generation.name in VLLM_MODES}
+    if generation.name not in VLLM_MODES:
         return fields
     fields.update(
         vllm_mode="server" if generation.name == "vllm_server" else "colocate",
@@ -79,7 +77,7 @@ def trl_fields(generation: GenerationConfig, is_mode: str, is_clip_max: float) -
 
 def check(generation: GenerationConfig, vision: bool, world_size: int) -> None:
     """The checks of `generation` for a run with a stage that generates, before anything loads. Raises ConfigError."""
-    if generation.name in VLLM and importlib.util.find_spec("vllm") is None:
+    if generation.name in VLLM_MODES and importlib.util.find_spec("vllm") is None:
         raise ConfigError(f"generation={generation.name} needs vLLM, which is not installed here: {VLLM_INSTALL}")
     if generation.name == "continuous_batching" and vision:
         raise ConfigError(

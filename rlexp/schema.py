@@ -215,6 +215,10 @@ class LauncherConfig:
     gpus: List[str] = field(default_factory=list)
 
 
+# the generation modes that sample with vLLM (in the training processes, or in a server of its own)
+VLLM_MODES = ("vllm_colocate", "vllm_server")
+
+
 @dataclass
 class GenerationConfig:
     """Schema shared by every `conf/generation/*.yaml`: how the RL algorithms (grpo, luffy, sdpo, jackpot) sample
@@ -259,7 +263,7 @@ class GenerationConfig:
 
     def check(self) -> None:
         """The checks of the group's own keys. Raises ConfigError."""
-        names = ("hf", "vllm_colocate", "vllm_server", "continuous_batching")
+        names = ("hf", *VLLM_MODES, "continuous_batching")
         if self.name not in names:
             raise ConfigError(f"generation.name={self.name} is not one of {', '.join(names)}")
         if not 0.0 < self.gpu_memory_utilization <= 1.0:

@@ -4,7 +4,7 @@ before any model loads. The machinery that runs the actor and records its log-pr
 from __future__ import annotations
 
 from rlexp.errors import ConfigError
-from rlexp.schema import ModelConfig, check_available, structured
+from rlexp.schema import VLLM_MODES, ModelConfig, check_available, structured
 
 
 def actor_model_config(actor) -> ModelConfig | None:
@@ -45,7 +45,7 @@ def check_actor(actor: ModelConfig | None, actor_lag: int, trl: dict, algo: str)
 
 def check_actor_engine(actor: ModelConfig | None, generation: str) -> None:
     """The actor against the run's generation mode (`generation`: its name). Raises ConfigError."""
-    if actor is None or generation not in ("vllm_colocate", "vllm_server"):
+    if actor is None or generation not in VLLM_MODES:
         return
     if actor.pretrained is None:
         raise ConfigError(

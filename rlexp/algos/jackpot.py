@@ -54,7 +54,7 @@ from rlexp.algos import register
 from rlexp.algos.actor import actor_model_config, check_actor, check_actor_engine
 from rlexp.algos.grpo import GRPO
 from rlexp.errors import ConfigError
-from rlexp.schema import ModelConfig
+from rlexp.schema import VLLM_MODES, ModelConfig
 
 LOSS_TYPES = ("grpo", "dapo", "bnpo", "dr_grpo")
 
@@ -131,7 +131,7 @@ class Jackpot(GRPO, JackpotOptions):
         return start if actor is None else actor.pretrained
 
     def check_generation(self, generation) -> None:
-        vllm = generation.name in ("vllm_colocate", "vllm_server")
+        vllm = generation.name in VLLM_MODES
         changed = [k for k in ("importance_sampling_mode", "importance_sampling_clip_max") if getattr(generation, k) is not None]
         if not generation.importance_sampling_correction:
             changed.insert(0, "importance_sampling_correction")

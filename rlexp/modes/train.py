@@ -18,10 +18,10 @@ from rlexp import models
 from rlexp.checkpoints import COMPLETE, latest_checkpoint, mark_complete, save_progress
 from rlexp.config import stage_keys, stages, structured
 from rlexp.console import say
-from rlexp.generation import VLLM, VLLMServer, free_port, seeded_engines, server_command
+from rlexp.generation import VLLMServer, free_port, seeded_engines, server_command
 from rlexp.modes.base import Run, evaluate_checkpoint
 from rlexp.progress import RunProgress, StageProgress
-from rlexp.schema import CONF_DIR, GenerationConfig
+from rlexp.schema import CONF_DIR, VLLM_MODES, GenerationConfig
 
 
 def main(run: Run) -> None:
@@ -84,7 +84,7 @@ def train_stage(run: Run, name: str, algo, checkpoint: str | None, resume_from: 
     model, tokenizer = models.load(run.model_cfg, checkpoint)
     start = checkpoint or run.model_cfg.pretrained
     generation = structured(GenerationConfig, cfg.generation) if algo.generates else None
-    if generation is not None and generation.name in VLLM and start is None:
+    if generation is not None and generation.name in VLLM_MODES and start is None:
         start = save_start_model(run, stage_dir, model, tokenizer)
     with stage_server(run, name, algo, generation, start) as generation:
         with stage_keys(cfg, name), seeded_engines(cfg.seed):
