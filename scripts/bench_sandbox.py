@@ -2,7 +2,8 @@
 
     python scripts/bench_sandbox.py            # or: make bench
 
-Each baseline gets the same number of parallel workers as the sandbox:
+The sandbox runs as configured by default (a job's tests in turn in one process) and, for reference, with a process
+forked for each test (`fresh_process_per_test`). Each baseline gets the same number of parallel workers:
 - one-process, the way LiveCodeBench's harness grades: a pool of light worker processes; per program, the worker
   forks one process that runs all of the program's tests in-process, with no isolation: the code compiled once,
   each test run with sys.stdin and sys.stdout swapped for in-memory files under a signal.alarm time limit, the
@@ -161,10 +162,11 @@ def run_sandboxed(box: Sandbox, jobs: list[Job]) -> int:
     return sum(bool(r.stdout or r.value) for results in box.run_many(jobs) for r in results)
 
 
-def measure(name: str, jobs: list[Job], box: Sandbox, pool, rounds: int) -> None:
+def measure(name: str, jobs: list[Job], box: Sandbox, fresh_box: Sandbox, pool, rounds: int) -> None:
     n_tests = sum(len(j.inputs) for j in jobs)
     runners = {
         "sandbox": lambda: run_sandboxed(box, jobs),
+        "process-per-test": lambda: run_sandboxed(fresh_box, jobs),
         "one-process": lambda: run_one_process(pool, jobs),
         "naive": lambda: run_naive(jobs, box.workers),
     }
@@ -183,10 +185,10 @@ def measure(name: str, jobs: list[Job], box: Sandbox, pool, rounds: int) -> None
         f"{runner} {statistics.median(r):7.1f}/s" for runner, r in rates.items()
     )
     print(line)
-    for baseline in ("one-process", "naive"):
-        ratios = [s / b for s, b in zip(rates["sandbox"], rates[baseline])]
+    for runner, baseline in (("sandbox", "one-process"), ("sandbox", "naive"), ("process-per-test", "one-process")):
+        ratios = [s / b for s, b in zip(rates[runner], rates[baseline])]
         print(
-            f"{'':10s} sandbox / {baseline}: {statistics.median(ratios):5.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
+            f"{'':10s} {runner} / {baseline}: {statistics.median(ratios):5.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
         )
 
 
@@ -197,6 +199,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="parallel workers for every runner (0: one per core)")
     args = parser.parse_args()
     box = Sandbox(workers=args.workers)
+    fresh_box = Sandbox(workers=args.workers, fresh_process_per_test=True)
     level = sandbox.level()
     print(
         f"sandbox level {level}, {box.workers} workers, {os.cpu_count()} CPU cores, load average "
@@ -207,8 +210,9 @@ def main() -> None:
     context = multiprocessing.get_context("forkserver")
     with concurrent.futures.ProcessPoolExecutor(box.workers, mp_context=context) as pool:
         for name, batch in jobs.items():
-            measure(name, batch, box, pool, args.rounds)
+            measure(name, batch, box, fresh_box, pool, args.rounds)
     box.close()
+    fresh_box.close()
 
 
 if __name__ == "__main__":

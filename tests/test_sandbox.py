@@ -31,9 +31,15 @@ ROOT = os.geteuid() == 0
 RANK = {"bwrap": 2, "namespaces": 1, "rlimit-only": 0}
 
 
-@pytest.fixture(params=LEVELS)
+# every level with a job's tests run one after another in one process (the default), and the best level with a
+# process forked for each test
+MODES = [(level, False) for level in LEVELS] + [(LEVELS[0], True)] if LEVELS else []
+
+
+@pytest.fixture(params=MODES, ids=lambda mode: mode[0] + ("-fresh-process-per-test" if mode[1] else ""))
 def box(request):
-    box = Sandbox(level=request.param, workers=2)
+    level, fresh = request.param
+    box = Sandbox(level=level, workers=2, fresh_process_per_test=fresh)
     yield box
     box.close()
 
@@ -120,6 +126,64 @@ def test_spoofed_eq_never_crosses_the_boundary(box):
     code = "class Any:\n    def __eq__(self, o): return True\nclass Solution:\n    def f(self, x):\n        return Any()"
     r = box.run(Job(code, ["1"], mode="functional", fn_name="f"))[0]
     assert r.value is None and "Any" in r.unencodable
+
+
+def test_a_jobs_tests_share_a_process_but_each_runs_the_program_afresh(box):
+    # LiveCodeBench's way: the program's own module state is new for each test, what it imported stays imported
+    code = (
+        "import os, sys\n"
+        "counter = globals().get('counter', 0) + 1\n"
+        "sys.runs = getattr(sys, 'runs', 0) + 1\n"
+        "print(counter, sys.runs, os.getpid())\n"
+    )
+    lines = [r.stdout.split() for r in box.run(Job(code, ["", "", ""]))]
+    assert [line[0] for line in lines] == ["1", "1", "1"]
+    pids = {line[2] for line in lines}
+    if box.fresh_process_per_test:
+        assert [line[1] for line in lines] == ["1", "1", "1"] and len(pids) == 3
+    else:
+        assert [line[1] for line in lines] == ["1", "2", "3"] and len(pids) == 1
+
+
+@pytest.mark.parametrize(
+    "leaves",
+    [
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()",
+        "import os, time\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)",
+        "import os, time\nif os.fork() == 0:\n    if os.fork() == 0:\n        time.sleep(30)\n    os._exit(0)",
+        "import sys\nsys.kept = open('left-open', 'w')\nsys.kept.write('x')",
+        "import os\nos._exit(0)",
+        "import signal\nsignal.setitimer(signal.ITIMER_REAL, 0.3)",
+    ],
+    ids=["a thread", "a child", "an orphan", "an open file", "its own exit", "a timer"],
+)
+def test_what_a_test_leaves_in_its_process_never_reaches_the_next(leaves):
+    # a process that is no longer as the runner was made (a thread, a process, an open file more) is replaced
+    box = Sandbox(level=LEVELS[0], workers=1)
+    try:
+        code = (
+            "import os, sys, time\n"
+            "if input() == 'leave':\n" + "".join(f"    {line}\n" for line in leaves.splitlines()) + "else:\n"
+            "    time.sleep(0.5)\n"  # a timer left running would fire now
+            "    print(os.path.exists('left-open'), getattr(sys, 'kept', None) is None)\n"
+        )
+        first, second = box.run(Job(code, ["leave", "look"], time_limit=10.0))
+        assert first.verdict == "ok", first
+        assert (second.verdict, second.stdout) == ("ok", "False True\n"), second
+    finally:
+        box.close()
+
+
+def test_a_runner_the_program_broke_ends_the_test_with_a_verdict_and_the_next_runs(box):
+    code = (
+        "import os\n"
+        "if input() == 'break':\n"
+        "    del os.dup2\n"  # the harness in this process needs it after the program
+        "print('ran')\n"
+    )
+    first, second = box.run(Job(code, ["break", "again"]))
+    assert first.verdict in ("ok", "runtime_error") and first.stdout == "ran\n"
+    assert (second.verdict, second.stdout) == ("ok", "ran\n")
 
 
 # -- hostile programs (code.md section 8) ------------------------------------------------------------------------
@@ -583,13 +647,40 @@ def test_what_a_hostile_test_leaves_is_gone_in_the_next(box):
         assert set(ast.literal_eval(lines[1])) <= mounted, "the sandbox's /tmp was not emptied"
 
 
-def test_shared_memory_of_one_test_is_gone_in_the_next(box):
+def test_what_a_program_sets_on_the_scratch_directories_is_gone_in_the_next_job(box):
+    # the scratch roots and the working directory outlive the emptying: their extended attributes, times and modes
+    # could carry data from one job to the next
+    needs(box, "namespaces")
+    code = (
+        "import os, tempfile\n"
+        "places = ['/tmp', os.getcwd()]\n"
+        "if input() == 'set':\n"
+        "    for place in places:\n"
+        "        try: os.setxattr(place, 'user.note', b'left')\n"
+        "        except OSError: pass\n"
+        "        os.utime(place, (12345, 12345))\n"
+        "    os.chmod('/tmp', 0o700)\n"
+        "else:\n"
+        "    print([(os.listxattr(p), os.stat(p).st_mtime == 12345) for p in places], oct(os.stat('/tmp').st_mode))\n"
+    )
+    box.run(Job(code, ["set"]))
+    seen = box.run(Job(code, ["look"]))[0]
+    assert seen.verdict == "ok" and seen.stdout.startswith("[([], False), ([], False)]"), seen
+    assert not seen.stdout.strip().endswith("700"), seen
+
+
+@pytest.mark.parametrize(
+    "get",
+    ["libc.shmget(0x5EED, 4096, 0o600{})", "libc.msgget(0x5EED, 0o600{})", "libc.semget(0x5EED, 1, 0o600{})"],
+    ids=["shared memory", "a message queue", "a semaphore"],
+)
+def test_ipc_objects_of_one_test_are_gone_in_the_next(box, get):
     needs(box, "namespaces")
     code = (
         "import ctypes\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
-        "existed = libc.shmget(0x5EED, 4096, 0o600) != -1\n"
-        "libc.shmget(0x5EED, 4096, 0o600 | 0o1000)\n"  # IPC_CREAT
+        f"existed = {get.format('')} != -1\n"
+        f"{get.format(' | 0o1000')}\n"  # IPC_CREAT
         "print(existed)\n"
     )
     assert [r.stdout for r in box.run(Job(code, ["", ""]))] == ["False\n", "False\n"]

@@ -300,6 +300,8 @@ class LiveCode(Env):
     require_isolation: bool = True  # refuse to run programs at rlimit-only
     workers: int = 0  # sandbox processes at once; 0 = one per core
     memory_mb: int = 2048  # address-space limit of each sandboxed program
+    # a process forked for each test, instead of one per program running its tests in turn as LiveCodeBench does
+    fresh_process_per_test: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in ("procedural", "lcb") and not str(self.source).endswith((".jsonl", ".json")):
@@ -452,7 +454,11 @@ class LiveCode(Env):
             from rlexp import sandbox
 
             self._sandbox = sandbox.Sandbox(
-                level=self.sandbox_level, workers=self.workers, memory_mb=self.memory_mb, require_isolation=self.require_isolation
+                level=self.sandbox_level,
+                workers=self.workers,
+                memory_mb=self.memory_mb,
+                require_isolation=self.require_isolation,
+                fresh_process_per_test=self.fresh_process_per_test,
             )
         return self._sandbox
 

@@ -5,18 +5,22 @@ pays no interpreter start. Three kinds of process take part:
 
 - the **driver** (process 1 of the sandbox's PID namespace): reads the setup message, builds the file system
   (at the `namespaces` level), imports LiveCodeBench's preamble, handles no signal (so none sent from inside
-  reaches it), and then forks one job process per job. It never reads a job's code or inputs, so nothing of one job is in the memory the next
-  job's programs are forked from;
+  reaches it), and then forks one job process per job. It never reads a job's code or inputs, so nothing of one
+  job is in the memory the next job's programs are forked from;
 - a **job process**: reads one job (code, then one test at a time) from the parent, compiles the code once and
-  imports the heavy packages the code names (numpy, ...), then forks one test process per test;
-- a **test process**: gets a fresh pipe on fd 0 holding only its own test's input, capped pipes on fd 1 and
-  fd 2, its own process group, a CPU-time and a process-count limit, and then runs the program once.
+  imports the heavy packages the code names (numpy, ...), then has each test run by a process below it;
+- the process that runs the program: by default a **runner**, forked once per job, that runs the job's tests one
+  after another as LiveCodeBench does, the program's module executed afresh for each; it is replaced by a new
+  fork when a test ends it or leaves anything of its own running or open (`Runner`). With
+  `fresh_process_per_test`, a **test process** forked for each test instead. Either gets, for each test, a fresh
+  pipe on fd 0 holding only that test's input, capped pipes on fd 1 and fd 2, and a CPU-time limit; it runs in a
+  process group of its own under a process-count limit.
 
 The job process enforces the wall clock and the output caps and answers with one JSON record per test. After
 each test, with every process the test started killed, it empties every place a program can write (the scratch
 tmpfs and the working directory; at the namespace levels also the sandbox's System V IPC objects and POSIX
-message queues), so the next test starts with clean writable space, as it starts with fresh module state.
-Expected outputs never come here: the parent compares.
+message queues), so the next test starts with clean writable space. Expected outputs never come here: the parent
+compares.
 
 As root, programs run as an unprivileged user. When the trainer's interpreter sits under a directory that
 user cannot enter (a venv or pyenv under /root), `--prelude` runs first, as root, in a mount namespace of its
@@ -34,6 +38,8 @@ import os
 import resource
 import select
 import signal
+import socket
+import stat
 import struct
 import sys
 import time
@@ -129,6 +135,15 @@ def read_message(fd):
     return None if body is None else json.loads(body)
 
 
+def read_small(path):
+    """A small /proc file's text, in three system calls (open() would make a Python file object: seven)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 1 << 16).decode()
+    finally:
+        os.close(fd)
+
+
 def answer(fd, record):
     data = (json.dumps(record) + "\n").encode()
     while data:
@@ -207,9 +222,81 @@ def plain(value):
 # -- the test process ------------------------------------------------------------------------------------------
 
 
+def execute(job, code_obj, program_builtins, stdio, test_input, source_lines):
+    """Run the program once, in this process, on one test; (report, exit code). `stdio` are the program's text
+    streams, on fds 0, 1 and 2."""
+    report = {}
+    exit_code = 0
+    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = stdio
+    # `from sys import *` gave the preamble the job process's stdin; the program's own shadow them
+    namespace = {
+        "__name__": "__main__",
+        "__builtins__": program_builtins,
+        "stdin": sys.stdin,
+        "stdout": sys.stdout,
+        "stderr": sys.stderr,
+    }
+    returned, has_value = None, False
+    try:
+        exec(code_obj, namespace)
+        if job["mode"] == "functional":
+            args = [json.loads(line) for line in test_input.split("\n")]
+            if "Solution" in namespace:
+                method = getattr(namespace["Solution"](), job["fn_name"])
+            else:
+                method = namespace[job["fn_name"]]
+            returned, has_value = method(*args), True
+    except SystemExit as stop:
+        if stop.code not in (None, 0):
+            exit_code = stop.code if isinstance(stop.code, int) else 1
+            report["error"] = {"type": "SystemExit", "message": f"exit code {stop.code}"[:200]}
+    except BaseException as exc:  # noqa: BLE001 - any failure of the program is its runtime error
+        report["error"] = error_info(exc, source_lines)
+        exit_code = 1
+        try:
+            print_traceback(exc)
+        except BaseException:  # noqa: BLE001
+            pass
+    if has_value:
+        try:
+            report["value"] = json.dumps(plain(returned))
+        except BaseException as exc:  # noqa: BLE001 - not JSON (a set, an object, Decimal('0.1')): never equal
+            report["unencodable"] = (
+                str(exc) if isinstance(exc, Unmatchable) else f"{type(returned).__name__} is not a JSON value"
+            )[:200]
+    try:
+        sys.stdout.flush()
+    except BaseException as exc:  # noqa: BLE001 - e.g. the output pipe was closed at the cap
+        report.setdefault("error", error_info(exc, source_lines))
+    try:
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001
+        pass
+    return report, exit_code
+
+
+def send_report(info_w, report):
+    """The report, length-prefixed: a whole one ends a runner's test even when a process the program started
+    still holds the pipe open."""
+    data = json.dumps(report).encode()
+    data = struct.pack(">I", len(data)) + data
+    while data:  # the job process reads it under the output cap
+        data = data[os.write(info_w, data[:CHUNK]) :]
+
+
+def enter_working_directory(setup, info_w):
+    """Into the (new) working directory, then SETUP_OK; or SETUP_ERROR, and the process ends."""
+    try:
+        os.chdir(setup["workdir"])
+    except OSError as exc:
+        os.write(info_w, SETUP_ERROR + f"working directory: {exc}".encode()[:500])
+        os._exit(SETUP_FAILED_EXIT)
+    os.write(info_w, SETUP_OK)
+
+
 def run_child(setup, job, code_obj, program_builtins, stdio, test_input, info_w, source_lines):
-    """In the forked test process: set up, run the solution on one test, report a value or an error on `info_w`,
-    exit. What is written on `info_w` after SETUP_OK comes from a process running model code."""
+    """In a test process forked for this test alone: set up, run the solution on the test, report a value or an
+    error on `info_w`, exit. What is written on `info_w` after SETUP_OK comes from a process running model code."""
     report = {}
     exit_code = 0
     try:
@@ -217,69 +304,179 @@ def run_child(setup, job, code_obj, program_builtins, stdio, test_input, info_w,
         LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with the job process
         # the program may read its own /proc/self; the driver and the job process stay undumpable
         LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
-        try:
-            os.chdir(setup["workdir"])
-        except OSError as exc:
-            os.write(info_w, SETUP_ERROR + f"working directory: {exc}".encode()[:500])
-            os._exit(SETUP_FAILED_EXIT)
-        os.write(info_w, SETUP_OK)
+        enter_working_directory(setup, info_w)
         sys.setrecursionlimit(50000)  # LiveCodeBench's; the driver itself keeps a small one
         cpu = int(job["time_limit"]) + 1
         set_limit(resource.RLIMIT_CPU, cpu, cpu + 1)  # soft: SIGXCPU; hard: SIGKILL, even if SIGXCPU is ignored
         set_limit(resource.RLIMIT_NPROC, setup["max_processes"])
-        sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = stdio
-        # `from sys import *` gave the preamble the job process's stdin; the program's own shadow them
-        namespace = {
-            "__name__": "__main__",
-            "__builtins__": program_builtins,
-            "stdin": sys.stdin,
-            "stdout": sys.stdout,
-            "stderr": sys.stderr,
-        }
-        returned, has_value = None, False
-        try:
-            exec(code_obj, namespace)
-            if job["mode"] == "functional":
-                args = [json.loads(line) for line in test_input.split("\n")]
-                if "Solution" in namespace:
-                    method = getattr(namespace["Solution"](), job["fn_name"])
-                else:
-                    method = namespace[job["fn_name"]]
-                returned, has_value = method(*args), True
-        except SystemExit as stop:
-            if stop.code not in (None, 0):
-                exit_code = stop.code if isinstance(stop.code, int) else 1
-                report["error"] = {"type": "SystemExit", "message": f"exit code {stop.code}"[:200]}
-        except BaseException as exc:  # noqa: BLE001 - any failure of the program is its runtime error
-            report["error"] = error_info(exc, source_lines)
-            exit_code = 1
-            try:
-                print_traceback(exc)
-            except BaseException:  # noqa: BLE001
-                pass
-        if has_value:
-            try:
-                report["value"] = json.dumps(plain(returned))
-            except BaseException as exc:  # noqa: BLE001 - not JSON (a set, an object, Decimal('0.1')): never equal
-                report["unencodable"] = (
-                    str(exc) if isinstance(exc, Unmatchable) else f"{type(returned).__name__} is not a JSON value"
-                )[:200]
-        try:
-            sys.stdout.flush()
-        except BaseException as exc:  # noqa: BLE001 - e.g. the output pipe was closed at the cap
-            report.setdefault("error", error_info(exc, source_lines))
-        try:
-            sys.stderr.flush()
-        except BaseException:  # noqa: BLE001
-            pass
+        report, exit_code = execute(job, code_obj, program_builtins, stdio, test_input, source_lines)
     finally:
         try:
-            data = json.dumps(report).encode()
-            while data:  # the job process reads it under the output cap
-                data = data[os.write(info_w, data[:CHUNK]) :]
+            send_report(info_w, report)
         except BaseException:  # noqa: BLE001
             pass
         os._exit(exit_code)
+
+
+def text_streams(previous=None):
+    """Text streams on fds 0, 1 and 2, as a fresh Python process has them. Those for output of the previous test
+    serve again (flushed: empty) unless the program closed them; stdin's is new (the last may hold unread input)."""
+    stdin = open(0, "r", encoding="utf-8", errors="surrogateescape", closefd=False)
+    if previous is not None and not (previous[1].closed or previous[2].closed):
+        return stdin, previous[1], previous[2]
+    return (
+        stdin,
+        open(1, "w", encoding="utf-8", closefd=False),
+        open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False),
+    )
+
+
+def runner_loop(setup, job, code_obj, program_builtins, source_lines, sock, null_fd):
+    """In a runner (see `Runner`): SETUP_OK (or SETUP_ERROR) on the socket, then test after test as the job
+    process sends them: a length-prefixed message holding the functional test's arguments, with the read end of the
+    test's stdin pipe; back, the length-prefixed report. Per test the program's module runs afresh (new globals and
+    builtins) and what a program may change in this process that a fresh one would not have (working directory,
+    recursion and integer-digit limits, timers, the collector switched off) is reset; imported modules stay."""
+    try:
+        os.chdir(setup["workdir"])
+    except OSError as exc:
+        sock.sendall(SETUP_ERROR + f"working directory: {exc}".encode()[:500])
+        os._exit(SETUP_FAILED_EXIT)
+    sock.sendall(SETUP_OK)
+    cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    stdio = None
+    while True:
+        message = receive_test(sock)
+        if message is None:
+            os._exit(0)
+        payload, in_r = message
+        exit_code = 0
+        try:
+            os.dup2(in_r, 0)
+            os.close(in_r)
+            os.chdir(setup["workdir"])
+            sys.setrecursionlimit(50000)
+            sys.set_int_max_str_digits(50000)
+            for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+                signal.setitimer(timer, 0)
+            gc.enable()
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            set_limit(resource.RLIMIT_CPU, int(used.ru_utime + used.ru_stime + job["time_limit"]) + 1, cpu_hard)
+            stdio = text_streams(stdio)
+            report, exit_code = execute(job, code_obj, dict(program_builtins), stdio, payload, source_lines)
+            report["exit_code"] = exit_code
+            os.dup2(null_fd, 0)
+            data = json.dumps(report).encode()
+            sock.sendall(struct.pack(">I", len(data)) + data)
+        except BaseException:  # noqa: BLE001 - the program broke this process (deleted os.dup2, ...): it ends
+            os._exit(exit_code or 1)
+
+
+def receive_test(sock):
+    """(functional arguments text, the test's stdin fd) from the job process; None at its end."""
+    data, fds, _, _ = socket.recv_fds(sock, CHUNK, 1)
+    if len(data) < 4 or len(fds) != 1:
+        return None
+    size = struct.unpack(">I", data[:4])[0]
+    data = bytearray(data[4:])
+    while len(data) < size:
+        chunk = sock.recv(min(size - len(data), 1 << 20))
+        if not chunk:
+            return None
+        data += chunk
+    return data.decode("utf-8", "surrogateescape"), fds[0]
+
+
+class Runner:
+    """A process that runs the tests of one job one after another, as LiveCodeBench runs them (the default; with
+    `fresh_process_per_test`, a test process is forked for each test instead). Its stdout and stderr are pipes it
+    keeps; each test brings a new stdin pipe. It is replaced by a fresh fork when a test ends it (a crash, a
+    timeout, the output cap) or leaves it unfit for the next (`fit`)."""
+
+    def __init__(self, setup, job, code_obj, program_builtins, source_lines):
+        ours, theirs = socket.socketpair()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        null_fd = os.open(os.devnull, os.O_RDWR)
+        # what it has open between tests, by number: fd 0 on /dev/null, its stdout and stderr pipes, /dev/null, its
+        # socket, and the interpreter's directories (at rlimit-only as root, sys.path reaches them through fds)
+        self.fds = {0, 1, 2, null_fd, theirs.fileno()} | set(setup["keep_fds"])
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                os.setpgid(0, 0)
+                LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with the job process
+                LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the program may read its own /proc/self
+                set_limit(resource.RLIMIT_NPROC, setup["max_processes"])
+                for fd, target in ((null_fd, 0), (out_w, 1), (err_w, 2)):
+                    os.dup2(fd, target)
+                close_other_fds(self.fds)
+                runner_loop(setup, job, code_obj, program_builtins, source_lines, theirs, null_fd)
+            finally:
+                os._exit(SETUP_FAILED_EXIT)
+        for fd in (out_w, err_w, null_fd):
+            os.close(fd)
+        theirs.close()
+        self.sock = ours
+        self.sock.settimeout(float(job["time_limit"]))  # a runner that stops reading its socket times out
+        self.out_r, self.err_r = out_r, err_r
+        os.set_blocking(out_r, False)  # read what is there, never wait on them: the socket says when a test ends
+        os.set_blocking(err_r, False)
+        self.pidfd = os.pidfd_open(self.pid)
+        self.me = os.getpid()
+        self.ready = False  # its SETUP_OK came
+        self.inbox = bytearray()  # what came on its socket and is not yet taken
+
+    def send(self, payload, fd):
+        frame = struct.pack(">I", len(payload)) + payload
+        sent = socket.send_fds(self.sock, [frame[:CHUNK]], [fd])
+        self.sock.sendall(frame[sent:])
+
+    def take_report(self):
+        """The next whole report from the inbox, checked; None until there is one. SETUP_ERROR: a str."""
+        if not self.ready:
+            if self.inbox.startswith(SETUP_ERROR):
+                return bytes(self.inbox[1:]).decode("utf-8", "replace")
+            if not self.inbox.startswith(SETUP_OK):
+                return None
+            del self.inbox[:1]
+            self.ready = True
+        if len(self.inbox) < 4:
+            return None
+        size = struct.unpack(">I", self.inbox[:4])[0]
+        if len(self.inbox) < 4 + size:
+            return None
+        raw = bytes(self.inbox[4 : 4 + size])
+        del self.inbox[: 4 + size]
+        return checked_report(raw)
+
+    def fit(self):
+        """Only its own thread, no process below it or orphaned to us, and the file descriptors it started with
+        (one more could hold a file the emptying of the scratch space does not reach)."""
+        try:
+            threads = int(read_small(f"/proc/{self.pid}/stat").rsplit(")", 1)[1].split()[17])
+            return (
+                threads == 1
+                and {int(fd) for fd in os.listdir(f"/proc/{self.pid}/fd")} == self.fds
+                and not read_small(f"/proc/{self.pid}/task/{self.pid}/children").strip()
+                and read_small(f"/proc/{self.me}/task/{self.me}/children").split() == [str(self.pid)]
+            )
+        except (OSError, ValueError, IndexError):
+            return False
+
+    def kill(self, setup):
+        """Kill it and everything it started; then the exit status it had."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _, wait_status, _ = os.wait4(self.pid, 0)
+        for fd in (self.out_r, self.err_r, self.pidfd):
+            os.close(fd)
+        self.sock.close()
+        if not kill_leftovers(setup, self.pid):
+            os._exit(LEFTOVERS_EXIT)
+        return wait_status
 
 
 # -- the job process ------------------------------------------------------------------------------------------
@@ -392,13 +589,23 @@ def empty_directory(path, keep=()):
         os.close(root)
 
 
+def ipc_in_use():
+    """How many System V shared memory segments, message queues and semaphore sets the sandbox's IPC namespace
+    holds (one system call each), and its POSIX message queues."""
+    info = [(ctypes.c_int * 32)() for _ in range(3)]  # struct shm_info, msginfo, seminfo (all shorter)
+    LIBC.shmctl(0, 14, info[0])  # SHM_INFO: used_ids, the first field
+    LIBC.msgctl(0, 12, info[1])  # MSG_INFO: msgpool, the first field
+    LIBC.semctl(0, 0, 19, info[2])  # SEM_INFO: semusz, the eighth
+    queues = os.listdir(MQUEUE) if os.path.isdir(MQUEUE) else []
+    return info[0][0], info[1][0], info[2][7], queues
+
+
 def remove_ipc_objects():
     """The System V shared memory segments, message queues and semaphores of the sandbox's own IPC namespace, and
     its POSIX message queues: a test could leave data there for the next."""
     for kind, remove in (("shm", LIBC.shmctl), ("msg", LIBC.msgctl), ("sem", LIBC.semctl)):
         try:
-            with open(f"/proc/sysvipc/{kind}") as f:
-                ids = [int(line.split()[1]) for line in f.read().splitlines()[1:] if line.strip()]
+            ids = [int(line.split()[1]) for line in read_small(f"/proc/sysvipc/{kind}").splitlines()[1:] if line.strip()]
         except (OSError, ValueError, IndexError):
             continue
         for ipc_id in ids:
@@ -411,19 +618,77 @@ def remove_ipc_objects():
                 pass
 
 
-def clean_up(setup):
-    """After a test, with everything it started killed: empty every place a program can write, and make the
-    working directory again."""
+def writable_state(setup):
+    """What the quick check after a test compares with the state after the last emptying: per scratch tmpfs the
+    inodes in use (anything a program makes there takes one: a file, a directory, a link, a FIFO), per scratch root
+    and the working directory its inode, mode, times and extended attributes, and the IPC objects in use."""
+    state = []
+    for path in setup["scratch"] + [setup["workdir"]]:
+        st = os.lstat(path)
+        state.append((st.st_ino, st.st_mode, st.st_mtime_ns, st.st_atime_ns, os.listxattr(path, follow_symlinks=False)))
+    for path in setup["scratch"]:
+        usage = os.statvfs(path)
+        state.append(usage.f_files - usage.f_ffree)
+    if setup["kill_all"]:
+        state.append(ipc_in_use())
+    return state
+
+
+def clean_up(setup, quick=False):
+    """After a test, with everything it started killed, or with a fit runner idle: empty every place a program can
+    write, and reset what it may have set on the scratch roots and the working directory (their modes, times and
+    extended attributes, which outlive the emptying). `quick`: first check, in a few system calls, whether anything
+    changed since the last emptying (possible where the scratch directories are the sandbox's own tmpfs)."""
+    if quick and setup["quick_clean"]:
+        try:
+            if writable_state(setup) == setup["clean_state"]:
+                return
+        except OSError:
+            pass
     for path, mode in zip(setup["scratch"], setup["scratch_modes"]):
-        os.chmod(path, mode)  # a program could have changed it: it ran as our user
-        empty_directory(path, setup["keep"])
+        os.chmod(path, mode)  # a program could have changed them: it ran as our user
+    workdir = setup["workdir"]
+    try:
+        kept = stat.S_ISDIR(os.lstat(workdir).st_mode)
+    except FileNotFoundError:
+        kept = False
+    if kept:
+        os.chmod(workdir, 0o700)
+        empty_directory(workdir)
+    keep = setup["keep"] + [workdir] if kept else setup["keep"]
+    for path in setup["scratch"]:
+        empty_directory(path, keep)
     if setup["kill_all"]:
         remove_ipc_objects()
-    os.makedirs(setup["workdir"], mode=0o700, exist_ok=True)
+    if not kept:
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
+    for path in setup["scratch"] + [workdir]:
+        try:
+            for name in os.listxattr(path, follow_symlinks=False):
+                os.removexattr(path, name, follow_symlinks=False)
+            os.utime(path)
+        except OSError:  # not ours to change (no extended attributes here, a root another user owns)
+            pass
+    setup["clean_state"] = writable_state(setup) if setup["quick_clean"] else None
+
+
+def feed(in_w, pending):
+    """Write the next chunk of a test's input to its stdin pipe; close the pipe when all is written (or the program
+    closed its end). Returns the pipe (None once closed) and what is left to write."""
+    try:
+        pending = pending[os.write(in_w, pending[:CHUNK]) :]
+    except (BrokenPipeError, BlockingIOError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            pending = b""
+    if not pending:
+        os.close(in_w)
+        in_w = None
+    return in_w, pending
 
 
 def run_test(setup, job, code_obj, program_builtins, stdio, test, source_lines, proto_fds):
-    """Fork, feed the input, collect capped output, enforce the wall clock; return the record."""
+    """With `fresh_process_per_test`: fork a test process, feed the input, collect capped output, enforce the wall
+    clock; return the record."""
     test_input = test["input"]
     out_cap = int(test.get("out_cap", setup["out_cap"]))
     err_cap = int(setup["err_cap"])
@@ -472,15 +737,7 @@ def run_test(setup, job, code_obj, program_builtins, stdio, test, source_lines, 
         elif exited and not readable:
             break  # exited and nothing left to read right now
         if writable:
-            try:
-                sent = os.write(in_w, pending[:CHUNK])
-                pending = pending[sent:]
-            except (BrokenPipeError, BlockingIOError) as exc:
-                if isinstance(exc, BrokenPipeError):
-                    pending = b""
-            if not pending:
-                os.close(in_w)
-                in_w = None
+            in_w, pending = feed(in_w, pending)
         for fd in readable:
             data = os.read(fd, CHUNK)
             if not data:
@@ -510,22 +767,32 @@ def run_test(setup, job, code_obj, program_builtins, stdio, test, source_lines, 
     for fd in list(buffers) + [exit_fd] + ([in_w] if in_w is not None else []):
         os.close(fd)
     reap()
-    exit_code = os.waitstatus_to_exitcode(wait_status)
     info = bytes(buffers[info_r])
-    record = {
-        "status": status,
-        "exit_code": exit_code,
-        "stdout": bytes(buffers[out_r]).decode("utf-8", "replace"),
-        "stderr": bytes(buffers[err_r]).decode("utf-8", "replace"),
-        "elapsed_ms": round(elapsed * 1000, 3),
-    }
     if info.startswith(SETUP_ERROR):  # written before any program code ran: the sandbox failed, not the program
-        record.update(status="sandbox_error", stderr=info[1:].decode("utf-8", "replace"))
-        return record
-    report = checked_report(info[1:] if info.startswith(SETUP_OK) else b"")
+        return sandbox_error(info[1:].decode("utf-8", "replace"), elapsed)
     cpu_seconds = usage.ru_utime + usage.ru_stime
+    cpu_limit_hit = (
+        os.waitstatus_to_exitcode(wait_status) in (-signal.SIGXCPU, -signal.SIGKILL) and cpu_seconds >= int(job["time_limit"]) + 1
+    )
+    return make_record(
+        status,
+        os.waitstatus_to_exitcode(wait_status),
+        cpu_limit_hit,
+        buffers[out_r],
+        buffers[err_r],
+        elapsed,
+        whole_report(info) or {},
+    )
+
+
+def sandbox_error(message, elapsed):
+    return {"status": "sandbox_error", "exit_code": None, "stdout": "", "stderr": message, "elapsed_ms": round(elapsed * 1000, 3)}
+
+
+def make_record(status, exit_code, cpu_limit_hit, out, err, elapsed, report):
+    """The record of one test. `status` is set when the job process ended it (timeout, output_limit)."""
     if status is None:
-        if exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu_seconds >= int(job["time_limit"]) + 1:
+        if cpu_limit_hit:
             status = "timeout"  # the CPU-time limit
         elif exit_code == 0 and "error" not in report:
             status = "ok"
@@ -533,13 +800,123 @@ def run_test(setup, job, code_obj, program_builtins, stdio, test, source_lines, 
             status = "runtime_error"
             if "error" not in report:
                 report["error"] = describe_exit(exit_code)
-    record["status"] = status
-    record.update(report)
-    return record
+    return {
+        "status": status,
+        "exit_code": exit_code,
+        "stdout": bytes(out).decode("utf-8", "replace"),
+        "stderr": bytes(err).decode("utf-8", "replace"),
+        "elapsed_ms": round(elapsed * 1000, 3),
+        **report,
+    }
+
+
+def run_in_runner(setup, job, runner, test):
+    """Run one test in `runner`: send it the test's stdin pipe, feed the input, collect capped output until its
+    report, enforce the wall clock. Returns (the record, whether the runner may run the next test)."""
+    test_input = test["input"]
+    out_cap = int(test.get("out_cap", setup["out_cap"]))
+    err_cap = int(setup["err_cap"])
+    functional = job["mode"] == "functional"
+    in_r, in_w = os.pipe()
+    start = time.monotonic()
+    status = None
+    try:
+        runner.send((test_input if functional else "").encode("utf-8", "surrogateescape"), in_r)
+    except TimeoutError:
+        status = "timeout"  # it stopped reading its socket
+    except OSError:
+        pass  # it is gone: its exit ends the test below
+    os.close(in_r)
+    # functional mode: fd 0 is an empty pipe, so input() meets EOF
+    pending = b"" if functional else test_input.encode("utf-8", "surrogateescape")
+    if not pending:
+        os.close(in_w)
+        in_w = None
+    else:
+        os.set_blocking(in_w, False)
+    out, err = bytearray(), bytearray()
+    sock_fd = runner.sock.fileno()
+    reading = [runner.out_r, runner.err_r, sock_fd]
+    report, exited = None, False
+    deadline = start + float(job["time_limit"])
+    while status is None and report is None and not exited:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            status = "timeout"
+            break
+        readable, writable, _ = select.select(reading + [runner.pidfd], [in_w] if in_w is not None else [], [], left)
+        if writable:
+            in_w, pending = feed(in_w, pending)
+        exited = runner.pidfd in readable
+        status = drain(runner, out, err, out_cap, err_cap, [fd for fd in readable if fd != runner.pidfd])
+        if status is None and sock_fd in readable:
+            report = runner.take_report()
+    if status is None:
+        # what it wrote before its report (or its exit) is in the pipes now
+        status = drain(runner, out, err, out_cap, err_cap, reading)
+        if report is None:
+            report = runner.take_report()
+    elapsed = time.monotonic() - start
+    if in_w is not None:
+        os.close(in_w)
+    if isinstance(report, str):  # SETUP_ERROR: written before any program code ran
+        runner.kill(setup)
+        clean_up(setup)
+        return sandbox_error(report, elapsed), False
+    keep = status is None and report is not None and not exited and runner.fit()
+    if keep:
+        exit_code = report.pop("exit_code", 1)  # none: the report was written by the program, not by the runner
+        clean_up(setup, quick=True)
+        return make_record(None, exit_code, False, out, err, elapsed, report), True
+    wait_status = runner.kill(setup)
+    clean_up(setup)
+    if report is not None and not exited and status is None:  # it reported; killed only because it was unfit
+        exit_code = report.pop("exit_code", 1)
+    else:
+        exit_code = os.waitstatus_to_exitcode(wait_status)
+        report = report if isinstance(report, dict) else {}
+        report.pop("exit_code", None)
+    return make_record(status, exit_code, exit_code == -signal.SIGXCPU, out, err, elapsed, report), False
+
+
+def drain(runner, out, err, out_cap, err_cap, fds):
+    """Read what is there on the runner's stdout, stderr and socket (of `fds`); "output_limit" past a cap."""
+    for fd in fds:
+        while True:
+            try:
+                data = os.read(fd, CHUNK)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            if fd == runner.out_r:
+                out += data
+                if len(out) > out_cap:
+                    del out[out_cap:]
+                    return "output_limit"
+            elif fd == runner.err_r:
+                err += data[: max(0, err_cap - len(err))]  # beyond the cap read and dropped: the program goes on
+            else:
+                runner.inbox += data
+                if len(runner.inbox) > out_cap + CHUNK:
+                    return "output_limit"
+            if len(data) < CHUNK:
+                break
+    return None
+
+
+def whole_report(info):
+    """The report after SETUP_OK once all of it is there (else None), reduced to fields of the expected types: the
+    test process runs model code and may forge it."""
+    if not info.startswith(SETUP_OK) or len(info) < 5:
+        return None
+    size = struct.unpack(">I", info[1:5])[0]
+    if len(info) < 5 + size:
+        return None
+    return checked_report(info[5 : 5 + size])
 
 
 def checked_report(raw):
-    """The child's report, reduced to fields of the expected types: the child runs model code and may forge it."""
     try:
         report = json.loads(raw or b"{}")
     except (ValueError, RecursionError):
@@ -550,6 +927,8 @@ def checked_report(raw):
     for key in ("value", "unencodable"):
         if isinstance(report.get(key), str):
             checked[key] = report[key]
+    if type(report.get("exit_code")) is int:
+        checked["exit_code"] = report["exit_code"]
     error = report.get("error")
     if isinstance(error, dict):
         checked["error"] = {
@@ -610,12 +989,28 @@ def job_process(setup, program_builtins, stdio, proto_in, proto_out):
     gc.freeze()  # the test processes then leave the inherited objects' pages unwritten
     proto_fds = (proto_in, proto_out)
     failed = False
+    runner = None
+    try:
+        clean_up(setup)  # and the state the quick check compares with
+    except OSError:
+        os._exit(LEFTOVERS_EXIT)
+
+    def end(exit_code):
+        # a runner still here is fit, but may have written since its last test: the next job must not see it
+        if runner is not None:
+            runner.kill(setup)
+            try:
+                clean_up(setup)
+            except OSError:
+                os._exit(LEFTOVERS_EXIT)
+        os._exit(exit_code)
+
     while True:
         test = read_message(proto_in)
         if test is None:
-            os._exit(EOF_EXIT)
+            end(EOF_EXIT)
         if test.get("end"):
-            os._exit(0)
+            end(0)
         if failed and job["stop_at_first_failure"]:
             record = {"status": "not_run"}  # queued behind a failure: the parent does not judge it
         elif compile_error:
@@ -627,8 +1022,17 @@ def job_process(setup, program_builtins, stdio, proto_in, proto_out):
                 "elapsed_ms": 0.0,
                 "error": compile_error,
             }
-        else:
+        elif setup["fresh_process_per_test"]:
             record = run_test(setup, job, code_obj, program_builtins, stdio, test, source_lines, proto_fds)
+        else:
+            if runner is None:
+                runner = Runner(setup, job, code_obj, program_builtins, source_lines)
+            try:
+                record, fit = run_in_runner(setup, job, runner, test)
+            except OSError:  # emptying the scratch space failed: the parent starts a new sandbox
+                os._exit(LEFTOVERS_EXIT)
+            if not fit:
+                runner = None
         failed = failed or record["status"] != "ok"
         answer(proto_out, record)
 
@@ -750,6 +1154,9 @@ def main():
             # the scratch directories are then the host's, shared: only our own working directory is emptied
             setup["scratch"] = [setup["workdir"]]
     os.makedirs(setup["workdir"], mode=0o700, exist_ok=True)
+    # the scratch directories are tmpfs of the sandbox's own (bubblewrap's, or ours at `namespaces`), whose inode
+    # counts only its programs change
+    setup["quick_clean"] = setup["kill_all"] and (fs_isolated or not setup["isolate_fs"])
     # what cleaning restores: a program runs as our user, so it may chmod them
     setup["scratch_modes"] = [os.stat(path).st_mode & 0o7777 for path in setup["scratch"]]
     # the trainer's import path: its standard library and site-packages, read-only
