@@ -223,19 +223,21 @@ def _processes_of(box):
     return found
 
 
-# what runs as this program's user, but the program itself, its job process and the driver (at the namespace
-# levels: what runs in the sandbox's PID namespace)
+# what runs as this program's user, but the program itself, the driver (its parent) and the supervisor (in the
+# driver's process group); at the namespace levels: what runs in the sandbox's PID namespace
 SURVIVORS = (
     "import os\n"
-    "me, job = os.getpid(), os.getppid()\n"
-    "driver = int(open(f'/proc/{job}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+    "me, driver = os.getpid(), os.getppid()\n"
+    "group = lambda pid: int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[2])\n"
+    "harness = group(driver)\n"
     "found = []\n"
     "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
     "    try:\n"
     "        status = dict(line.split(':', 1) for line in open(f'/proc/{pid}/status').read().splitlines())\n"
+    "        in_harness = group(pid) == harness\n"
     "    except (OSError, ValueError):\n"
     "        continue\n"
-    "    if int(pid) not in (me, job, driver) and int(status['Uid'].split()[0]) == os.getuid() \\\n"
+    "    if int(pid) not in (me, driver) and not in_harness and int(status['Uid'].split()[0]) == os.getuid() \\\n"
     "            and status['State'].split()[0] != 'Z':\n"
     "        found.append(status['Name'].strip())\n"
     "print(found)\n"
@@ -345,8 +347,9 @@ def test_killing_the_parent_or_everything_leaves_the_harness_alive(box):
         r = run1(box, code)
         assert r.verdict in ("ok", "runtime_error"), code
     assert run1(box, "print(8)").stdout == "8\n"
-    # its parent is the job's process: killing it is the program's runtime error, and the next job gets a new one
-    r = run1(box, "import os\nos.kill(os.getppid(), 9)\nprint('alive')")
+    # everything it may signal includes the process that keeps its clock: killing that is the program's runtime
+    # error, and the next job gets a new sandbox
+    r = run1(box, "import os\nos.kill(-1, 9)\nprint('alive')")
     assert r.verdict == "runtime_error" and r.error["message"] == "the program killed its test runner"
     assert run1(box, "print(8)").stdout == "8\n"
 
@@ -686,36 +689,46 @@ def test_ipc_objects_of_one_test_are_gone_in_the_next(box, get):
     assert [r.stdout for r in box.run(Job(code, ["", ""]))] == ["False\n", "False\n"]
 
 
-CANARY_SCAN = (  # does this process's memory hold a canary? (the pattern itself does not match itself)
-    "import re\n"
+CANARY_SCAN = (  # does the memory of these processes hold a canary? (the pattern itself does not match itself)
+    "import os, re\n"
     "pattern = re.compile(rb'rlexp-canary-[0-9a-f]{32}')\n"
     "found = False\n"
-    "for line in open('/proc/self/maps').read().splitlines():\n"
-    "    span, perms = line.split()[:2]\n"
-    "    start, end = (int(x, 16) for x in span.split('-'))\n"
-    "    if 'r' not in perms or end - start > 1 << 28:\n"
-    "        continue\n"
+    "for pid in PIDS:\n"
     "    try:\n"
-    "        with open('/proc/self/mem', 'rb', buffering=0) as mem:\n"
-    "            mem.seek(start)\n"
-    "            found = found or bool(pattern.search(mem.read(end - start)))\n"
-    "    except (OSError, ValueError, OverflowError):\n"
-    "        pass\n"
+    "        maps = open(f'/proc/{pid}/maps').read().splitlines()\n"
+    "    except OSError:\n"
+    "        continue\n"
+    "    for line in maps:\n"
+    "        span, perms = line.split()[:2]\n"
+    "        start, end = (int(x, 16) for x in span.split('-'))\n"
+    "        if 'r' not in perms or end - start > 1 << 28:\n"
+    "            continue\n"
+    "        try:\n"
+    "            with open(f'/proc/{pid}/mem', 'rb', buffering=0) as mem:\n"
+    "                mem.seek(start)\n"
+    "                found = found or bool(pattern.search(mem.read(end - start)))\n"
+    "        except (OSError, ValueError, OverflowError):\n"
+    "            pass\n"
     "print(found)\n"
 )
+OWN_MEMORY = CANARY_SCAN.replace("PIDS", "['self']")
+EVERY_MEMORY = CANARY_SCAN.replace("PIDS", "[p for p in os.listdir('/proc') if p.isdigit()] + ['self']")
 
 
 @pytest.mark.parametrize("level", LEVELS)
 def test_a_job_finds_nothing_of_an_earlier_jobs_inputs_in_its_memory(level):
-    # one sandbox process runs job after job; a job's process is a fork of a driver that never read a job
+    # one sandbox process runs job after job; a job's runner is a fork of a driver that never read a job, and the
+    # supervisor, which read them all, is not readable
     canary = f"rlexp-canary-{uuid.uuid4().hex}"
     box = Sandbox(level=level, workers=1)
     try:
         # the scan finds a canary where there is one: its own input
-        assert box.run(Job("data = input()\n" + CANARY_SCAN, [canary], time_limit=10.0))[0].stdout == "True\n"
+        assert box.run(Job("data = input()\n" + OWN_MEMORY, [canary], time_limit=10.0))[0].stdout == "True\n"
         driver = box._by_slot[0].proc.pid
-        assert box.run(Job(CANARY_SCAN, [""], time_limit=10.0))[0].stdout == "False\n"
-        assert box._by_slot[0].proc.pid == driver  # the same sandbox process ran both jobs
+        assert box.run(Job(OWN_MEMORY, [""], time_limit=10.0))[0].stdout == "False\n"
+        if ROOT or level != "rlimit-only":  # else every process of this user is the program's to read
+            assert box.run(Job(EVERY_MEMORY, [""], time_limit=10.0))[0].stdout == "False\n"
+        assert box._by_slot[0].proc.pid == driver  # the same sandbox process ran all the jobs
     finally:
         box.close()
 

@@ -23,7 +23,8 @@ The trainer never executes model code. Each worker slot of a `Sandbox` keeps one
   after another in one process, as LiveCodeBench runs them: what the program imported stays imported, and the
   process is replaced by a new fork after a test that ends it or leaves a thread, a process or an open file
   behind. `fresh_process_per_test=True` forks a process for each test instead (a fork of one that never ran the
-  program: nothing of an earlier test at all), at about a third of the throughput;
+  program: nothing of an earlier test at all), which then compiles the program and imports what it needs for
+  that test alone: several times slower;
 - **output**: stdout and stderr are read while the program runs and it is killed at the cap, so a flood never
   reaches the trainer's memory; expected outputs never enter the sandbox (the caller compares);
 - **namespaces** (level `namespaces`): a new user, network, mount and PID namespace with a fresh `/proc`: no
@@ -559,19 +560,9 @@ class _Worker:
         n = len(job.inputs)
         results: list[RunResult] = []
         not_run = lambda: results + [RunResult("not_run")] * (n - len(results))  # noqa: E731
-        if self.proc is None:
-            start_deadline = time.monotonic() + STARTUP_S
-            problem = self._start(start_deadline if deadline is None else min(deadline, start_deadline))
-            if problem:
-                if deadline is not None and time.monotonic() >= deadline:
-                    return not_run()
-                return [RunResult("sandbox_error", stderr=problem)] * n
         caps = job.out_caps or [self.limits["out_cap"]] * n
-        # a record carries stdout and a return value (each up to its cap, JSON-escaped) and capped stderr
-        self.pipes.line_cap = max(caps, default=0) * 14 + STDERR_CAP * 7 + (1 << 16)
         per_test = job.time_limit * 1.5 + 2.0  # a backstop over the driver's own clock (code.md section 7)
         bounded = (lambda t: t) if deadline is None else (lambda t: min(t, deadline))  # noqa: E731
-        turn_started = time.monotonic()  # when the awaited test could start: when the previous record came
         header = {
             "code": job.code,
             "mode": job.mode,
@@ -579,9 +570,25 @@ class _Worker:
             "time_limit": job.time_limit,
             "stop_at_first_failure": job.stop_at_first_failure,
         }
-        if not self.pipes.send(header, bounded(turn_started + per_test)):
+        # a sandbox that a program of the last job took down after its last answer is gone: start a new one (once)
+        for attempt in range(2):
+            if self.proc is not None and self.proc.poll() is not None:
+                self._end()
+            if self.proc is None:
+                start_deadline = time.monotonic() + STARTUP_S
+                problem = self._start(start_deadline if deadline is None else min(deadline, start_deadline))
+                if problem:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return not_run()
+                    return [RunResult("sandbox_error", stderr=problem)] * n
+            turn_started = time.monotonic()  # when the awaited test could start: when the previous record came
+            if self.pipes.send(header, bounded(turn_started + per_test)):
+                break
             self._end()
-            return not_run()
+            if attempt:
+                return not_run()
+        # a record carries stdout and a return value (each up to its cap, JSON-escaped) and capped stderr
+        self.pipes.line_cap = max(caps, default=0) * 14 + STDERR_CAP * 7 + (1 << 16)
         sent, stop_by = 0, None  # stop_by: set at the first failure
         while len(results) < n:
             i = len(results)

@@ -5,22 +5,21 @@ pays no interpreter start. Three kinds of process take part:
 
 - the **driver** (process 1 of the sandbox's PID namespace): reads the setup message, builds the file system
   (at the `namespaces` level), imports LiveCodeBench's preamble, handles no signal (so none sent from inside
-  reaches it), and then forks one job process per job. It never reads a job's code or inputs, so nothing of one
-  job is in the memory the next job's programs are forked from;
-- a **job process**: reads one job (code, then one test at a time) from the parent, compiles the code once and
-  imports the heavy packages the code names (numpy, ...), then has each test run by a process below it;
-- the process that runs the program: by default a **runner**, forked once per job, that runs the job's tests one
-  after another as LiveCodeBench does, the program's module executed afresh for each; it is replaced by a new
-  fork when a test ends it or leaves anything of its own running or open (`Runner`). With
-  `fresh_process_per_test`, a **test process** forked for each test instead. Either gets, for each test, a fresh
-  pipe on fd 0 holding only that test's input, capped pipes on fd 1 and fd 2, and a CPU-time limit; it runs in a
-  process group of its own under a process-count limit.
+  reaches it), forks the supervisor, and then forks a runner whenever the supervisor asks. It never reads a
+  job's code or inputs, so nothing of one job is in the memory the next job's programs are forked from;
+- the **supervisor**, forked once: reads job after job from the parent (code, then one test at a time), has
+  each job's tests run by a runner, keeps the wall clock and the output caps, empties the scratch space after
+  each test, and answers with one JSON record per test. Expected outputs never come here: the parent compares.
+  It never forks, and programs cannot read its memory;
+- a **runner**, forked by the driver for one job: compiles the program, imports the heavy packages it names
+  (numpy, ...), then runs the job's tests one after another, as LiveCodeBench does, the program's module executed
+  afresh for each with a new stdin pipe holding only that test's input. It is replaced by a new fork when a
+  test ends it or leaves anything of its own running or open (`Runner.fit`); with `fresh_process_per_test`,
+  after every test.
 
-The job process enforces the wall clock and the output caps and answers with one JSON record per test. After
-each test, with every process the test started killed, it empties every place a program can write (the scratch
-tmpfs and the working directory; at the namespace levels also the sandbox's System V IPC objects and POSIX
-message queues), so the next test starts with clean writable space. Expected outputs never come here: the parent
-compares.
+After each test, with every process the test started killed, the supervisor empties every place a program can
+write (the scratch tmpfs and the working directory; at the namespace levels also the sandbox's System V IPC
+objects and POSIX message queues), so the next test starts with clean writable space.
 
 As root, programs run as an unprivileged user. When the trainer's interpreter sits under a directory that
 user cannot enter (a venv or pyenv under /root), `--prelude` runs first, as root, in a mount namespace of its
@@ -76,12 +75,13 @@ sys.setrecursionlimit(50000)
 PREIMPORTS = ("numpy", "scipy", "sympy", "networkx", "sortedcontainers")
 
 SOLUTION_FILE = "Solution.py"
+STARTUP_S = 60.0  # a runner compiles and imports (numpy, ...) in far less; the parent's own clock is shorter anyway
 CHUNK = 65536
 TMPFS_LIMITS = "size=64m,nr_inodes=4096"  # each scratch directory a program can write to
-EOF_EXIT = 3  # a job process read end-of-input: the parent is gone
+EOF_EXIT = 3  # the supervisor read end-of-input: the parent is gone
 SETUP_FAILED_EXIT = 4
-LEFTOVERS_EXIT = 5  # a job process could not kill what a test left behind
-# the first byte a test process writes on its report pipe, before any program code runs
+LEFTOVERS_EXIT = 5  # the supervisor could not kill (or remove) what a test left behind
+# the first byte a runner writes on its socket, before any program code runs
 SETUP_OK, SETUP_ERROR = b"K", b"E"
 CLONE_NEWNS = 0x00020000
 MQUEUE = "/dev/mqueue"  # the sandbox's POSIX message queues, when mounted
@@ -150,7 +150,7 @@ def answer(fd, record):
         data = data[os.write(fd, data) :]
 
 
-# -- what a test process reports ----------------------------------------------------------------------------------
+# -- what a runner reports ----------------------------------------------------------------------------------------
 
 
 def error_info(exc, source_lines):
@@ -219,7 +219,7 @@ def plain(value):
     return value
 
 
-# -- the test process ------------------------------------------------------------------------------------------
+# -- the runner -----------------------------------------------------------------------------------------------
 
 
 def execute(job, code_obj, program_builtins, stdio, test_input, source_lines):
@@ -228,7 +228,7 @@ def execute(job, code_obj, program_builtins, stdio, test_input, source_lines):
     report = {}
     exit_code = 0
     sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__ = stdio
-    # `from sys import *` gave the preamble the job process's stdin; the program's own shadow them
+    # `from sys import *` gave the preamble the driver's stdin; the program's own shadow them
     namespace = {
         "__name__": "__main__",
         "__builtins__": program_builtins,
@@ -275,49 +275,6 @@ def execute(job, code_obj, program_builtins, stdio, test_input, source_lines):
     return report, exit_code
 
 
-def send_report(info_w, report):
-    """The report, length-prefixed: a whole one ends a runner's test even when a process the program started
-    still holds the pipe open."""
-    data = json.dumps(report).encode()
-    data = struct.pack(">I", len(data)) + data
-    while data:  # the job process reads it under the output cap
-        data = data[os.write(info_w, data[:CHUNK]) :]
-
-
-def enter_working_directory(setup, info_w):
-    """Into the (new) working directory, then SETUP_OK; or SETUP_ERROR, and the process ends."""
-    try:
-        os.chdir(setup["workdir"])
-    except OSError as exc:
-        os.write(info_w, SETUP_ERROR + f"working directory: {exc}".encode()[:500])
-        os._exit(SETUP_FAILED_EXIT)
-    os.write(info_w, SETUP_OK)
-
-
-def run_child(setup, job, code_obj, program_builtins, stdio, test_input, info_w, source_lines):
-    """In a test process forked for this test alone: set up, run the solution on the test, report a value or an
-    error on `info_w`, exit. What is written on `info_w` after SETUP_OK comes from a process running model code."""
-    report = {}
-    exit_code = 0
-    try:
-        os.setpgid(0, 0)
-        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with the job process
-        # the program may read its own /proc/self; the driver and the job process stay undumpable
-        LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
-        enter_working_directory(setup, info_w)
-        sys.setrecursionlimit(50000)  # LiveCodeBench's; the driver itself keeps a small one
-        cpu = int(job["time_limit"]) + 1
-        set_limit(resource.RLIMIT_CPU, cpu, cpu + 1)  # soft: SIGXCPU; hard: SIGKILL, even if SIGXCPU is ignored
-        set_limit(resource.RLIMIT_NPROC, setup["max_processes"])
-        report, exit_code = execute(job, code_obj, program_builtins, stdio, test_input, source_lines)
-    finally:
-        try:
-            send_report(info_w, report)
-        except BaseException:  # noqa: BLE001
-            pass
-        os._exit(exit_code)
-
-
 def text_streams(previous=None):
     """Text streams on fds 0, 1 and 2, as a fresh Python process has them. Those for output of the previous test
     serve again (flushed: empty) unless the program closed them; stdin's is new (the last may hold unread input)."""
@@ -331,51 +288,34 @@ def text_streams(previous=None):
     )
 
 
-def runner_loop(setup, job, code_obj, program_builtins, source_lines, sock, null_fd):
-    """In a runner (see `Runner`): SETUP_OK (or SETUP_ERROR) on the socket, then test after test as the job
-    process sends them: a length-prefixed message holding the functional test's arguments, with the read end of the
-    test's stdin pipe; back, the length-prefixed report. Per test the program's module runs afresh (new globals and
-    builtins) and what a program may change in this process that a fresh one would not have (working directory,
-    recursion and integer-digit limits, timers, the collector switched off) is reset; imported modules stay."""
-    try:
-        os.chdir(setup["workdir"])
-    except OSError as exc:
-        sock.sendall(SETUP_ERROR + f"working directory: {exc}".encode()[:500])
-        os._exit(SETUP_FAILED_EXIT)
-    sock.sendall(SETUP_OK)
-    cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-    stdio = None
-    while True:
-        message = receive_test(sock)
-        if message is None:
-            os._exit(0)
-        payload, in_r = message
-        exit_code = 0
-        try:
-            os.dup2(in_r, 0)
-            os.close(in_r)
-            os.chdir(setup["workdir"])
-            sys.setrecursionlimit(50000)
-            sys.set_int_max_str_digits(50000)
-            for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
-                signal.setitimer(timer, 0)
-            gc.enable()
-            used = resource.getrusage(resource.RUSAGE_SELF)
-            set_limit(resource.RLIMIT_CPU, int(used.ru_utime + used.ru_stime + job["time_limit"]) + 1, cpu_hard)
-            stdio = text_streams(stdio)
-            report, exit_code = execute(job, code_obj, dict(program_builtins), stdio, payload, source_lines)
-            report["exit_code"] = exit_code
-            os.dup2(null_fd, 0)
-            data = json.dumps(report).encode()
-            sock.sendall(struct.pack(">I", len(data)) + data)
-        except BaseException:  # noqa: BLE001 - the program broke this process (deleted os.dup2, ...): it ends
-            os._exit(exit_code or 1)
+def imported_packages(tree):
+    """The top-level package of every import statement in the program's syntax tree."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
 
 
-def receive_test(sock):
-    """(functional arguments text, the test's stdin fd) from the job process; None at its end."""
-    data, fds, _, _ = socket.recv_fds(sock, CHUNK, 1)
-    if len(data) < 4 or len(fds) != 1:
+def send_frame(sock, message, fds=()):
+    """A length-prefixed JSON message on a socket, with file descriptors when given."""
+    data = json.dumps(message).encode("utf-8", "surrogateescape")
+    frame = struct.pack(">I", len(data)) + data
+    sent = socket.send_fds(sock, [frame[:CHUNK]], list(fds)) if fds else 0
+    sock.sendall(frame[sent:])
+
+
+def receive_frame(sock, max_fds=0):
+    """(message, fds) from `send_frame`; None at the other side's end."""
+    data, fds, _, _ = socket.recv_fds(sock, CHUNK, max_fds) if max_fds else (sock.recv(CHUNK), [], 0, None)
+    while 0 < len(data) < 4:
+        more = sock.recv(4 - len(data))
+        if not more:
+            return None
+        data += more
+    if len(data) < 4:
         return None
     size = struct.unpack(">I", data[:4])[0]
     data = bytearray(data[4:])
@@ -384,56 +324,129 @@ def receive_test(sock):
         if not chunk:
             return None
         data += chunk
-    return data.decode("utf-8", "surrogateescape"), fds[0]
+    return json.loads(data), fds
+
+
+def runner_main(setup, program_builtins, sock, null_fd):
+    """A runner, forked by the driver for one job (and forked again when a test leaves it unfit; with
+    `fresh_process_per_test`, for each test). On its socket: SETUP_OK (or SETUP_ERROR) first; then the job (code
+    and mode) comes and the compile outcome goes back; then test after test: a message holding the functional
+    test's arguments, with the read end of the test's stdin pipe, and back the report, length-prefixed. Per test
+    the program's module runs afresh (new globals and builtins) and what a program may change in this process
+    that a fresh one would not have (working directory, recursion and integer-digit limits, timers, the collector
+    switched off) is reset; imported modules stay."""
+    try:
+        os.chdir(setup["workdir"])
+    except OSError as exc:
+        sock.sendall(SETUP_ERROR + f"working directory: {exc}".encode()[:500])
+        os._exit(SETUP_FAILED_EXIT)
+    sock.sendall(SETUP_OK)
+    received = receive_frame(sock)
+    if received is None:
+        os._exit(EOF_EXIT)
+    job = received[0]
+    source = job.pop("code")
+    source_lines = source.splitlines()
+    linecache.cache[SOLUTION_FILE] = (len(source), None, source.splitlines(True), SOLUTION_FILE)
+    try:
+        tree = compile(source, SOLUTION_FILE, "exec", ast.PyCF_ONLY_AST)
+        code_obj = compile(tree, SOLUTION_FILE, "exec")
+    except BaseException as exc:  # noqa: BLE001 - SyntaxError, or Memory/RecursionError on degenerate code
+        send_frame(sock, {"compile_error": error_info(exc, source_lines)})
+        os._exit(0)
+    # slow to import and free of side effects: imported once per runner, as LiveCodeBench imports a program's
+    # modules once for all its tests
+    for name in imported_packages(tree) & set(PREIMPORTS):
+        try:
+            __import__(name)
+        except BaseException:  # noqa: BLE001 - not installed, or broken: the program meets it itself
+            pass
+    del tree, source
+    gc.freeze()
+    send_frame(sock, {"compiled": True})
+    cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    stdio = None
+    while True:
+        received = receive_frame(sock, max_fds=1)
+        if received is None or len(received[1]) != 1:
+            os._exit(0)
+        (test_input, (in_r,)) = received
+        exit_code = 0
+        try:
+            os.dup2(in_r, 0)
+            os.close(in_r)
+            os.chdir(setup["workdir"])
+            sys.setrecursionlimit(50000)  # LiveCodeBench's; the driver itself keeps a small one
+            sys.set_int_max_str_digits(50000)
+            for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+                signal.setitimer(timer, 0)
+            gc.enable()
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            set_limit(resource.RLIMIT_CPU, int(used.ru_utime + used.ru_stime + job["time_limit"]) + 1, cpu_hard)
+            stdio = text_streams(stdio)
+            report, exit_code = execute(job, code_obj, dict(program_builtins), stdio, test_input, source_lines)
+            report["exit_code"] = exit_code
+            os.dup2(null_fd, 0)
+            send_frame(sock, report)
+        except BaseException:  # noqa: BLE001 - the program broke this process (deleted os.dup2, ...): it ends
+            os._exit(exit_code or 1)
+
+
+# -- the supervisor -------------------------------------------------------------------------------------------
 
 
 class Runner:
-    """A process that runs the tests of one job one after another, as LiveCodeBench runs them (the default; with
-    `fresh_process_per_test`, a test process is forked for each test instead). Its stdout and stderr are pipes it
-    keeps; each test brings a new stdin pipe. It is replaced by a fresh fork when a test ends it (a crash, a
-    timeout, the output cap) or leaves it unfit for the next (`fit`)."""
+    """The supervisor's side of a runner, which the driver forks on request: its socket, its stdout and stderr pipes
+    (which it keeps; each test brings a new stdin pipe), and what it has open between tests. A runner is replaced
+    when a test ends it (a crash, a timeout, the output cap) or leaves it unfit for the next (`fit`)."""
 
-    def __init__(self, setup, job, code_obj, program_builtins, source_lines):
-        ours, theirs = socket.socketpair()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        null_fd = os.open(os.devnull, os.O_RDWR)
-        # what it has open between tests, by number: fd 0 on /dev/null, its stdout and stderr pipes, /dev/null, its
-        # socket, and the interpreter's directories (at rlimit-only as root, sys.path reaches them through fds)
-        self.fds = {0, 1, 2, null_fd, theirs.fileno()} | set(setup["keep_fds"])
-        self.pid = os.fork()
-        if self.pid == 0:
-            try:
-                os.setpgid(0, 0)
-                LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with the job process
-                LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the program may read its own /proc/self
-                set_limit(resource.RLIMIT_NPROC, setup["max_processes"])
-                for fd, target in ((null_fd, 0), (out_w, 1), (err_w, 2)):
-                    os.dup2(fd, target)
-                close_other_fds(self.fds)
-                runner_loop(setup, job, code_obj, program_builtins, source_lines, theirs, null_fd)
-            finally:
-                os._exit(SETUP_FAILED_EXIT)
-        for fd in (out_w, err_w, null_fd):
-            os.close(fd)
-        theirs.close()
-        self.sock = ours
-        self.sock.settimeout(float(job["time_limit"]))  # a runner that stops reading its socket times out
-        self.out_r, self.err_r = out_r, err_r
-        os.set_blocking(out_r, False)  # read what is there, never wait on them: the socket says when a test ends
-        os.set_blocking(err_r, False)
+    def __init__(self, setup, driver, header):
+        send_frame(driver, {"fork": True})
+        reply, fds = receive_frame(driver, max_fds=3)
+        self.pid, self.fds = reply["pid"], set(reply["fds"])
+        self.sock = socket.socket(fileno=fds[0])
+        self.out_r, self.err_r = fds[1], fds[2]
+        for fd in (self.out_r, self.err_r):
+            os.set_blocking(fd, False)  # read what is there, never wait on them: the socket says when a test ends
         self.pidfd = os.pidfd_open(self.pid)
-        self.me = os.getpid()
+        self.driver = driver
         self.ready = False  # its SETUP_OK came
         self.inbox = bytearray()  # what came on its socket and is not yet taken
+        self.sock.settimeout(float(header["time_limit"]))  # a runner that stops reading its socket times out
+        self.startup = None  # SETUP_ERROR's message, {"compile_error": ...}, or {"compiled": True}
+        try:
+            send_frame(self.sock, header)
+        except OSError:
+            return
+        deadline = time.monotonic() + STARTUP_S
+        while self.startup is None:
+            readable, _, _ = select.select([self.sock.fileno(), self.pidfd], [], [], max(0.0, deadline - time.monotonic()))
+            if not readable:
+                return
+            drained = self.read_socket()
+            self.startup = self.take_report(check=startup_message)
+            if not drained and self.startup is None:
+                return  # it is gone
 
-    def send(self, payload, fd):
-        frame = struct.pack(">I", len(payload)) + payload
-        sent = socket.send_fds(self.sock, [frame[:CHUNK]], [fd])
-        self.sock.sendall(frame[sent:])
+    def read_socket(self):
+        """Move what its socket holds into the inbox; False at its end."""
+        while True:
+            try:
+                data = os.read(self.sock.fileno(), CHUNK)
+            except BlockingIOError:
+                return True
+            if not data:
+                return False
+            self.inbox += data
+            if len(data) < CHUNK:
+                return True
 
-    def take_report(self):
-        """The next whole report from the inbox, checked; None until there is one. SETUP_ERROR: a str."""
+    def send(self, test_input, fd):
+        send_frame(self.sock, test_input, [fd])
+
+    def take_report(self, check=None):
+        """The next whole message from the inbox, checked (by `check`, else as a report); None until there is one.
+        SETUP_ERROR: a str."""
         if not self.ready:
             if self.inbox.startswith(SETUP_ERROR):
                 return bytes(self.inbox[1:]).decode("utf-8", "replace")
@@ -448,43 +461,55 @@ class Runner:
             return None
         raw = bytes(self.inbox[4 : 4 + size])
         del self.inbox[: 4 + size]
-        return checked_report(raw)
+        return (check or checked_report)(raw)
 
     def fit(self):
-        """Only its own thread, no process below it or orphaned to us, and the file descriptors it started with
-        (one more could hold a file the emptying of the scratch space does not reach)."""
+        """Only its own thread, no process below it or orphaned to the driver, and the file descriptors it started
+        with (one more could hold a file the emptying of the scratch space does not reach)."""
         try:
             threads = int(read_small(f"/proc/{self.pid}/stat").rsplit(")", 1)[1].split()[17])
+            driver = os.getppid()
             return (
                 threads == 1
                 and {int(fd) for fd in os.listdir(f"/proc/{self.pid}/fd")} == self.fds
                 and not read_small(f"/proc/{self.pid}/task/{self.pid}/children").strip()
-                and read_small(f"/proc/{self.me}/task/{self.me}/children").split() == [str(self.pid)]
+                and set(read_small(f"/proc/{driver}/task/{driver}/children").split()) == {str(os.getpid()), str(self.pid)}
             )
         except (OSError, ValueError, IndexError):
             return False
 
     def kill(self, setup):
-        """Kill it and everything it started; then the exit status it had."""
+        """Kill it and everything it started; then the exit status it had (its parent, the driver, reaps it)."""
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        _, wait_status, _ = os.wait4(self.pid, 0)
+        send_frame(self.driver, {"wait": self.pid})
+        wait_status = receive_frame(self.driver)[0]["status"]
         for fd in (self.out_r, self.err_r, self.pidfd):
             os.close(fd)
         self.sock.close()
-        if not kill_leftovers(setup, self.pid):
+        if not kill_leftovers(setup, self.driver):
             os._exit(LEFTOVERS_EXIT)
         return wait_status
 
 
-# -- the job process ------------------------------------------------------------------------------------------
+def startup_message(raw):
+    """What a runner says before any program code ran: {"compiled": True} or {"compile_error": info}."""
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(message, dict):
+        return {}
+    if message.get("compiled") is True:
+        return {"compiled": True}
+    return checked_report(json.dumps({"error": message.get("compile_error")}).encode())
 
 
-def descendants():
-    """Every process below this one (orphans come here too: the job process is their subreaper)."""
-    found, todo = [], [os.getpid()]
+def descendants(root):
+    """Every process below `root` (the driver; orphans come to it too: it is their subreaper) but this one."""
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
         try:
@@ -494,7 +519,7 @@ def descendants():
         for task in tasks:
             try:
                 with open(f"/proc/{pid}/task/{task}/children") as f:
-                    children = [int(c) for c in f.read().split()]
+                    children = [int(c) for c in f.read().split() if int(c) != os.getpid()]
             except (OSError, ValueError):
                 continue
             found += children
@@ -502,14 +527,9 @@ def descendants():
     return found
 
 
-def kill_leftovers(setup, child_pid):
-    """After the test process is reaped: kill its group, then everything else the test started (in a PID namespace
-    everything but process 1 and us, else every descendant of ours). False if something still lives after a few
-    seconds of trying."""
-    try:
-        os.killpg(child_pid, signal.SIGKILL)
-    except OSError:
-        pass
+def kill_leftovers(setup, driver):
+    """Kill everything a runner left (in a PID namespace everything but process 1 and us, else every descendant of
+    the driver but us), the driver reaping the dead. False if something still lives after a few seconds."""
     give_up = time.monotonic() + 5.0
     while time.monotonic() < give_up:  # a fork bomb forks while we kill: go on until nothing answers
         if setup["kill_all"]:
@@ -517,9 +537,8 @@ def kill_leftovers(setup, child_pid):
                 os.kill(-1, signal.SIGKILL)  # process 1 and the caller are spared by the kernel
             except ProcessLookupError:
                 return True
-            reap()  # the dead come to us (we are their subreaper) and still count until reaped
         else:
-            found = descendants()
+            found = descendants(os.getppid())
             if not found:
                 return True
             for pid in found:
@@ -527,19 +546,10 @@ def kill_leftovers(setup, child_pid):
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-            reap()
+        send_frame(driver, {"reap": True})  # the dead still count until their parent reaps them
+        receive_frame(driver)
         time.sleep(0.001)
     return False
-
-
-def reap():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def empty_directory(path, keep=()):
@@ -673,10 +683,11 @@ def clean_up(setup, quick=False):
 
 
 def feed(in_w, pending):
-    """Write the next chunk of a test's input to its stdin pipe; close the pipe when all is written (or the program
-    closed its end). Returns the pipe (None once closed) and what is left to write."""
+    """Write what the (non-blocking) stdin pipe of a test takes of its input; close the pipe when all is written (or
+    the program closed its end). Returns the pipe (None once closed) and what is left to write."""
     try:
-        pending = pending[os.write(in_w, pending[:CHUNK]) :]
+        while pending:
+            pending = pending[os.write(in_w, pending[:CHUNK]) :]
     except (BrokenPipeError, BlockingIOError) as exc:
         if isinstance(exc, BrokenPipeError):
             pending = b""
@@ -686,111 +697,12 @@ def feed(in_w, pending):
     return in_w, pending
 
 
-def run_test(setup, job, code_obj, program_builtins, stdio, test, source_lines, proto_fds):
-    """With `fresh_process_per_test`: fork a test process, feed the input, collect capped output, enforce the wall
-    clock; return the record."""
-    test_input = test["input"]
-    out_cap = int(test.get("out_cap", setup["out_cap"]))
-    err_cap = int(setup["err_cap"])
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    info_r, info_w = os.pipe()
-    start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        os.dup2(in_r, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        for fd in (in_r, in_w, out_r, out_w, err_r, err_w, info_r) + proto_fds:
-            if fd > 2:
-                os.close(fd)
-        run_child(setup, job, code_obj, program_builtins, stdio, test_input, info_w, source_lines)
-    for fd in (in_r, out_w, err_w, info_w):
-        os.close(fd)
-    # functional mode: fd 0 is an empty pipe, so input() meets EOF
-    pending = b"" if job["mode"] == "functional" else test_input.encode("utf-8", "surrogateescape")
-    if not pending:
-        os.close(in_w)
-        in_w = None
-    else:
-        os.set_blocking(in_w, False)
-    buffers = {out_r: bytearray(), err_r: bytearray(), info_r: bytearray()}
-    caps = {out_r: out_cap, err_r: err_cap, info_r: out_cap + CHUNK}
-    open_fds = set(buffers)
-    # the child's exit ends the test even if a process it started still holds the pipes open
-    exit_fd = os.pidfd_open(pid)
-    exited = False
-    deadline = start + float(job["time_limit"])
-    status = None
-    while not (exited and not open_fds):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            status = "timeout"
-            break
-        writers = [in_w] if in_w is not None and not exited else []
-        # until the child exits, wait on its exit too: closing its pipes must not stop the clock
-        readable, writable, _ = select.select(list(open_fds) + ([] if exited else [exit_fd]), writers, [], 0 if exited else left)
-        if exit_fd in readable:
-            exited = True
-            readable.remove(exit_fd)
-        elif exited and not readable:
-            break  # exited and nothing left to read right now
-        if writable:
-            in_w, pending = feed(in_w, pending)
-        for fd in readable:
-            data = os.read(fd, CHUNK)
-            if not data:
-                open_fds.discard(fd)
-                continue
-            buffers[fd] += data
-            if len(buffers[fd]) > caps[fd]:
-                del buffers[fd][caps[fd] :]
-                if fd in (out_r, info_r):
-                    status = "output_limit"
-                elif fd == err_r:
-                    open_fds.discard(fd)  # stop reading stderr; the program may go on
-        if status:
-            break
-    if status:
-        os.kill(pid, signal.SIGKILL)  # the test process itself: it may have left its process group
-    _, wait_status, usage = os.wait4(pid, 0)
-    elapsed = time.monotonic() - start
-    # whatever the test started in its group, and everything else it left; then what it wrote. When either fails,
-    # the parent starts a new sandbox, and no other test meets what is left
-    if not kill_leftovers(setup, pid):
-        os._exit(LEFTOVERS_EXIT)
-    try:
-        clean_up(setup)
-    except OSError:
-        os._exit(LEFTOVERS_EXIT)
-    for fd in list(buffers) + [exit_fd] + ([in_w] if in_w is not None else []):
-        os.close(fd)
-    reap()
-    info = bytes(buffers[info_r])
-    if info.startswith(SETUP_ERROR):  # written before any program code ran: the sandbox failed, not the program
-        return sandbox_error(info[1:].decode("utf-8", "replace"), elapsed)
-    cpu_seconds = usage.ru_utime + usage.ru_stime
-    cpu_limit_hit = (
-        os.waitstatus_to_exitcode(wait_status) in (-signal.SIGXCPU, -signal.SIGKILL) and cpu_seconds >= int(job["time_limit"]) + 1
-    )
-    return make_record(
-        status,
-        os.waitstatus_to_exitcode(wait_status),
-        cpu_limit_hit,
-        buffers[out_r],
-        buffers[err_r],
-        elapsed,
-        whole_report(info) or {},
-    )
-
-
 def sandbox_error(message, elapsed):
     return {"status": "sandbox_error", "exit_code": None, "stdout": "", "stderr": message, "elapsed_ms": round(elapsed * 1000, 3)}
 
 
 def make_record(status, exit_code, cpu_limit_hit, out, err, elapsed, report):
-    """The record of one test. `status` is set when the job process ended it (timeout, output_limit)."""
+    """The record of one test. `status` is set when the supervisor ended it (timeout, output_limit)."""
     if status is None:
         if cpu_limit_hit:
             status = "timeout"  # the CPU-time limit
@@ -818,22 +730,19 @@ def run_in_runner(setup, job, runner, test):
     err_cap = int(setup["err_cap"])
     functional = job["mode"] == "functional"
     in_r, in_w = os.pipe()
+    os.set_blocking(in_w, False)
+    # functional mode: fd 0 is an empty pipe, so input() meets EOF. An input that fits in the pipe is all there
+    # (and the pipe closed) before the runner gets it; a longer one is fed as the runner reads
+    in_w, pending = feed(in_w, b"" if functional else test_input.encode("utf-8", "surrogateescape"))
     start = time.monotonic()
     status = None
     try:
-        runner.send((test_input if functional else "").encode("utf-8", "surrogateescape"), in_r)
+        runner.send(test_input if functional else "", in_r)
     except TimeoutError:
         status = "timeout"  # it stopped reading its socket
     except OSError:
         pass  # it is gone: its exit ends the test below
     os.close(in_r)
-    # functional mode: fd 0 is an empty pipe, so input() meets EOF
-    pending = b"" if functional else test_input.encode("utf-8", "surrogateescape")
-    if not pending:
-        os.close(in_w)
-        in_w = None
-    else:
-        os.set_blocking(in_w, False)
     out, err = bytearray(), bytearray()
     sock_fd = runner.sock.fileno()
     reading = [runner.out_r, runner.err_r, sock_fd]
@@ -853,23 +762,19 @@ def run_in_runner(setup, job, runner, test):
             report = runner.take_report()
     if status is None:
         # what it wrote before its report (or its exit) is in the pipes now
-        status = drain(runner, out, err, out_cap, err_cap, reading)
+        status = drain(runner, out, err, out_cap, err_cap, select.select(reading, [], [], 0)[0])
         if report is None:
             report = runner.take_report()
     elapsed = time.monotonic() - start
     if in_w is not None:
         os.close(in_w)
-    if isinstance(report, str):  # SETUP_ERROR: written before any program code ran
-        runner.kill(setup)
-        clean_up(setup)
-        return sandbox_error(report, elapsed), False
     keep = status is None and report is not None and not exited and runner.fit()
     if keep:
         exit_code = report.pop("exit_code", 1)  # none: the report was written by the program, not by the runner
-        clean_up(setup, quick=True)
+        clean_up_or_exit(setup, quick=True)
         return make_record(None, exit_code, False, out, err, elapsed, report), True
     wait_status = runner.kill(setup)
-    clean_up(setup)
+    clean_up_or_exit(setup)
     if report is not None and not exited and status is None:  # it reported; killed only because it was unfit
         exit_code = report.pop("exit_code", 1)
     else:
@@ -905,17 +810,6 @@ def drain(runner, out, err, out_cap, err_cap, fds):
     return None
 
 
-def whole_report(info):
-    """The report after SETUP_OK once all of it is there (else None), reduced to fields of the expected types: the
-    test process runs model code and may forge it."""
-    if not info.startswith(SETUP_OK) or len(info) < 5:
-        return None
-    size = struct.unpack(">I", info[1:5])[0]
-    if len(info) < 5 + size:
-        return None
-    return checked_report(info[5 : 5 + size])
-
-
 def checked_report(raw):
     try:
         report = json.loads(raw or b"{}")
@@ -949,92 +843,71 @@ def describe_exit(exit_code):
     return {"type": "ExitCode", "message": f"exit code {exit_code}"}
 
 
-def imported_packages(tree):
-    """The top-level package of every import statement in the program's syntax tree."""
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def job_process(setup, program_builtins, stdio, proto_in, proto_out):
-    """Run one job: its code, then its tests one by one as the parent sends them. Exits 0 at the job's end."""
+def supervisor(setup, proto_in, proto_out, driver):
+    """Run job after job as the parent sends them: a job's code, then its tests one by one. Each job's tests run in a
+    runner the driver forks for it; this process keeps the clock and the caps, empties the scratch space, and
+    answers with one JSON record per test. It never forks: what it reads of a job is in no other process."""
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # what a test orphans is ours to kill and reap
-    # what every test process inherits: a fresh Python process's handling of signals (the driver's has none)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    job = read_message(proto_in)
-    if job is None:
-        os._exit(EOF_EXIT)
-    source = job.pop("code")
-    source_lines = source.splitlines()
-    linecache.cache[SOLUTION_FILE] = (len(source), None, source.splitlines(True), SOLUTION_FILE)
-    compile_error = code_obj = None
-    try:
-        tree = compile(source, SOLUTION_FILE, "exec", ast.PyCF_ONLY_AST)
-        code_obj = compile(tree, SOLUTION_FILE, "exec")
-    except BaseException as exc:  # noqa: BLE001 - SyntaxError, or Memory/RecursionError on degenerate code
-        compile_error = error_info(exc, source_lines)
-    else:
-        for name in imported_packages(tree) & set(PREIMPORTS):
-            try:
-                __import__(name)
-            except BaseException:  # noqa: BLE001 - not installed, or broken: the program meets it itself
-                pass
-        del tree
-    del source
-    gc.freeze()  # the test processes then leave the inherited objects' pages unwritten
-    proto_fds = (proto_in, proto_out)
-    failed = False
-    runner = None
-    try:
-        clean_up(setup)  # and the state the quick check compares with
-    except OSError:
-        os._exit(LEFTOVERS_EXIT)
+    clean_up_or_exit(setup)  # and the state the quick check compares with
+    while True:
+        header = read_message(proto_in)
+        if header is None:
+            os._exit(EOF_EXIT)
+        run_job(setup, header, proto_in, proto_out, driver)
 
-    def end(exit_code):
-        # a runner still here is fit, but may have written since its last test: the next job must not see it
-        if runner is not None:
-            runner.kill(setup)
-            try:
-                clean_up(setup)
-            except OSError:
-                os._exit(LEFTOVERS_EXIT)
-        os._exit(exit_code)
 
+def run_job(setup, header, proto_in, proto_out, driver):
+    """One job's tests, until its end."""
+    runner, failed, compile_error = None, False, None
     while True:
         test = read_message(proto_in)
-        if test is None:
-            end(EOF_EXIT)
-        if test.get("end"):
-            end(0)
-        if failed and job["stop_at_first_failure"]:
+        if test is None or test.get("end"):
+            if runner is not None:  # fit, but it may have written since its last test: the next job must not see it
+                runner.kill(setup)
+                clean_up_or_exit(setup)
+            if test is None:
+                os._exit(EOF_EXIT)
+            return
+        if failed and header["stop_at_first_failure"]:
             record = {"status": "not_run"}  # queued behind a failure: the parent does not judge it
         elif compile_error:
-            record = {
-                "status": "runtime_error",
-                "exit_code": 1,
-                "stdout": "",
-                "stderr": "",
-                "elapsed_ms": 0.0,
-                "error": compile_error,
-            }
-        elif setup["fresh_process_per_test"]:
-            record = run_test(setup, job, code_obj, program_builtins, stdio, test, source_lines, proto_fds)
+            record = compile_error_record(compile_error)
         else:
             if runner is None:
-                runner = Runner(setup, job, code_obj, program_builtins, source_lines)
-            try:
-                record, fit = run_in_runner(setup, job, runner, test)
-            except OSError:  # emptying the scratch space failed: the parent starts a new sandbox
-                os._exit(LEFTOVERS_EXIT)
-            if not fit:
+                runner = Runner(setup, driver, header)
+            startup = runner.startup
+            if isinstance(startup, dict) and startup.get("compiled"):
+                try:
+                    record, fit = run_in_runner(setup, header, runner, test)
+                except OSError:  # emptying the scratch space failed: the parent starts a new sandbox
+                    os._exit(LEFTOVERS_EXIT)
+                if fit and setup["fresh_process_per_test"]:
+                    runner.kill(setup)
+                    clean_up_or_exit(setup, quick=True)  # what it may have written after its report
+                    fit = False
+                if not fit:
+                    runner = None
+            else:  # it did not start, or the code does not compile: no program code ran
+                runner.kill(setup)
                 runner = None
+                if isinstance(startup, dict) and "error" in startup:
+                    compile_error = startup["error"]
+                    record = compile_error_record(compile_error)
+                else:
+                    record = sandbox_error(startup if isinstance(startup, str) else "the runner did not start", 0.0)
         failed = failed or record["status"] != "ok"
         answer(proto_out, record)
+
+
+def compile_error_record(error):
+    return {"status": "runtime_error", "exit_code": 1, "stdout": "", "stderr": "", "elapsed_ms": 0.0, "error": error}
+
+
+def clean_up_or_exit(setup, quick=False):
+    try:
+        clean_up(setup, quick)
+    except OSError:  # the parent starts a new sandbox, and no other test meets what is left
+        os._exit(LEFTOVERS_EXIT)
 
 
 # -- the driver -------------------------------------------------------------------------------------------------
@@ -1129,10 +1002,8 @@ def close_other_fds(keep):
 
 
 def main():
-    # the protocol uses private copies of fd 0 and fd 1; the real fds go to the test processes
+    # the protocol uses private copies of fd 0 and fd 1; fd 0 becomes an empty pipe, fd 1 our stderr
     proto_in, proto_out = os.dup(0), os.dup(1)
-    # fd 0 an empty pipe (not /dev/null, which is seekable: the text streams made on it for the test processes
-    # must be like theirs), fd 1 our stderr
     empty_r, empty_w = os.pipe()
     os.dup2(empty_r, 0)
     os.dup2(2, 1)
@@ -1169,42 +1040,102 @@ def main():
     set_limit(resource.RLIMIT_NOFILE, 64)
     set_limit(resource.RLIMIT_CORE, 0)
     sys.set_int_max_str_digits(50000)
-    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the test processes cannot ptrace or read our memory
+    # programs cannot ptrace or read the memory of the driver or the supervisor (which holds the job's tests)
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    # what a runner orphans comes here (at rlimit-only; in a PID namespace, as its process 1, anyway)
+    LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
     preamble = {}
     exec(compile(PREAMBLE, "<preamble>", "exec"), preamble)
-    sys.setrecursionlimit(1000)  # the preamble's 50000 is for the programs (each test process sets it again)
-    # the preamble's names reach a program as builtins do (a test process then copies nothing); `from math import *`
+    sys.setrecursionlimit(1000)  # the preamble's 50000 is for the programs (a runner sets it for each test)
+    # the preamble's names reach a program as builtins do (a runner copies one dict per test); `from math import *`
     # brings math.pow, which would break pow(a, b, mod): builtins win over the preamble
     program_builtins = {name: value for name, value in preamble.items() if not name.startswith("__")}
     program_builtins.update(vars(builtins), exit=Exit("exit"), quit=Exit("quit"))
     # process 1 of a PID namespace receives from inside it only the signals it handles: with Python's one handler
     # (SIGINT's) gone, none, so no program can end it (elsewhere, at rlimit-only, SIGKILL would anyway)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # unused text streams on fds 0, 1 and 2 (here an empty pipe and stderr), which each test process points at
-    # its own pipes: made once, not once per test
-    stdio = (
-        open(0, "r", encoding="utf-8", errors="surrogateescape", closefd=False),
-        open(1, "w", encoding="utf-8", closefd=False),
-        open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False),
-    )
     gc.freeze()
     answer(proto_out, {"ready": True, "pid": os.getpid(), "fs_isolated": fs_isolated, "missing": missing})
 
+    control, theirs = socket.socketpair()
+    supervisor_pid = os.fork()
+    if supervisor_pid == 0:
+        control.close()
+        supervisor(setup, proto_in, proto_out, theirs)
+    theirs.close()
+    os.close(proto_in)  # the driver reads no job
+    serve(setup, program_builtins, control, proto_out, supervisor_pid)
+
+
+def serve(setup, program_builtins, control, proto_out, supervisor_pid):
+    """The driver's loop: fork a runner when the supervisor asks, give it a runner's exit status, reap the dead.
+    When the supervisor is gone (the parent's end of input, or a program killed it), the sandbox ends."""
     while True:
-        job_pid = os.fork()
-        if job_pid == 0:
-            job_process(setup, program_builtins, stdio, proto_in, proto_out)
-        while True:  # reap whatever else ends up here (as process 1, orphans do) until the job process is done
-            pid, status = os.waitpid(-1, 0)
-            if pid == job_pid:
-                break
-        exit_code = os.waitstatus_to_exitcode(status)
-        if exit_code == 0:
-            continue
-        if exit_code != EOF_EXIT:  # a program killed its job process: the parent starts a new sandbox
-            answer(proto_out, {"runner_died": describe_exit(exit_code)["message"]})
-        os._exit(0)
+        received = receive_frame(control)
+        if received is None:
+            exit_code = os.waitstatus_to_exitcode(wait_for(supervisor_pid))
+            if exit_code != EOF_EXIT:  # the parent starts a new sandbox
+                answer(proto_out, {"runner_died": describe_exit(exit_code)["message"]})
+            os._exit(0)
+        request = received[0]
+        if request.get("fork"):
+            start_runner(setup, program_builtins, control)
+        elif "wait" in request:
+            send_frame(control, {"status": wait_for(int(request["wait"]))})
+        else:
+            reap()
+            send_frame(control, {"reaped": True})
+
+
+def wait_for(pid):
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:  # reaped already
+        return signal.SIGKILL
+
+
+def reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def start_runner(setup, program_builtins, control):
+    """Fork a runner from this process, which never read a job; hand the supervisor its socket and output pipes."""
+    ours, theirs = socket.socketpair()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    null_fd = os.open(os.devnull, os.O_RDWR)
+    # what it has open between tests, by number: fd 0 on /dev/null, its stdout and stderr pipes, /dev/null, its
+    # socket, and the interpreter's directories (at rlimit-only as root, sys.path reaches them through fds)
+    fds = {0, 1, 2, null_fd, theirs.fileno()} | set(setup["keep_fds"])
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setpgid(0, 0)
+            LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with the driver
+            LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the program may read its own /proc/self; we stay undumpable
+            # a fresh Python process's handling of signals (the driver's has none)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            set_limit(resource.RLIMIT_NPROC, setup["max_processes"])
+            for fd, target in ((null_fd, 0), (out_w, 1), (err_w, 2)):
+                os.dup2(fd, target)
+            close_other_fds(fds)
+            runner_main(setup, program_builtins, theirs, null_fd)
+        finally:
+            os._exit(SETUP_FAILED_EXIT)
+    try:
+        send_frame(control, {"pid": pid, "fds": sorted(fds)}, [ours.fileno(), out_r, err_r])
+    finally:
+        for fd in (out_r, out_w, err_r, err_w, null_fd):
+            os.close(fd)
+        ours.close()
+        theirs.close()
 
 
 if __name__ == "__main__":
