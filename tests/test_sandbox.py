@@ -565,6 +565,19 @@ def test_scratch_space_is_bounded_and_the_host_work_dir_stays_empty(box):
     assert written <= 64 and errno == 28  # ENOSPC: the work dir is a 64 MiB tmpfs, not the host's disk
 
 
+def test_a_live_workers_uid_is_never_given_to_another():
+    # as root, each worker's programs run as a uid of its own: one taken while another worker still holds it would
+    # let one sandbox's programs signal the other's (and leftover checks would see the other's processes)
+    held = sandbox.sandbox_uid()
+    try:
+        for _ in range(3 * sandbox.UIDS_PER_PROCESS):
+            uid = sandbox.sandbox_uid()
+            assert uid != held
+            sandbox._uids_held.discard(uid)
+    finally:
+        sandbox._uids_held.discard(held)
+
+
 def test_a_sandbox_pickles_after_use():
     import pickle
 

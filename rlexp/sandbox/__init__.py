@@ -61,6 +61,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -71,16 +72,26 @@ log = logging.getLogger(__name__)
 
 LEVELS = ("bwrap", "namespaces", "rlimit-only")
 DRIVER_SOURCE = (Path(__file__).parent / "driver.py").read_text()
-# when rlexp is root, the programs of each sandbox process run as a user of their own: the n-th one this process
-# starts gets SANDBOX_UID_BASE + 128 * (pid % 250) + n % 128 (a range otherwise unused), so programs cannot signal
-# another sandbox's processes or this process's
+# when rlexp is root, the programs of each sandbox process run as a user of their own, one of this process's range
+# SANDBOX_UID_BASE + 128 * (pid % 250) + 0..127 (otherwise unused) that no live worker of this process holds, so
+# programs cannot signal another sandbox's processes or this process's
 SANDBOX_UID_BASE = 61000
 UIDS_PER_PROCESS = 128
 _uid_numbers = itertools.count()
+_uids_held: set[int] = set()
+_uid_lock = threading.Lock()
 
 
-def sandbox_uid(n: int) -> int:
-    return SANDBOX_UID_BASE + UIDS_PER_PROCESS * (os.getpid() % 250) + n % UIDS_PER_PROCESS
+def sandbox_uid() -> int:
+    """The next uid of this process's range that no live worker holds (a reused one only past 128 live workers)."""
+    first = SANDBOX_UID_BASE + UIDS_PER_PROCESS * (os.getpid() % 250)
+    with _uid_lock:
+        for _ in range(UIDS_PER_PROCESS):
+            uid = first + next(_uid_numbers) % UIDS_PER_PROCESS
+            if uid not in _uids_held:
+                break
+        _uids_held.add(uid)
+    return uid
 
 
 STDERR_CAP = 64 << 10
@@ -466,7 +477,7 @@ class _Worker:
         fresh_process_per_test: bool = False,
     ):
         self.launch = launch
-        self.uid = sandbox_uid(next(_uid_numbers)) if launch.drop_uid else None
+        self.uid = sandbox_uid() if launch.drop_uid else None
         self.limits = {
             "memory_mb": memory_mb,
             "out_cap": out_cap,
@@ -638,7 +649,8 @@ class _Worker:
             self._end()
         return not_run()
 
-    def close(self) -> None:
+    def close(self, keep_uid: bool = False) -> None:
+        """End its sandbox; its uid goes back to the pool unless it is to start again (`keep_uid`)."""
         if self.proc is not None:
             # a driver that reads end-of-input exits, and its namespace with it; killing the launcher first
             # would orphan the driver to the host's init, which may never reap it
@@ -647,6 +659,9 @@ class _Worker:
         if self.host_dir is not None:
             shutil.rmtree(self.host_dir, ignore_errors=True)
             self.host_dir = None
+        if not keep_uid:
+            with _uid_lock:
+                _uids_held.discard(self.uid)
 
 
 def _close_workers(workers: dict, pool) -> None:
@@ -721,7 +736,7 @@ class Sandbox:
         except Exception as exc:  # noqa: BLE001 - one broken job must not take the batch (or training) down
             log.warning("sandbox: a job failed: %s: %s", type(exc).__name__, exc)
             if worker is not None:
-                worker.close()
+                worker.close(keep_uid=True)  # it stays this slot's worker: the next job starts it again
             return [RunResult("sandbox_error", stderr=f"{type(exc).__name__}: {exc}")] * len(job.inputs)
         finally:
             slots.put(slot)

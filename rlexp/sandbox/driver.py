@@ -400,16 +400,16 @@ class Runner:
     (which it keeps; each test brings a new stdin pipe), and what it has open between tests. A runner is replaced
     when a test ends it (a crash, a timeout, the output cap) or leaves it unfit for the next (`fit`)."""
 
-    def __init__(self, setup, driver, header):
-        send_frame(driver, {"fork": True})
-        reply, fds = receive_frame(driver, max_fds=3)
+    def __init__(self, setup, to_driver, header):
+        send_frame(to_driver, {"fork": True})
+        reply, fds = receive_frame(to_driver, max_fds=3)
         self.pid, self.fds = reply["pid"], set(reply["fds"])
         self.sock = socket.socket(fileno=fds[0])
         self.out_r, self.err_r = fds[1], fds[2]
         for fd in (self.out_r, self.err_r):
             os.set_blocking(fd, False)  # read what is there, never wait on them: the socket says when a test ends
         self.pidfd = os.pidfd_open(self.pid)
-        self.driver = driver
+        self.to_driver = to_driver  # the socket to the driver
         self.ready = False  # its SETUP_OK came
         self.inbox = bytearray()  # what came on its socket and is not yet taken
         self.sock.settimeout(float(header["time_limit"]))  # a runner that stops reading its socket times out
@@ -484,12 +484,12 @@ class Runner:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        send_frame(self.driver, {"wait": self.pid})
-        wait_status = receive_frame(self.driver)[0]["status"]
+        send_frame(self.to_driver, {"wait": self.pid})
+        wait_status = receive_frame(self.to_driver)[0]["status"]
         for fd in (self.out_r, self.err_r, self.pidfd):
             os.close(fd)
         self.sock.close()
-        if not kill_leftovers(setup, self.driver):
+        if not kill_leftovers(setup, self.to_driver):
             os._exit(LEFTOVERS_EXIT)
         return wait_status
 
@@ -527,7 +527,7 @@ def descendants(root):
     return found
 
 
-def kill_leftovers(setup, driver):
+def kill_leftovers(setup, to_driver):
     """Kill everything a runner left (in a PID namespace everything but process 1 and us, else every descendant of
     the driver but us), the driver reaping the dead. False if something still lives after a few seconds."""
     give_up = time.monotonic() + 5.0
@@ -546,8 +546,8 @@ def kill_leftovers(setup, driver):
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        send_frame(driver, {"reap": True})  # the dead still count until their parent reaps them
-        receive_frame(driver)
+        send_frame(to_driver, {"reap": True})  # the dead still count until their parent reaps them
+        receive_frame(to_driver)
         time.sleep(0.001)
     return False
 
@@ -843,7 +843,7 @@ def describe_exit(exit_code):
     return {"type": "ExitCode", "message": f"exit code {exit_code}"}
 
 
-def supervisor(setup, proto_in, proto_out, driver):
+def supervisor(setup, proto_in, proto_out, to_driver):
     """Run job after job as the parent sends them: a job's code, then its tests one by one. Each job's tests run in a
     runner the driver forks for it; this process keeps the clock and the caps, empties the scratch space, and
     answers with one JSON record per test. It never forks: what it reads of a job is in no other process."""
@@ -853,10 +853,10 @@ def supervisor(setup, proto_in, proto_out, driver):
         header = read_message(proto_in)
         if header is None:
             os._exit(EOF_EXIT)
-        run_job(setup, header, proto_in, proto_out, driver)
+        run_job(setup, header, proto_in, proto_out, to_driver)
 
 
-def run_job(setup, header, proto_in, proto_out, driver):
+def run_job(setup, header, proto_in, proto_out, to_driver):
     """One job's tests, until its end."""
     runner, failed, compile_error = None, False, None
     while True:
@@ -874,7 +874,7 @@ def run_job(setup, header, proto_in, proto_out, driver):
             record = compile_error_record(compile_error)
         else:
             if runner is None:
-                runner = Runner(setup, driver, header)
+                runner = Runner(setup, to_driver, header)
             startup = runner.startup
             if isinstance(startup, dict) and startup.get("compiled"):
                 try:
