@@ -7,9 +7,10 @@
 The trainer never executes model code. Each worker slot of a `Sandbox` keeps one sandbox process (a driver,
 `driver.py`) that runs job after job; each job's program runs in a process of its own, forked for it:
 
-- **process**: a new session (its own process group, killed whole with SIGKILL); a CPU-time limit whose hard
-  value kills even a program that ignores SIGXCPU; a wall clock; address-space, data, file-size (1 MiB),
-  open-file and process-count limits; no core dumps; the driver ignores every signal a program can send;
+- **process**: a new session (its own process group, killed whole with SIGKILL); a CPU-time limit per test
+  (SIGXCPU; with `fresh_process_per_test` also a hard one); a wall clock, which ends every test; address-space,
+  data, file-size (1 MiB), open-file and process-count limits; no core dumps; the driver ignores every signal a
+  program can send;
 - **identity**: when rlexp runs as root, programs run as an unprivileged user id of their own (one per sandbox
   process), so they cannot write what root owns nor signal another sandbox's processes;
 - **environment**: rebuilt from a short allowlist (no `HF_TOKEN`, `WANDB_API_KEY`, cloud keys, `PYTHONPATH`),

@@ -382,7 +382,10 @@ def runner_main(setup, program_builtins, sock, null_fd):
                 signal.setitimer(timer, 0)
             gc.enable()
             used = resource.getrusage(resource.RUSAGE_SELF)
-            set_limit(resource.RLIMIT_CPU, int(used.ru_utime + used.ru_stime + job["time_limit"]) + 1, cpu_hard)
+            cpu = int(used.ru_utime + used.ru_stime + job["time_limit"]) + 1
+            # soft: SIGXCPU. A hard value cannot be raised again for the next test: only a runner for one test has one
+            # (SIGKILL, even if SIGXCPU is ignored); the supervisor's wall clock ends every test anyway
+            set_limit(resource.RLIMIT_CPU, cpu, cpu + 1 if setup["fresh_process_per_test"] else cpu_hard)
             stdio = text_streams(stdio)
             report, exit_code = execute(job, code_obj, dict(program_builtins), stdio, test_input, source_lines)
             report["exit_code"] = exit_code
@@ -413,7 +416,7 @@ class Runner:
         self.ready = False  # its SETUP_OK came
         self.inbox = bytearray()  # what came on its socket and is not yet taken
         self.sock.settimeout(float(header["time_limit"]))  # a runner that stops reading its socket times out
-        self.startup = None  # SETUP_ERROR's message, {"compile_error": ...}, or {"compiled": True}
+        self.startup = None  # SETUP_ERROR's message (a str), {"compiled": True}, or {"error": the compile error}
         try:
             send_frame(self.sock, header)
         except OSError:
@@ -479,19 +482,20 @@ class Runner:
             return False
 
     def kill(self, setup):
-        """Kill it and everything it started; then the exit status it had (its parent, the driver, reaps it)."""
+        """Kill it and everything it started; then its exit status and the CPU seconds it used (its parent, the
+        driver, reaps it)."""
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         send_frame(self.to_driver, {"wait": self.pid})
-        wait_status = receive_frame(self.to_driver)[0]["status"]
+        ended = receive_frame(self.to_driver)[0]
         for fd in (self.out_r, self.err_r, self.pidfd):
             os.close(fd)
         self.sock.close()
         if not kill_leftovers(setup, self.to_driver):
             os._exit(LEFTOVERS_EXIT)
-        return wait_status
+        return ended["status"], ended["cpu"]
 
 
 def startup_message(raw):
@@ -773,7 +777,7 @@ def run_in_runner(setup, job, runner, test):
         exit_code = report.pop("exit_code", 1)  # none: the report was written by the program, not by the runner
         clean_up_or_exit(setup, quick=True)
         return make_record(None, exit_code, False, out, err, elapsed, report), True
-    wait_status = runner.kill(setup)
+    wait_status, cpu_seconds = runner.kill(setup)
     clean_up_or_exit(setup)
     if report is not None and not exited and status is None:  # it reported; killed only because it was unfit
         exit_code = report.pop("exit_code", 1)
@@ -781,7 +785,11 @@ def run_in_runner(setup, job, runner, test):
         exit_code = os.waitstatus_to_exitcode(wait_status)
         report = report if isinstance(report, dict) else {}
         report.pop("exit_code", None)
-    return make_record(status, exit_code, exit_code == -signal.SIGXCPU, out, err, elapsed, report), False
+    # the CPU-time limit: its soft value (SIGXCPU), or the hard one of a runner for one test (SIGKILL)
+    cpu_limit_hit = exit_code == -signal.SIGXCPU or (
+        exit_code == -signal.SIGKILL and setup["fresh_process_per_test"] and cpu_seconds >= int(job["time_limit"]) + 1
+    )
+    return make_record(status, exit_code, cpu_limit_hit, out, err, elapsed, report), False
 
 
 def drain(runner, out, err, out_cap, err_cap, fds):
@@ -1074,7 +1082,7 @@ def serve(setup, program_builtins, control, proto_out, supervisor_pid):
     while True:
         received = receive_frame(control)
         if received is None:
-            exit_code = os.waitstatus_to_exitcode(wait_for(supervisor_pid))
+            exit_code = os.waitstatus_to_exitcode(wait_for(supervisor_pid)[0])
             if exit_code != EOF_EXIT:  # the parent starts a new sandbox
                 answer(proto_out, {"runner_died": describe_exit(exit_code)["message"]})
             os._exit(0)
@@ -1082,17 +1090,20 @@ def serve(setup, program_builtins, control, proto_out, supervisor_pid):
         if request.get("fork"):
             start_runner(setup, program_builtins, control)
         elif "wait" in request:
-            send_frame(control, {"status": wait_for(int(request["wait"]))})
+            status, cpu_seconds = wait_for(int(request["wait"]))
+            send_frame(control, {"status": status, "cpu": cpu_seconds})
         else:
             reap()
             send_frame(control, {"reaped": True})
 
 
 def wait_for(pid):
+    """A child's exit status and the CPU seconds it used."""
     try:
-        return os.waitpid(pid, 0)[1]
+        _, status, usage = os.wait4(pid, 0)
     except ChildProcessError:  # reaped already
-        return signal.SIGKILL
+        return signal.SIGKILL, 0.0
+    return status, usage.ru_utime + usage.ru_stime
 
 
 def reap():
