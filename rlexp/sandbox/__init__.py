@@ -17,8 +17,8 @@ The trainer never executes model code. Each worker slot of a `Sandbox` keeps one
   `python -I`, a private 0700 working directory as cwd, `HOME` and `TMPDIR`;
 - **interpreter**: the trainer's own, with its standard library and site-packages (numpy, ...) read-only at
   every level, also as root when they sit under a directory the unprivileged user cannot enter;
-- **state**: each test starts with the program's module run afresh (new globals and builtins, new stdin,
-  stdout and stderr) and empty writable space (after each test, with everything it started killed, every
+- **state**: each test starts with the program's module run afresh (new globals and builtins, a new stdin
+  pipe holding only its input) and empty writable space (after each test, with everything it started killed, every
   writable place is emptied: the scratch tmpfs and, at the namespace levels, the sandbox's own IPC objects; at
   `rlimit-only` the working directory); nothing of one job is in the memory of the next. A job's tests run one
   after another in one process, as LiveCodeBench runs them: what the program imported stays imported, and the
@@ -565,15 +565,15 @@ class _Worker:
         self.proc = self.pipes = None
 
     def run(self, job: Job, deadline: Optional[float] = None) -> list[RunResult]:
-        """Run `job`'s tests in order. Up to QUEUED tests wait in the pipe behind the running one (the driver reads
-        each only when its turn comes), so the sandbox never waits on this process between tests. After the first
+        """Run `job`'s tests in order. Up to QUEUED tests wait in the pipe behind the running one (the sandbox's
+        supervisor reads each only when its turn comes), so the sandbox never waits on this process between tests. After the first
         failure of a stop_at_first_failure job nothing more is sent, and what was queued is not judged: it comes
         back `not_run`, as if it had never been sent (if it runs past QUEUED_GRACE_S, the sandbox is killed)."""
         n = len(job.inputs)
         results: list[RunResult] = []
         not_run = lambda: results + [RunResult("not_run")] * (n - len(results))  # noqa: E731
         caps = job.out_caps or [self.limits["out_cap"]] * n
-        per_test = job.time_limit * 1.5 + 2.0  # a backstop over the driver's own clock (code.md section 7)
+        per_test = job.time_limit * 1.5 + 2.0  # a backstop over the sandbox's own clock (code.md section 7)
         bounded = (lambda t: t) if deadline is None else (lambda t: min(t, deadline))  # noqa: E731
         header = {
             "code": job.code,
@@ -609,7 +609,7 @@ class _Worker:
                 if not self.pipes.send({"input": job.inputs[sent], "out_cap": caps[sent]}, test_deadline):
                     break
                 sent += 1
-            if sent == i:  # after the first failure, with nothing queued; or the driver took no input
+            if sent == i:  # after the first failure, with nothing queued; or the sandbox took no input
                 if stop_by is None:
                     record = None
                 else:

@@ -426,14 +426,14 @@ class Runner:
             readable, _, _ = select.select([self.sock.fileno(), self.pidfd], [], [], max(0.0, deadline - time.monotonic()))
             if not readable:
                 return
-            drained = self.read_socket()
+            drained = self.read_socket(cap=1 << 20)  # a compile error's report is far shorter
             self.startup = self.take_report(check=startup_message)
             if not drained and self.startup is None:
                 return  # it is gone
 
-    def read_socket(self):
-        """Move what its socket holds into the inbox; False at its end."""
-        while True:
+    def read_socket(self, cap):
+        """Move what its socket holds into the inbox, up to a little past `cap` bytes; False at its end."""
+        while len(self.inbox) <= cap:
             try:
                 data = os.read(self.sock.fileno(), CHUNK)
             except BlockingIOError:
@@ -443,6 +443,7 @@ class Runner:
             self.inbox += data
             if len(data) < CHUNK:
                 return True
+        return True
 
     def send(self, test_input, fd):
         send_frame(self.sock, test_input, [fd])
@@ -795,6 +796,11 @@ def run_in_runner(setup, job, runner, test):
 def drain(runner, out, err, out_cap, err_cap, fds):
     """Read what is there on the runner's stdout, stderr and socket (of `fds`); "output_limit" past a cap."""
     for fd in fds:
+        if fd == runner.sock.fileno():
+            runner.read_socket(cap=out_cap + CHUNK)
+            if len(runner.inbox) > out_cap + CHUNK:
+                return "output_limit"
+            continue
         while True:
             try:
                 data = os.read(fd, CHUNK)
@@ -807,12 +813,8 @@ def drain(runner, out, err, out_cap, err_cap, fds):
                 if len(out) > out_cap:
                     del out[out_cap:]
                     return "output_limit"
-            elif fd == runner.err_r:
-                err += data[: max(0, err_cap - len(err))]  # beyond the cap read and dropped: the program goes on
             else:
-                runner.inbox += data
-                if len(runner.inbox) > out_cap + CHUNK:
-                    return "output_limit"
+                err += data[: max(0, err_cap - len(err))]  # beyond the cap read and dropped: the program goes on
             if len(data) < CHUNK:
                 break
     return None
