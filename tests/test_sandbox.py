@@ -107,6 +107,9 @@ def test_functional_mode_returns_json_values(box):
         "        return {a, b}\n"
         "    def h(self, a, b):\n"
         "        return input()\n"
+        "    def stdin_kind(self, a, b):\n"
+        "        import os, stat\n"
+        "        return [stat.S_ISFIFO(os.fstat(0).st_mode), os.read(0, 10).decode()]\n"
     )
     job = lambda fn: Job(code, ["1\n2", "[1]\n[2]"], mode="functional", fn_name=fn)
     r1, r2 = box.run(job("f"))
@@ -115,6 +118,8 @@ def test_functional_mode_returns_json_values(box):
     assert unencodable.verdict == "ok" and unencodable.value is None and "set" in unencodable.unencodable
     eof = box.run(job("h"))[0]
     assert eof.verdict == "runtime_error" and eof.error["type"] == "EOFError"
+    # fd 0 is an empty pipe, at its end (code.md section 8), in every test of the job
+    assert [r.value for r in box.run(job("stdin_kind"))] == ['[true, ""]'] * 2
 
 
 def test_functional_state_does_not_leak_between_tests(box):

@@ -75,6 +75,7 @@ sys.setrecursionlimit(50000)
 PREIMPORTS = ("numpy", "scipy", "sympy", "networkx", "sortedcontainers")
 
 SOLUTION_FILE = "Solution.py"
+OUTPUT_WAIT_S = 0.002  # how long a test runs before its output pipes are read while it runs (`run_in_runner`)
 STARTUP_S = 60.0  # a runner compiles and imports (numpy, ...) in far less; the parent's own clock is shorter anyway
 CHUNK = 65536
 TMPFS_LIMITS = "size=64m,nr_inodes=4096"  # each scratch directory a program can write to
@@ -327,11 +328,11 @@ def receive_frame(sock, max_fds=0):
     return json.loads(data), fds
 
 
-def runner_main(setup, program_builtins, sock, null_fd):
+def runner_main(setup, program_builtins, sock, empty_fd):
     """A runner, forked by the driver for one job (and forked again when a test leaves it unfit; with
     `fresh_process_per_test`, for each test). On its socket: SETUP_OK (or SETUP_ERROR) first; then the job (code
     and mode) comes and the compile outcome goes back; then test after test: a message holding the functional
-    test's arguments, with the read end of the test's stdin pipe, and back the report, length-prefixed. Per test
+    test's arguments (a stdin test's: with the read end of its stdin pipe), and back the report, length-prefixed. Per test
     the program's module runs afresh (new globals and builtins) and what a program may change in this process
     that a fresh one would not have (working directory, recursion and integer-digit limits, timers, the collector
     switched off) is reset; imported modules stay."""
@@ -368,13 +369,14 @@ def runner_main(setup, program_builtins, sock, null_fd):
     stdio = None
     while True:
         received = receive_frame(sock, max_fds=1)
-        if received is None or len(received[1]) != 1:
+        if received is None:
             os._exit(0)
-        (test_input, (in_r,)) = received
+        test_input, fds = received  # a stdin test's input pipe; a functional test's fd 0 stays on the empty pipe
         exit_code = 0
         try:
-            os.dup2(in_r, 0)
-            os.close(in_r)
+            for in_r in fds:
+                os.dup2(in_r, 0)
+                os.close(in_r)
             os.chdir(setup["workdir"])
             sys.setrecursionlimit(50000)  # LiveCodeBench's; the driver itself keeps a small one
             sys.set_int_max_str_digits(50000)
@@ -389,7 +391,7 @@ def runner_main(setup, program_builtins, sock, null_fd):
             stdio = text_streams(stdio)
             report, exit_code = execute(job, code_obj, dict(program_builtins), stdio, test_input, source_lines)
             report["exit_code"] = exit_code
-            os.dup2(null_fd, 0)
+            os.dup2(empty_fd, 0)
             send_frame(sock, report)
         except BaseException:  # noqa: BLE001 - the program broke this process (deleted os.dup2, ...): it ends
             os._exit(exit_code or 1)
@@ -412,13 +414,16 @@ class Runner:
         for fd in (self.out_r, self.err_r):
             os.set_blocking(fd, False)  # read what is there, never wait on them: the socket says when a test ends
         self.pidfd = os.pidfd_open(self.pid)
+        self.pid_namespace = setup["kill_all"]  # the sandbox's own PID namespace, with the driver as its process 1
         self.to_driver = to_driver  # the socket to the driver
         self.ready = False  # its SETUP_OK came
         self.inbox = bytearray()  # what came on its socket and is not yet taken
-        self.sock.settimeout(float(header["time_limit"]))  # a runner that stops reading its socket times out
+        # non-blocking (a socket with a timeout would poll before every send): `send` waits when it must
+        self.sock.setblocking(False)
+        self.send_timeout = float(header["time_limit"])  # a runner that stops reading its socket times out
         self.startup = None  # SETUP_ERROR's message (a str), {"compiled": True}, or {"error": the compile error}
         try:
-            send_frame(self.sock, header)
+            self.send(header)
         except OSError:
             return
         deadline = time.monotonic() + STARTUP_S
@@ -445,8 +450,22 @@ class Runner:
                 return True
         return True
 
-    def send(self, test_input, fd):
-        send_frame(self.sock, test_input, [fd])
+    def send(self, message, fds=()):
+        """A length-prefixed JSON message to the runner, with file descriptors when given; TimeoutError when it
+        stops reading its socket for `send_timeout`."""
+        data = json.dumps(message).encode("utf-8", "surrogateescape")
+        frame = memoryview(struct.pack(">I", len(data)) + data)
+        deadline = None
+        while frame:
+            try:
+                sent = socket.send_fds(self.sock, [frame[:CHUNK]], fds) if fds else self.sock.send(frame[:CHUNK])
+            except BlockingIOError:
+                deadline = deadline or time.monotonic() + self.send_timeout
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [self.sock], [], left)[1]:
+                    raise TimeoutError("the runner stopped reading its socket") from None
+                continue
+            frame, fds = frame[sent:], ()
 
     def take_report(self, check=None):
         """The next whole message from the inbox, checked (by `check`, else as a report); None until there is one.
@@ -471,14 +490,19 @@ class Runner:
         """Only its own thread, no process below it or orphaned to the driver, and the file descriptors it started
         with (one more could hold a file the emptying of the scratch space does not reach)."""
         try:
-            threads = int(read_small(f"/proc/{self.pid}/stat").rsplit(")", 1)[1].split()[17])
-            driver = os.getppid()
-            return (
-                threads == 1
-                and {int(fd) for fd in os.listdir(f"/proc/{self.pid}/fd")} == self.fds
-                and not read_small(f"/proc/{self.pid}/task/{self.pid}/children").strip()
-                and set(read_small(f"/proc/{driver}/task/{driver}/children").split()) == {str(os.getpid()), str(self.pid)}
-            )
+            if self.pid_namespace:
+                # the last process or thread the sandbox's PID namespace made (/proc/loadavg's last field) is this
+                # runner: the program started none, not even one that has ended since, so none of them lives on
+                alone = int(read_small("/proc/loadavg").rsplit(" ", 1)[1]) == self.pid
+            else:
+                threads = int(read_small(f"/proc/{self.pid}/stat").rsplit(")", 1)[1].split()[17])
+                driver = os.getppid()
+                alone = (
+                    threads == 1
+                    and not read_small(f"/proc/{self.pid}/task/{self.pid}/children").strip()
+                    and set(read_small(f"/proc/{driver}/task/{driver}/children").split()) == {str(os.getpid()), str(self.pid)}
+                )
+            return alone and {int(fd) for fd in os.listdir(f"/proc/{self.pid}/fd")} == self.fds
         except (OSError, ValueError, IndexError):
             return False
 
@@ -734,31 +758,42 @@ def run_in_runner(setup, job, runner, test):
     out_cap = int(test.get("out_cap", setup["out_cap"]))
     err_cap = int(setup["err_cap"])
     functional = job["mode"] == "functional"
-    in_r, in_w = os.pipe()
-    os.set_blocking(in_w, False)
-    # functional mode: fd 0 is an empty pipe, so input() meets EOF. An input that fits in the pipe is all there
-    # (and the pipe closed) before the runner gets it; a longer one is fed as the runner reads
-    in_w, pending = feed(in_w, b"" if functional else test_input.encode("utf-8", "surrogateescape"))
+    # stdin mode: a new pipe holding only the test's input. An input that fits in the pipe is all there (and the
+    # pipe closed) before the runner gets it; a longer one is fed as the runner reads. Functional mode: fd 0 stays
+    # on the runner's empty pipe, so input() meets EOF
+    in_r, in_w, pending = None, None, b""
+    if not functional:
+        in_r, in_w = os.pipe()
+        os.set_blocking(in_w, False)
+        in_w, pending = feed(in_w, test_input.encode("utf-8", "surrogateescape"))
     start = time.monotonic()
     status = None
     try:
-        runner.send(test_input if functional else "", in_r)
+        runner.send(test_input if functional else "", [in_r] if in_r is not None else [])
     except TimeoutError:
         status = "timeout"  # it stopped reading its socket
     except OSError:
         pass  # it is gone: its exit ends the test below
-    os.close(in_r)
+    if in_r is not None:
+        os.close(in_r)
     out, err = bytearray(), bytearray()
     sock_fd = runner.sock.fileno()
     reading = [runner.out_r, runner.err_r, sock_fd]
     report, exited = None, False
     deadline = start + float(job["time_limit"])
+    # at first only its report (or its exit) is awaited: a short test's output is in the pipes when its report
+    # comes, and waking for the output first would double the wake-ups. From OUTPUT_WAIT_S on, the output pipes
+    # are read as they fill (a program that filled one waits for that; the caps apply)
+    watch_output = start + OUTPUT_WAIT_S
     while status is None and report is None and not exited:
-        left = deadline - time.monotonic()
+        now = time.monotonic()
+        left = deadline - now
         if left <= 0:
             status = "timeout"
             break
-        readable, writable, _ = select.select(reading + [runner.pidfd], [in_w] if in_w is not None else [], [], left)
+        watched = reading if now >= watch_output else [sock_fd]
+        timeout = left if now >= watch_output else min(left, watch_output - now)
+        readable, writable, _ = select.select(watched + [runner.pidfd], [in_w] if in_w is not None else [], [], timeout)
         if writable:
             in_w, pending = feed(in_w, pending)
         exited = runner.pidfd in readable
@@ -1123,10 +1158,11 @@ def start_runner(setup, program_builtins, control):
     ours, theirs = socket.socketpair()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    null_fd = os.open(os.devnull, os.O_RDWR)
-    # what it has open between tests, by number: fd 0 on /dev/null, its stdout and stderr pipes, /dev/null, its
-    # socket, and the interpreter's directories (at rlimit-only as root, sys.path reaches them through fds)
-    fds = {0, 1, 2, null_fd, theirs.fileno()} | set(setup["keep_fds"])
+    empty_fd, no_writer = os.pipe()  # an empty pipe, at its end: fd 0 between tests and in functional tests
+    os.close(no_writer)
+    # what it has open between tests, by number: fd 0 on the empty pipe, its stdout and stderr pipes, the empty
+    # pipe, its socket, and the interpreter's directories (at rlimit-only as root, sys.path reaches them through fds)
+    fds = {0, 1, 2, empty_fd, theirs.fileno()} | set(setup["keep_fds"])
     pid = os.fork()
     if pid == 0:
         try:
@@ -1136,16 +1172,16 @@ def start_runner(setup, program_builtins, control):
             # a fresh Python process's handling of signals (the driver's has none)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             set_limit(resource.RLIMIT_NPROC, setup["max_processes"])
-            for fd, target in ((null_fd, 0), (out_w, 1), (err_w, 2)):
+            for fd, target in ((empty_fd, 0), (out_w, 1), (err_w, 2)):
                 os.dup2(fd, target)
             close_other_fds(fds)
-            runner_main(setup, program_builtins, theirs, null_fd)
+            runner_main(setup, program_builtins, theirs, empty_fd)
         finally:
             os._exit(SETUP_FAILED_EXIT)
     try:
         send_frame(control, {"pid": pid, "fds": sorted(fds)}, [ours.fileno(), out_r, err_r])
     finally:
-        for fd in (out_r, out_w, err_r, err_w, null_fd):
+        for fd in (out_r, out_w, err_r, err_w, empty_fd):
             os.close(fd)
         ours.close()
         theirs.close()
