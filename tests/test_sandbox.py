@@ -455,6 +455,23 @@ def test_tests_queued_behind_a_failure_are_not_judged_and_cannot_stall_the_job(b
     assert run1(box, "print(5)").stdout == "5\n"
 
 
+def test_a_job_that_runs_every_test_gets_every_record_in_order(box):
+    # without stop_at_first_failure, tests go ahead as far as the pipe takes them and records wait while the next
+    # test is there to run: many tests, far more input than a pipe holds, failures, and a test that runs long
+    code = (
+        "import sys, time\n"
+        "s = sys.stdin.read()\n"
+        "if s.startswith('slow'):\n"
+        "    time.sleep(1.0)\n"
+        "print(len(s) // (0 if s.startswith('fail') else 1))"
+    )
+    inputs = [("fail" if i % 7 == 3 else "slow" if i == 20 else "x") + "y" * (i * 997) for i in range(40)]
+    results = box.run(Job(code, inputs, time_limit=5.0))
+    expected = [("runtime_error", "") if t.startswith("fail") else ("ok", f"{len(t)}\n") for t in inputs]
+    assert [(r.verdict, r.stdout) for r in results] == expected
+    assert results[20].wall_s >= 1.0
+
+
 @pytest.mark.parametrize("level", LEVELS)
 def test_batch_deadline_bounds_a_reward_call(level):
     box = Sandbox(level=level, workers=2)
@@ -629,6 +646,34 @@ def test_each_test_starts_with_empty_writable_space(box):
     assert (first.stdout, second.stdout) == ("[]\n", "[]\n")
 
 
+@pytest.mark.parametrize("level", [level for level in LEVELS if level != "rlimit-only"])
+def test_what_a_test_makes_beside_the_interpreters_directories_is_gone_in_the_next(level, tmp_path, monkeypatch):
+    # an interpreter under /tmp (a clone there, with its venv) is shown read-only inside the sandbox's own /tmp,
+    # below directories the sandbox makes on the way, which programs can write to
+    kept = tmp_path / "venv" / "lib"
+    kept.mkdir(parents=True)
+    roots, import_path = sandbox._interpreter_paths()
+    monkeypatch.setattr(sandbox, "_interpreter_paths", lambda: (roots + (str(kept),), import_path))
+    sandbox.probe.cache_clear()
+    box = Sandbox(level=level, workers=1)
+    try:
+        code = (
+            "import os\n"
+            f"place = {str(tmp_path)!r}\n"
+            "if input() == 'make':\n"
+            "    open(os.path.join(place, 'left'), 'w').write('x')\n"
+            "    os.mkdir(os.path.join(place, 'venv', 'also'))\n"
+            "print(sorted(os.listdir(place)), sorted(os.listdir(os.path.join(place, 'venv'))))\n"
+        )
+        made, seen = box.run(Job(code, ["make", "look"]))
+        assert made.stdout == "['left', 'venv'] ['also', 'lib']\n", made
+        assert seen.stdout == "['venv'] ['lib']\n", seen
+    finally:
+        box.close()
+        monkeypatch.undo()
+        sandbox.probe.cache_clear()
+
+
 def test_what_a_hostile_test_leaves_is_gone_in_the_next(box):
     mess = (  # deeper than any path may be long, unreadable, unwritable, links out, a FIFO, the directories locked
         "import os\n"
@@ -668,9 +713,9 @@ def test_what_a_hostile_test_leaves_is_gone_in_the_next(box):
         assert set(ast.literal_eval(lines[1])) <= mounted, "the sandbox's /tmp was not emptied"
 
 
-def test_what_a_program_sets_on_the_scratch_directories_is_gone_in_the_next_job(box):
+def test_what_a_program_sets_on_the_scratch_directories_is_gone_in_the_next_test_and_job(box):
     # the scratch roots and the working directory outlive the emptying: their extended attributes, times and modes
-    # could carry data from one job to the next
+    # could carry data from one test, or job, to the next
     needs(box, "namespaces")
     code = (
         "import os, tempfile\n"
@@ -684,10 +729,12 @@ def test_what_a_program_sets_on_the_scratch_directories_is_gone_in_the_next_job(
         "else:\n"
         "    print([(os.listxattr(p), os.stat(p).st_mtime == 12345) for p in places], oct(os.stat('/tmp').st_mode))\n"
     )
+    next_test = box.run(Job(code, ["set", "look"]))[1]
     box.run(Job(code, ["set"]))
-    seen = box.run(Job(code, ["look"]))[0]
-    assert seen.verdict == "ok" and seen.stdout.startswith("[([], False), ([], False)]"), seen
-    assert not seen.stdout.strip().endswith("700"), seen
+    next_job = box.run(Job(code, ["look"]))[0]
+    for seen in (next_test, next_job):
+        assert seen.verdict == "ok" and seen.stdout.startswith("[([], False), ([], False)]"), seen
+        assert not seen.stdout.strip().endswith("700"), seen
 
 
 @pytest.mark.parametrize(
@@ -705,6 +752,16 @@ def test_ipc_objects_of_one_test_are_gone_in_the_next(box, get):
         "print(existed)\n"
     )
     assert [r.stdout for r in box.run(Job(code, ["", ""]))] == ["False\n", "False\n"]
+
+
+def test_programs_cannot_make_posix_message_queues(box):
+    # so no test can leave data in one for the next
+    code = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.mq_open(b'/rlexp', os.O_RDWR | os.O_CREAT, 0o600, None))\n"
+    )
+    assert run1(box, code).stdout == "-1\n"
 
 
 CANARY_SCAN = (  # does the memory of these processes hold a canary? (the pattern itself does not match itself)

@@ -99,6 +99,9 @@ STDERR_CAP = 64 << 10
 TMPFS_BYTES = str(64 << 20)
 STARTUP_S = 60.0  # a new sandbox (bubblewrap, the interpreter, the preamble) starts in far less, even on a busy host
 QUEUED = 2  # tests sent ahead of the running one
+# a job that does not stop at its first failure: more tests go ahead, as long as they take no more of the pipe than
+# this (a pipe holds 64 KiB), so sending never waits
+AHEAD_BYTES = 32 << 10
 QUEUED_GRACE_S = 1.0  # after a failure, how long queued tests may still run before the sandbox is killed
 
 
@@ -223,7 +226,7 @@ def _bwrap_prefix(keep: tuple[str, ...]) -> list[str]:
     args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     # the writable places are size-limited tmpfs (emptied after every test): nothing reaches the host's disk, and
     # memory stays bounded
-    args += ["--proc", "/proc", "--dev", "/dev", "--mqueue", "/dev/mqueue"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
     for scratch in BWRAP_SCRATCH:
         args += ["--size", TMPFS_BYTES, "--tmpfs", scratch]
     for root in keep:
@@ -400,8 +403,10 @@ class _Pipes:
         self.open = {"out", "err"}
 
     def send(self, message: dict, deadline: float) -> bool:
-        payload = json.dumps(message).encode()
-        view = memoryview(struct.pack(">I", len(payload)) + payload)
+        return self.send_frame(_frame(message), deadline)
+
+    def send_frame(self, frame: bytes, deadline: float) -> bool:
+        view = memoryview(frame)
         fd = self.proc.stdin.fileno()
         while view:
             left = deadline - time.monotonic()
@@ -449,6 +454,12 @@ class _Pipes:
 
     def close(self) -> None:
         self.selector.close()
+
+
+def _frame(message: dict) -> bytes:
+    """A message to the driver: its JSON, length-prefixed."""
+    payload = json.dumps(message).encode()
+    return struct.pack(">I", len(payload)) + payload
 
 
 def _record_to_result(record: dict) -> RunResult:
@@ -566,9 +577,10 @@ class _Worker:
 
     def run(self, job: Job, deadline: Optional[float] = None) -> list[RunResult]:
         """Run `job`'s tests in order. Up to QUEUED tests wait in the pipe behind the running one (the sandbox's
-        supervisor reads each only when its turn comes), so the sandbox never waits on this process between tests. After the first
-        failure of a stop_at_first_failure job nothing more is sent, and what was queued is not judged: it comes
-        back `not_run`, as if it had never been sent (if it runs past QUEUED_GRACE_S, the sandbox is killed)."""
+        supervisor reads each only when its turn comes), so the sandbox never waits on this process between tests;
+        without stop_at_first_failure, as many as AHEAD_BYTES allows. After the first failure of a
+        stop_at_first_failure job nothing more is sent, and what was queued is not judged: it comes back `not_run`,
+        as if it had never been sent (if it runs past QUEUED_GRACE_S, the sandbox is killed)."""
         n = len(job.inputs)
         results: list[RunResult] = []
         not_run = lambda: results + [RunResult("not_run")] * (n - len(results))  # noqa: E731
@@ -602,18 +614,24 @@ class _Worker:
         # a record carries stdout and a return value (each up to its cap, JSON-escaped) and capped stderr
         self.pipes.line_cap = max(caps, default=0) * 14 + STDERR_CAP * 7 + (1 << 16)
         sent, stop_by = 0, None  # stop_by: set at the first failure
+        sizes: list[int] = []  # of the tests sent, in bytes
+        next_frame, send_failed = None, False
         while len(results) < n:
             i = len(results)
             test_deadline = bounded(turn_started + per_test)
-            while stop_by is None and sent < min(n, i + 1 + QUEUED):
-                if not self.pipes.send({"input": job.inputs[sent], "out_cap": caps[sent]}, test_deadline):
+            while stop_by is None and sent < n and not send_failed:
+                next_frame = next_frame or _frame({"input": job.inputs[sent], "out_cap": caps[sent]})
+                if sent >= i + 1 + QUEUED and (job.stop_at_first_failure or sum(sizes[i:]) + len(next_frame) > AHEAD_BYTES):
                     break
-                sent += 1
-            if sent == i:  # after the first failure, with nothing queued; or the sandbox took no input
-                if stop_by is None:
-                    record = None
-                else:
+                # a message not sent whole leaves the pipe unusable: the sandbox is stuck or gone, and ends below
+                send_failed = not self.pipes.send_frame(next_frame, test_deadline)
+                if not send_failed:
+                    sizes.append(len(next_frame))
+                    next_frame, sent = None, sent + 1
+            if sent == i or send_failed:  # after the first failure, with nothing queued; or the sandbox took no input
+                if stop_by is not None:
                     break
+                record = None
             else:
                 record = self.pipes.recv(test_deadline if stop_by is None else min(test_deadline, stop_by))
             if stop_by is not None:

@@ -19,7 +19,7 @@ pays no interpreter start. Three kinds of process take part:
 
 After each test, with every process the test started killed, the supervisor empties every place a program can
 write (the scratch tmpfs and the working directory; at the namespace levels also the sandbox's System V IPC
-objects and POSIX message queues), so the next test starts with clean writable space.
+objects), so the next test starts with clean writable space. POSIX message queues cannot be made at all.
 
 As root, programs run as an unprivileged user. When the trainer's interpreter sits under a directory that
 user cannot enter (a venv or pyenv under /root), `--prelude` runs first, as root, in a mount namespace of its
@@ -85,7 +85,6 @@ LEFTOVERS_EXIT = 5  # the supervisor could not kill (or remove) what a test left
 # the first byte a runner writes on its socket, before any program code runs
 SETUP_OK, SETUP_ERROR = b"K", b"E"
 CLONE_NEWNS = 0x00020000
-MQUEUE = "/dev/mqueue"  # the sandbox's POSIX message queues, when mounted
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -149,6 +148,27 @@ def answer(fd, record):
     data = (json.dumps(record) + "\n").encode()
     while data:
         data = data[os.write(fd, data) :]
+
+
+class Answers:
+    """The supervisor's records to the parent. For a job that does not stop at its first failure, records wait while
+    the next test is already there to run (short tests: the parent wakes once for several), and go out before the
+    supervisor waits for anything: the parent's next message, a new runner, or a test that runs long."""
+
+    def __init__(self, proto_in, proto_out):
+        self.proto_in, self.proto_out = proto_in, proto_out
+        self.held = []
+
+    def send(self, record, may_wait):
+        self.held.append(json.dumps(record) + "\n")
+        if not may_wait or not select.select([self.proto_in], [], [], 0)[0]:
+            self.flush()
+
+    def flush(self):
+        data = "".join(self.held).encode()
+        self.held.clear()
+        while data:
+            data = data[os.write(self.proto_out, data) :]
 
 
 # -- what a runner reports ----------------------------------------------------------------------------------------
@@ -332,8 +352,8 @@ def runner_main(setup, program_builtins, sock, empty_fd):
     """A runner, forked by the driver for one job (and forked again when a test leaves it unfit; with
     `fresh_process_per_test`, for each test). On its socket: SETUP_OK (or SETUP_ERROR) first; then the job (code
     and mode) comes and the compile outcome goes back; then test after test: a message holding the functional
-    test's arguments (a stdin test's: with the read end of its stdin pipe), and back the report, length-prefixed. Per test
-    the program's module runs afresh (new globals and builtins) and what a program may change in this process
+    test's arguments (a stdin test's: with the read end of its stdin pipe), and back the report, length-prefixed. Per
+    test the program's module runs afresh (new globals and builtins) and what a program may change in this process
     that a fresh one would not have (working directory, recursion and integer-digit limits, timers, the collector
     switched off) is reset; imported modules stay."""
     try:
@@ -519,7 +539,7 @@ class Runner:
             os.close(fd)
         self.sock.close()
         if not kill_leftovers(setup, self.to_driver):
-            os._exit(LEFTOVERS_EXIT)
+            raise Broken("a process the program started could not be killed")
         return ended["status"], ended["cpu"]
 
 
@@ -628,20 +648,25 @@ def empty_directory(path, keep=()):
         os.close(root)
 
 
+# inotify(7): a changed file, changed attributes, an entry moved out or in, made, removed; the watched one removed
+# or moved
+IN_CHANGES = 0x2 | 0x4 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
+IPC_INFO = [(ctypes.c_int * 32)() for _ in range(3)]  # struct shm_info, msginfo, seminfo (all shorter)
+
+
 def ipc_in_use():
     """How many System V shared memory segments, message queues and semaphore sets the sandbox's IPC namespace
-    holds (one system call each), and its POSIX message queues."""
-    info = [(ctypes.c_int * 32)() for _ in range(3)]  # struct shm_info, msginfo, seminfo (all shorter)
-    LIBC.shmctl(0, 14, info[0])  # SHM_INFO: used_ids, the first field
-    LIBC.msgctl(0, 12, info[1])  # MSG_INFO: msgpool, the first field
-    LIBC.semctl(0, 0, 19, info[2])  # SEM_INFO: semusz, the eighth
-    queues = os.listdir(MQUEUE) if os.path.isdir(MQUEUE) else []
-    return info[0][0], info[1][0], info[2][7], queues
+    holds: one system call each."""
+    shm, msg, sem = IPC_INFO
+    LIBC.shmctl(0, 14, shm)  # SHM_INFO: used_ids, the first field
+    LIBC.msgctl(0, 12, msg)  # MSG_INFO: msgpool, the first field
+    LIBC.semctl(0, 0, 19, sem)  # SEM_INFO: semusz, the eighth
+    return shm[0], msg[0], sem[7]
 
 
 def remove_ipc_objects():
-    """The System V shared memory segments, message queues and semaphores of the sandbox's own IPC namespace, and
-    its POSIX message queues: a test could leave data there for the next."""
+    """The System V shared memory segments, message queues and semaphores of the sandbox's own IPC namespace: a
+    test could leave data there for the next."""
     for kind, remove in (("shm", LIBC.shmctl), ("msg", LIBC.msgctl), ("sem", LIBC.semctl)):
         try:
             ids = [int(line.split()[1]) for line in read_small(f"/proc/sysvipc/{kind}").splitlines()[1:] if line.strip()]
@@ -649,41 +674,48 @@ def remove_ipc_objects():
             continue
         for ipc_id in ids:
             remove(ipc_id, 0, None)  # IPC_RMID
-    if os.path.isdir(MQUEUE):
-        for name in os.listdir(MQUEUE):
+
+
+class Changes:
+    """An inotify watch on every directory the emptying leaves: each scratch root, the working directory, and those
+    on the way from a scratch root to the interpreter's directories (read-only themselves). Whatever a program
+    makes in the scratch space starts with a new entry in one of them, and what it may set on them (modes, times,
+    extended attributes) changes their attributes: each is an event here, so no event since the last emptying
+    means nothing to empty. What only a file descriptor reaches (an unnamed file) goes with the runner that holds
+    it (`Runner.fit`)."""
+
+    def __init__(self, setup):
+        self.paths = setup["scratch"] + [setup["workdir"]]
+        for kept in setup["keep"]:
+            for root in setup["scratch"]:
+                if kept.startswith(root.rstrip("/") + "/"):
+                    parts = kept[len(root) :].strip("/").split("/")
+                    self.paths += [os.path.join(root, *parts[:i]) for i in range(1, len(parts))]
+        self.fd = LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)  # -1: this user has none left
+
+    def watch(self):
+        """Watch the paths (the working directory may be a new one); False if one cannot be watched."""
+        return self.fd >= 0 and all(LIBC.inotify_add_watch(self.fd, p.encode(), IN_CHANGES) >= 0 for p in self.paths)
+
+    def seen(self):
+        """Whether anything changed since the last call."""
+        changed = False
+        while True:
             try:
-                os.unlink(os.path.join(MQUEUE, name))
-            except OSError:
-                pass
-
-
-def writable_state(setup):
-    """What the quick check after a test compares with the state after the last emptying: per scratch tmpfs the
-    inodes in use (anything a program makes there takes one: a file, a directory, a link, a FIFO), per scratch root
-    and the working directory its inode, mode, times and extended attributes, and the IPC objects in use."""
-    state = []
-    for path in setup["scratch"] + [setup["workdir"]]:
-        st = os.lstat(path)
-        state.append((st.st_ino, st.st_mode, st.st_mtime_ns, st.st_atime_ns, os.listxattr(path, follow_symlinks=False)))
-    for path in setup["scratch"]:
-        usage = os.statvfs(path)
-        state.append(usage.f_files - usage.f_ffree)
-    if setup["kill_all"]:
-        state.append(ipc_in_use())
-    return state
+                changed = bool(os.read(self.fd, 1 << 16)) or changed
+            except BlockingIOError:
+                return changed
 
 
 def clean_up(setup, quick=False):
     """After a test, with everything it started killed, or with a fit runner idle: empty every place a program can
     write, and reset what it may have set on the scratch roots and the working directory (their modes, times and
-    extended attributes, which outlive the emptying). `quick`: first check, in a few system calls, whether anything
-    changed since the last emptying (possible where the scratch directories are the sandbox's own tmpfs)."""
-    if quick and setup["quick_clean"]:
-        try:
-            if writable_state(setup) == setup["clean_state"]:
-                return
-        except OSError:
-            pass
+    extended attributes, which outlive the emptying). `quick`: first check, in two system calls, whether anything
+    changed since the last emptying (`Changes`; possible where the scratch directories are the sandbox's own
+    tmpfs), and the System V IPC objects in three."""
+    changes = setup["changes"]
+    if quick and changes is not None and not changes.seen() and ipc_in_use() == setup["clean_ipc"]:
+        return
     for path, mode in zip(setup["scratch"], setup["scratch_modes"]):
         os.chmod(path, mode)  # a program could have changed them: it ran as our user
     workdir = setup["workdir"]
@@ -708,12 +740,18 @@ def clean_up(setup, quick=False):
             os.utime(path)
         except OSError:  # not ours to change (no extended attributes here, a root another user owns)
             pass
-    setup["clean_state"] = writable_state(setup) if setup["quick_clean"] else None
+    if changes is not None:
+        if changes.watch():
+            changes.seen()  # the emptying's own
+            setup["clean_ipc"] = ipc_in_use()
+        else:
+            setup["changes"] = None  # every test then empties everything
 
 
 def feed(in_w, pending):
-    """Write what the (non-blocking) stdin pipe of a test takes of its input; close the pipe when all is written (or
-    the program closed its end). Returns the pipe (None once closed) and what is left to write."""
+    """Write what the stdin pipe of a test takes of its input (non-blocking, unless all of it fits at once); close
+    the pipe when all is written (or the program closed its end). Returns the pipe (None once closed) and what is
+    left to write."""
     try:
         while pending:
             pending = pending[os.write(in_w, pending[:CHUNK]) :]
@@ -751,7 +789,7 @@ def make_record(status, exit_code, cpu_limit_hit, out, err, elapsed, report):
     }
 
 
-def run_in_runner(setup, job, runner, test):
+def run_in_runner(setup, job, runner, test, answers):
     """Run one test in `runner`: send it the test's stdin pipe, feed the input, collect capped output until its
     report, enforce the wall clock. Returns (the record, whether the runner may run the next test)."""
     test_input = test["input"]
@@ -764,8 +802,10 @@ def run_in_runner(setup, job, runner, test):
     in_r, in_w, pending = None, None, b""
     if not functional:
         in_r, in_w = os.pipe()
-        os.set_blocking(in_w, False)
-        in_w, pending = feed(in_w, test_input.encode("utf-8", "surrogateescape"))
+        data = test_input.encode("utf-8", "surrogateescape")
+        if len(data) > select.PIPE_BUF:  # no more than that always fits in a new pipe at once
+            os.set_blocking(in_w, False)
+        in_w, pending = feed(in_w, data)
     start = time.monotonic()
     status = None
     try:
@@ -791,6 +831,8 @@ def run_in_runner(setup, job, runner, test):
         if left <= 0:
             status = "timeout"
             break
+        if now >= watch_output and answers.held:
+            answers.flush()  # a test that runs long: the parent has every earlier record meanwhile
         watched = reading if now >= watch_output else [sock_fd]
         timeout = left if now >= watch_output else min(left, watch_output - now)
         readable, writable, _ = select.select(watched + [runner.pidfd], [in_w] if in_w is not None else [], [], timeout)
@@ -811,10 +853,10 @@ def run_in_runner(setup, job, runner, test):
     keep = status is None and report is not None and not exited and runner.fit()
     if keep:
         exit_code = report.pop("exit_code", 1)  # none: the report was written by the program, not by the runner
-        clean_up_or_exit(setup, quick=True)
+        clean_up_or_break(setup, quick=True)
         return make_record(None, exit_code, False, out, err, elapsed, report), True
     wait_status, cpu_seconds = runner.kill(setup)
-    clean_up_or_exit(setup)
+    clean_up_or_break(setup)
     if report is not None and not exited and status is None:  # it reported; killed only because it was unfit
         exit_code = report.pop("exit_code", 1)
     else:
@@ -893,15 +935,22 @@ def supervisor(setup, proto_in, proto_out, to_driver):
     runner the driver forks for it; this process keeps the clock and the caps, empties the scratch space, and
     answers with one JSON record per test. It never forks: what it reads of a job is in no other process."""
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    clean_up_or_exit(setup)  # and the state the quick check compares with
-    while True:
-        header = read_message(proto_in)
-        if header is None:
-            os._exit(EOF_EXIT)
-        run_job(setup, header, proto_in, proto_out, to_driver)
+    answers = Answers(proto_in, proto_out)
+    setup["changes"] = Changes(setup) if setup["quick_clean"] else None
+    try:
+        clean_up_or_break(setup)  # and the state the quick check compares with
+        while True:
+            header = read_message(proto_in)
+            if header is None:
+                os._exit(EOF_EXIT)
+            run_job(setup, header, proto_in, answers, to_driver)
+    except Broken as exc:
+        print(f"sandbox ended: {exc}", file=sys.stderr, flush=True)
+        answers.flush()  # the records of the tests that ran; then the parent reads that the sandbox ended
+        os._exit(LEFTOVERS_EXIT)
 
 
-def run_job(setup, header, proto_in, proto_out, to_driver):
+def run_job(setup, header, proto_in, answers, to_driver):
     """One job's tests, until its end."""
     runner, failed, compile_error = None, False, None
     while True:
@@ -909,7 +958,7 @@ def run_job(setup, header, proto_in, proto_out, to_driver):
         if test is None or test.get("end"):
             if runner is not None:  # fit, but it may have written since its last test: the next job must not see it
                 runner.kill(setup)
-                clean_up_or_exit(setup)
+                clean_up_or_break(setup)
             if test is None:
                 os._exit(EOF_EXIT)
             return
@@ -919,16 +968,17 @@ def run_job(setup, header, proto_in, proto_out, to_driver):
             record = compile_error_record(compile_error)
         else:
             if runner is None:
+                answers.flush()  # a runner may take a while to start (numpy, ...)
                 runner = Runner(setup, to_driver, header)
             startup = runner.startup
             if isinstance(startup, dict) and startup.get("compiled"):
                 try:
-                    record, fit = run_in_runner(setup, header, runner, test)
-                except OSError:  # emptying the scratch space failed: the parent starts a new sandbox
-                    os._exit(LEFTOVERS_EXIT)
+                    record, fit = run_in_runner(setup, header, runner, test, answers)
+                except OSError as exc:  # the supervisor's own pipes failed
+                    raise Broken(str(exc)) from None
                 if fit and setup["fresh_process_per_test"]:
                     runner.kill(setup)
-                    clean_up_or_exit(setup, quick=True)  # what it may have written after its report
+                    clean_up_or_break(setup, quick=True)  # what it may have written after its report
                     fit = False
                 if not fit:
                     runner = None
@@ -941,18 +991,24 @@ def run_job(setup, header, proto_in, proto_out, to_driver):
                 else:
                     record = sandbox_error(startup if isinstance(startup, str) else "the runner did not start", 0.0)
         failed = failed or record["status"] != "ok"
-        answer(proto_out, record)
+        # a job that stops at its first failure: the parent judges each record at once
+        answers.send(record, may_wait=not header["stop_at_first_failure"])
 
 
 def compile_error_record(error):
     return {"status": "runtime_error", "exit_code": 1, "stdout": "", "stderr": "", "elapsed_ms": 0.0, "error": error}
 
 
-def clean_up_or_exit(setup, quick=False):
+class Broken(Exception):
+    """What a test left could not be killed or removed: the sandbox ends (the parent starts a new one), so no other
+    test meets it."""
+
+
+def clean_up_or_break(setup, quick=False):
     try:
         clean_up(setup, quick)
-    except OSError:  # the parent starts a new sandbox, and no other test meets what is left
-        os._exit(LEFTOVERS_EXIT)
+    except OSError as exc:
+        raise Broken(f"the scratch space could not be emptied: {exc}") from None
 
 
 # -- the driver -------------------------------------------------------------------------------------------------
@@ -989,8 +1045,7 @@ class Unsupported(OSError):
 def isolate_filesystem(hidden, scratch, keep):
     """At the `namespaces` level (no bubblewrap): make every file system read-only, put empty tmpfs over `hidden`
     (the shared scratch directories and the homes; only `scratch` stays writable), mount `keep` (the interpreter's
-    directories) back read-only, mount the sandbox's own POSIX message queues where they can be listed (and so
-    removed), then drop every capability, so that nothing a program does can undo it.
+    directories) back read-only, then drop every capability, so that nothing a program does can undo it.
 
     Runs as root of the sandbox's own user namespace, whose mount namespace unshare created; nothing here
     reaches the host's mounts."""
@@ -1014,8 +1069,6 @@ def isolate_filesystem(hidden, scratch, keep):
     for target in hidden:
         if target not in scratch:
             mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    if os.path.isdir(MQUEUE):
-        mount("mqueue", MQUEUE, "mqueue", MS_NOSUID | MS_NODEV)
     drop_capabilities()
 
 
@@ -1084,6 +1137,8 @@ def main():
     set_limit(resource.RLIMIT_FSIZE, setup["file_size_mb"] << 20)
     set_limit(resource.RLIMIT_NOFILE, 64)
     set_limit(resource.RLIMIT_CORE, 0)
+    # no POSIX message queue can be made (none has room), so none can carry data from one test to the next
+    set_limit(resource.RLIMIT_MSGQUEUE, 0)
     sys.set_int_max_str_digits(50000)
     # programs cannot ptrace or read the memory of the driver or the supervisor (which holds the job's tests)
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -1100,7 +1155,9 @@ def main():
     # process 1 of a PID namespace receives from inside it only the signals it handles: with Python's one handler
     # (SIGINT's) gone, none, so no program can end it (elsewhere, at rlimit-only, SIGKILL would anyway)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gc.freeze()
+    gc.collect()
+    gc.freeze()  # the collector never writes to these objects' pages, which the runners share until written
+    LIBC.malloc_trim(0)  # heap pages left free go back: a fork copies the page tables of the rest
     answer(proto_out, {"ready": True, "pid": os.getpid(), "fs_isolated": fs_isolated, "missing": missing})
 
     control, theirs = socket.socketpair()
