@@ -490,6 +490,18 @@ def test_batch_deadline_bounds_a_reward_call(level):
     box.close()
 
 
+def test_a_workers_processes_run_on_one_cpu_and_avoid_the_other_workers():
+    box = Sandbox(workers=1)
+    job = Job("import os\nprint(sorted(os.sched_getaffinity(0)))", [""])
+    first = ast.literal_eval(box.run(job)[0].stdout)
+    assert len(first) == 1
+    others = sorted(os.sched_getaffinity(0) - set(first))
+    if others:  # a CPU another worker runs on is left to it
+        moved = ast.literal_eval(box._by_slot[0].run(job, None, avoid_cpus=tuple(first))[0].stdout)
+        assert len(moved) == 1 and moved[0] in others
+    box.close()
+
+
 def test_parallel_jobs_keep_their_own_results():
     box = Sandbox(workers=2)
     jobs = [Job(f"print(int(input()) * {k})", [str(i) for i in range(5)]) for k in range(8)]

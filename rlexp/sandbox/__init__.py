@@ -502,6 +502,7 @@ class _Worker:
         self.host_dir: Optional[str] = None  # the working directory's, when it is on the host (rlimit-only)
         # at the namespace levels the working directory is in the sandbox's own /tmp, the same at every restart
         self.sandbox_workdir = f"/tmp/sbx-{os.urandom(4).hex()}"
+        self.cpu: Optional[int] = None  # the CPU its processes last ran on (the driver's `Runner` says why one)
 
     def _setup(self) -> dict:
         level = self.launch.level
@@ -575,8 +576,9 @@ class _Worker:
                     pass
         self.proc = self.pipes = None
 
-    def run(self, job: Job, deadline: Optional[float] = None) -> list[RunResult]:
-        """Run `job`'s tests in order. Up to QUEUED tests wait in the pipe behind the running one (the sandbox's
+    def run(self, job: Job, deadline: Optional[float] = None, avoid_cpus: tuple[int, ...] = ()) -> list[RunResult]:
+        """Run `job`'s tests in order, on a CPU other than `avoid_cpus` (those of the other workers) if one is
+        free. Up to QUEUED tests wait in the pipe behind the running one (the sandbox's
         supervisor reads each only when its turn comes), so the sandbox never waits on this process between tests;
         without stop_at_first_failure, as many as AHEAD_BYTES allows. After the first failure of a
         stop_at_first_failure job nothing more is sent, and what was queued is not judged: it comes back `not_run`,
@@ -593,6 +595,7 @@ class _Worker:
             "fn_name": job.fn_name,
             "time_limit": job.time_limit,
             "stop_at_first_failure": job.stop_at_first_failure,
+            "avoid_cpus": list(avoid_cpus),
         }
         # a sandbox that a program of the last job took down after its last answer is gone: start a new one (once)
         for attempt in range(2):
@@ -660,6 +663,8 @@ class _Worker:
                     )
                 break
             turn_started = time.monotonic()
+            if type(record.get("cpu")) is int:
+                self.cpu = record["cpu"]
             result = _record_to_result(record)
             results.append(result)
             if job.stop_at_first_failure and not (job.check(i, result) if job.check else result.ok):
@@ -751,7 +756,8 @@ class Sandbox:
                 worker = self._by_slot[slot] = _Worker(
                     launch, self.memory_mb, self.out_cap, self.file_size_mb, self.max_processes, self.fresh_process_per_test
                 )
-            return worker.run(job, deadline)
+            avoid = tuple(w.cpu for s, w in list(self._by_slot.items()) if s != slot and w.cpu is not None)
+            return worker.run(job, deadline, avoid)
         except Exception as exc:  # noqa: BLE001 - one broken job must not take the batch (or training) down
             log.warning("sandbox: a job failed: %s: %s", type(exc).__name__, exc)
             if worker is not None:

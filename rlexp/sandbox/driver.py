@@ -34,6 +34,7 @@ import gc
 import json
 import linecache
 import os
+import random
 import resource
 import select
 import signal
@@ -426,6 +427,17 @@ class Runner:
     when a test ends it (a crash, a timeout, the output cap) or leaves it unfit for the next (`fit`)."""
 
     def __init__(self, setup, to_driver, header):
+        # the supervisor, the driver and the runner take turns, never running at once: on one CPU, the wake-ups of
+        # each test stay on it (across CPUs each one costs an interprocessor interrupt, often to an idle CPU that
+        # must wake first). That CPU is the supervisor's now, wherever the scheduler put it, unless another worker
+        # of the trainer's runs there (then one at random that none does, if any: two that met part); `kill` lets
+        # it go, so that the scheduler places the three anew for the next runner
+        cpu = LIBC.sched_getcpu()
+        free = sorted(setup["cpus"] - set(header["avoid_cpus"]))
+        if cpu not in free and free:
+            cpu = random.choice(free)
+        setup["cpu"] = cpu  # the parent learns it from the records
+        run_on({cpu})  # the driver's too, which the runner inherits
         send_frame(to_driver, {"fork": True})
         reply, fds = receive_frame(to_driver, max_fds=3)
         self.pid, self.fds = reply["pid"], set(reply["fds"])
@@ -540,7 +552,17 @@ class Runner:
         self.sock.close()
         if not kill_leftovers(setup, self.to_driver):
             raise Broken("a process the program started could not be killed")
+        run_on(setup["cpus"])
         return ended["status"], ended["cpu"]
+
+
+def run_on(cpus):
+    """Let the supervisor and the driver run only on `cpus` (and the runners the driver forks from now on)."""
+    for pid in (0, os.getppid()):
+        try:
+            os.sched_setaffinity(pid, cpus)
+        except OSError:  # the CPU went offline, or out of the trainer's set: the scheduler's choice stands
+            pass
 
 
 def startup_message(raw):
@@ -992,6 +1014,7 @@ def run_job(setup, header, proto_in, answers, to_driver):
                     record = sandbox_error(startup if isinstance(startup, str) else "the runner did not start", 0.0)
         failed = failed or record["status"] != "ok"
         # a job that stops at its first failure: the parent judges each record at once
+        record["cpu"] = setup["cpu"]
         answers.send(record, may_wait=not header["stop_at_first_failure"])
 
 
@@ -1142,6 +1165,8 @@ def main():
     sys.set_int_max_str_digits(50000)
     # programs cannot ptrace or read the memory of the driver or the supervisor (which holds the job's tests)
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    setup["cpus"] = os.sched_getaffinity(0)  # the CPUs the trainer's process may use
+    setup["cpu"] = None  # the one the last runner ran on (`Runner`)
     # what a runner orphans comes here (at rlimit-only; in a PID namespace, as its process 1, anyway)
     LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
