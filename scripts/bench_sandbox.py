@@ -2,8 +2,9 @@
 
     python scripts/bench_sandbox.py            # or: make bench
 
-The sandbox runs as configured by default (a job's tests in turn in one process) and, for reference, with a process
-forked for each test (`fresh_process_per_test`). Each baseline gets the same number of parallel workers:
+The sandbox runs as configured by default (a job's tests in turn in one process), with the jobs stopping at their
+first failure as LiveCode's all-or-nothing reward runs them (each record judged before more tests are sent), and,
+for reference, with a process forked for each test (`fresh_process_per_test`). Each baseline gets the same number of parallel workers:
 - one-process, the way LiveCodeBench's harness grades: a pool of light worker processes; per program, the worker
   forks one process that runs all of the program's tests in-process, with no isolation: the code compiled once,
   each test run with sys.stdin and sys.stdout swapped for in-memory files under a signal.alarm time limit, the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import io
 import json
 import math
@@ -162,10 +164,19 @@ def run_sandboxed(box: Sandbox, jobs: list[Job]) -> int:
     return sum(bool(r.stdout or r.value) for results in box.run_many(jobs) for r in results)
 
 
+def stopping_at_first_failure(jobs: list[Job]) -> list[Job]:
+    """The jobs as LiveCode's all-or-nothing reward sends them: the parent judges each test before more are sent.
+    Every test passes here, so all of them run; a record with output counts as passed."""
+    passed = lambda i, result: bool(result.stdout or result.value)  # noqa: E731
+    return [dataclasses.replace(j, stop_at_first_failure=True, check=passed) for j in jobs]
+
+
 def measure(name: str, jobs: list[Job], box: Sandbox, fresh_box: Sandbox, pool, rounds: int) -> None:
     n_tests = sum(len(j.inputs) for j in jobs)
+    stopping = stopping_at_first_failure(jobs)
     runners = {
         "sandbox": lambda: run_sandboxed(box, jobs),
+        "sandbox-stop-at-first-failure": lambda: run_sandboxed(box, stopping),
         "process-per-test": lambda: run_sandboxed(fresh_box, jobs),
         "one-process": lambda: run_one_process(pool, jobs),
         "naive": lambda: run_naive(jobs, box.workers),
@@ -185,7 +196,8 @@ def measure(name: str, jobs: list[Job], box: Sandbox, fresh_box: Sandbox, pool, 
         f"{runner} {statistics.median(r):7.1f}/s" for runner, r in rates.items()
     )
     print(line)
-    for runner, baseline in (("sandbox", "one-process"), ("sandbox", "naive"), ("process-per-test", "one-process")):
+    pairs = [("sandbox", "one-process"), ("sandbox-stop-at-first-failure", "one-process"), ("sandbox", "naive")]
+    for runner, baseline in pairs + [("process-per-test", "one-process")]:
         ratios = [s / b for s, b in zip(rates[runner], rates[baseline])]
         print(
             f"{'':10s} {runner} / {baseline}: {statistics.median(ratios):5.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})"

@@ -9,8 +9,8 @@ The trainer never executes model code. Each worker slot of a `Sandbox` keeps one
 
 - **process**: a new session (its own process group, killed whole with SIGKILL); a CPU-time limit per test
   (SIGXCPU; with `fresh_process_per_test` also a hard one); a wall clock, which ends every test; address-space,
-  data, file-size (1 MiB), open-file and process-count limits; no core dumps; the driver ignores every signal a
-  program can send;
+  data, file-size (1 MiB), open-file and process-count limits; no core dumps, no POSIX message queues; the driver
+  ignores every signal a program can send;
 - **identity**: when rlexp runs as root, programs run as an unprivileged user id of their own (one per sandbox
   process), so they cannot write what root owns nor signal another sandbox's processes;
 - **environment**: rebuilt from a short allowlist (no `HF_TOKEN`, `WANDB_API_KEY`, cloud keys, `PYTHONPATH`),
@@ -40,7 +40,8 @@ unprivileged process create user namespaces (Docker's default seccomp profile do
 logged with the reason. `require_isolation=True` refuses to run at `rlimit-only`.
 
 Many jobs run at once on a pool of threads, one per worker slot (`Sandbox.run_many`); a batch has a deadline
-after which what is still running is killed and what has not started is not started.
+after which what is still running is killed and what has not started is not started. A worker's processes take
+turns and run on one CPU at a time, another than the other workers' where one is free (the driver's `Runner`).
 """
 
 from __future__ import annotations
