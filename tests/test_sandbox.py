@@ -7,6 +7,7 @@ Each test runs at every isolation level this machine supports; a protection that
 import ast
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -659,10 +660,11 @@ def test_each_test_starts_with_empty_writable_space(box):
 
 
 @pytest.mark.parametrize("level", [level for level in LEVELS if level != "rlimit-only"])
-def test_what_a_test_makes_beside_the_interpreters_directories_is_gone_in_the_next(level, tmp_path, monkeypatch):
+def test_what_a_test_makes_beside_the_interpreters_directories_is_gone_in_the_next(level, monkeypatch):
     # an interpreter under /tmp (a clone there, with its venv) is shown read-only inside the sandbox's own /tmp,
     # below directories the sandbox makes on the way, which programs can write to
-    kept = tmp_path / "venv" / "lib"
+    place = Path(tempfile.mkdtemp(dir="/tmp"))
+    kept = place / "venv" / "lib"
     kept.mkdir(parents=True)
     roots, import_path = sandbox._interpreter_paths()
     monkeypatch.setattr(sandbox, "_interpreter_paths", lambda: (roots + (str(kept),), import_path))
@@ -671,7 +673,7 @@ def test_what_a_test_makes_beside_the_interpreters_directories_is_gone_in_the_ne
     try:
         code = (
             "import os\n"
-            f"place = {str(tmp_path)!r}\n"
+            f"place = {str(place)!r}\n"
             "if input() == 'make':\n"
             "    open(os.path.join(place, 'left'), 'w').write('x')\n"
             "    os.mkdir(os.path.join(place, 'venv', 'also'))\n"
@@ -684,6 +686,7 @@ def test_what_a_test_makes_beside_the_interpreters_directories_is_gone_in_the_ne
         box.close()
         monkeypatch.undo()
         sandbox.probe.cache_clear()
+        shutil.rmtree(place)
 
 
 def test_what_a_hostile_test_leaves_is_gone_in_the_next(box):

@@ -1013,8 +1013,8 @@ def run_job(setup, header, proto_in, answers, to_driver):
                 else:
                     record = sandbox_error(startup if isinstance(startup, str) else "the runner did not start", 0.0)
         failed = failed or record["status"] != "ok"
-        # a job that stops at its first failure: the parent judges each record at once
         record["cpu"] = setup["cpu"]
+        # a job that stops at its first failure: the parent judges each record at once
         answers.send(record, may_wait=not header["stop_at_first_failure"])
 
 
