@@ -145,10 +145,13 @@ def read_small(path):
         os.close(fd)
 
 
-def answer(fd, record):
-    data = (json.dumps(record) + "\n").encode()
+def write_all(fd, data):
     while data:
         data = data[os.write(fd, data) :]
+
+
+def answer(fd, record):
+    write_all(fd, (json.dumps(record) + "\n").encode())
 
 
 class Answers:
@@ -168,8 +171,7 @@ class Answers:
     def flush(self):
         data = "".join(self.held).encode()
         self.held.clear()
-        while data:
-            data = data[os.write(self.proto_out, data) :]
+        write_all(self.proto_out, data)
 
 
 # -- what a runner reports ----------------------------------------------------------------------------------------
@@ -321,10 +323,15 @@ def imported_packages(tree):
     return names
 
 
-def send_frame(sock, message, fds=()):
-    """A length-prefixed JSON message on a socket, with file descriptors when given."""
+def frame_of(message):
+    """A message as it goes on a socket: its JSON, length-prefixed."""
     data = json.dumps(message).encode("utf-8", "surrogateescape")
-    frame = struct.pack(">I", len(data)) + data
+    return struct.pack(">I", len(data)) + data
+
+
+def send_frame(sock, message, fds=()):
+    """A length-prefixed JSON message on a (blocking) socket, with file descriptors when given."""
+    frame = frame_of(message)
     sent = socket.send_fds(sock, [frame[:CHUNK]], list(fds)) if fds else 0
     sock.sendall(frame[sent:])
 
@@ -485,8 +492,7 @@ class Runner:
     def send(self, message, fds=()):
         """A length-prefixed JSON message to the runner, with file descriptors when given; TimeoutError when it
         stops reading its socket for `send_timeout`."""
-        data = json.dumps(message).encode("utf-8", "surrogateescape")
-        frame = memoryview(struct.pack(">I", len(data)) + data)
+        frame = memoryview(frame_of(message))
         deadline = None
         while frame:
             try:
