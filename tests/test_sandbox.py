@@ -92,6 +92,31 @@ def test_preamble_names_work_without_imports_and_builtins_win(box):
     assert r.stdout == "2 6 3 1\n"
 
 
+def test_a_program_finds_every_builtin_it_looks_up_and_fresh_ones_in_each_test(box):
+    # a runner gives a program only the builtins its source names (`builtins_for`): names in strings, annotations
+    # under `from __future__ import annotations`, and code it evaluates must still find theirs
+    code = (
+        "from __future__ import annotations\n"
+        "import typing\n"
+        "def f(x: List[int]) -> Optional[int]:\n"
+        "    pass\n"
+        "print(__builtins__['Counter']('aab')['a'], typing.get_type_hints(f)['x'])\n"
+        "print(__builtins__.get('marker', 'fresh'))\n"
+        "__builtins__['marker'] = 'left'\n"
+    )
+    assert [r.stdout for r in box.run(Job(code, ["", ""]))] == ["2 typing.List[int]\nfresh\n"] * 2
+    assert run1(box, "print(eval(input()))", "gcd(4, 6) + len(deque([1]))").stdout == "3\n"
+
+
+def test_a_program_gets_the_builtins_its_source_names():
+    from rlexp.sandbox import driver
+
+    full = {"print": print, "len": len, "deque": object(), "gcd": object(), "__build_class__": 1, "__import__": 2}
+    tree = ast.parse("class A:\n    pass\nprint(deque(), 'len')")
+    assert driver.builtins_for(tree, full).keys() == {"print", "deque", "len", "__build_class__", "__import__"}
+    assert driver.builtins_for(ast.parse("exec(input())"), full) is full
+
+
 def test_each_test_gets_only_its_own_input(box):
     code = "import sys, gc\ndata = sys.stdin.read()\nprint(repr(data), sum('SECOND' in str(o) for o in gc.get_objects() if isinstance(o, str)))"
     first, second = box.run(Job(code, ["FIRST\n", "SECOND\n"]))
