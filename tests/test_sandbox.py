@@ -117,6 +117,33 @@ def test_a_program_gets_the_builtins_its_source_names():
     assert driver.builtins_for(ast.parse("exec(input())"), full) is full
 
 
+@pytest.mark.parametrize("mode", ["stdin", "functional"])
+def test_streams_a_program_closed_or_detached_are_new_in_the_next_test(box, mode):
+    # sys.stdin, sys.stdout and sys.stderr serve from test to test where they can: what one test did to them, or left
+    # unread in them, never reaches the next, where each of these tests passes as in a fresh process
+    body = (
+        "print(k, file=sys.stderr)\n"
+        "if k % 3 == 0:\n"
+        "    sys.stdout = io.TextIOWrapper(sys.stdout.detach(), encoding='utf-8')\n"
+        "    sys.stdin.detach()\n"
+        "elif k % 3 == 1:\n"
+        "    sys.stdin.close()\n"
+        "    sys.stderr.close()\n"
+        "print(k, flush=True)\n"
+    )
+    inputs = [str(k) for k in range(6)]
+    if mode == "stdin":
+        job = Job("import io, sys\nk = int(input())\n" + body, [f"{k}\nleft unread\n" for k in inputs])
+    else:
+        read_nothing = "try:\n    input()\nexcept EOFError:\n    pass\n"
+        method = "".join(f"        {line}\n" for line in (read_nothing + body + "return k").splitlines())
+        job = Job("import io, sys\nclass Solution:\n    def f(self, k):\n" + method, inputs, mode="functional", fn_name="f")
+    results = box.run(job)
+    assert [(r.verdict, r.stdout, r.stderr) for r in results] == [("ok", f"{k}\n", f"{k}\n") for k in inputs]
+    if mode == "functional":
+        assert [r.value for r in results] == inputs
+
+
 def test_each_test_gets_only_its_own_input(box):
     code = "import sys, gc\ndata = sys.stdin.read()\nprint(repr(data), sum('SECOND' in str(o) for o in gc.get_objects() if isinstance(o, str)))"
     first, second = box.run(Job(code, ["FIRST\n", "SECOND\n"]))
