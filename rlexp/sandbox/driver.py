@@ -119,22 +119,33 @@ def set_limit(kind, soft, hard=None):
 # -- talking to the parent --------------------------------------------------------------------------------------
 
 
-def read_exactly(fd, n):
-    data = bytearray()
-    while len(data) < n:
-        chunk = os.read(fd, min(n - len(data), 1 << 20))
-        if not chunk:
-            return None
-        data += chunk
-    return bytes(data)
+class Messages:
+    """The parent's length-prefixed JSON messages, read as they come (several at once: the parent sends tests ahead).
+    The driver reads its setup, and nothing comes before its answer; the supervisor, which never forks, reads the
+    rest, so what it reads of a job is in no other process."""
 
+    def __init__(self, fd):
+        self.fd, self.data = fd, bytearray()
 
-def read_message(fd):
-    """One length-prefixed JSON message, or None at end of input. Exactly its bytes are read, never the next
-    message's: a test's input stays in the pipe, out of every process's memory, until its turn."""
-    head = read_exactly(fd, 4)
-    body = head and read_exactly(fd, struct.unpack(">I", head)[0])
-    return None if body is None else json.loads(body)
+    def next(self):
+        """The next message, or None at end of input."""
+        while (size := self.whole()) == 0:
+            chunk = os.read(self.fd, CHUNK)
+            if not chunk:
+                return None
+            self.data += chunk
+        message = json.loads(self.data[4:size])
+        del self.data[:size]
+        return message
+
+    def whole(self):
+        """The size of the first message with its length prefix, once all of it is here; else 0."""
+        size = 4 + struct.unpack(">I", self.data[:4])[0] if len(self.data) >= 4 else 0
+        return size if len(self.data) >= size else 0
+
+    def coming(self):
+        """Whether (part of) the next message is here."""
+        return bool(self.data) or bool(select.select([self.fd], [], [], 0)[0])
 
 
 def read_small(path):
@@ -160,13 +171,13 @@ class Answers:
     the next test is already there to run (short tests: the parent wakes once for several), and go out before the
     supervisor waits for anything: the parent's next message, a new runner, or a test that runs long."""
 
-    def __init__(self, proto_in, proto_out):
-        self.proto_in, self.proto_out = proto_in, proto_out
+    def __init__(self, messages, proto_out):
+        self.messages, self.proto_out = messages, proto_out
         self.held = []
 
     def send(self, record, may_wait):
         self.held.append(json.dumps(record) + "\n")
-        if not may_wait or not select.select([self.proto_in], [], [], 0)[0]:
+        if not may_wait or not self.messages.coming():
             self.flush()
 
     def flush(self):
@@ -1003,27 +1014,28 @@ def supervisor(setup, proto_in, proto_out, to_driver):
     runner the driver forks for it; this process keeps the clock and the caps, empties the scratch space, and
     answers with one JSON record per test. It never forks: what it reads of a job is in no other process."""
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    answers = Answers(proto_in, proto_out)
+    messages = Messages(proto_in)
+    answers = Answers(messages, proto_out)
     setup["changes"] = Changes(setup) if setup["quick_clean"] else None
     setup["loadavg"] = os.open("/proc/loadavg", os.O_RDONLY | os.O_CLOEXEC) if setup["kill_all"] else None
     try:
         clean_up_or_break(setup)  # and the state the quick check compares with
         while True:
-            header = read_message(proto_in)
+            header = messages.next()
             if header is None:
                 os._exit(EOF_EXIT)
-            run_job(setup, header, proto_in, answers, to_driver)
+            run_job(setup, header, messages, answers, to_driver)
     except Broken as exc:
         print(f"sandbox ended: {exc}", file=sys.stderr, flush=True)
         answers.flush()  # the records of the tests that ran; then the parent reads that the sandbox ended
         os._exit(LEFTOVERS_EXIT)
 
 
-def run_job(setup, header, proto_in, answers, to_driver):
+def run_job(setup, header, messages, answers, to_driver):
     """One job's tests, until its end."""
     runner, failed, compile_error = None, False, None
     while True:
-        test = read_message(proto_in)
+        test = messages.next()
         if test is None or test.get("end"):
             if runner is not None:  # fit, but it may have written since its last test: the next job must not see it
                 runner.kill(setup)
@@ -1177,7 +1189,7 @@ def main():
     os.dup2(2, 1)
     os.close(empty_r)
     os.close(empty_w)
-    setup = read_message(proto_in)
+    setup = Messages(proto_in).next()
     if setup is None:
         os._exit(0)
     keep_fds = set(setup["keep_fds"])
