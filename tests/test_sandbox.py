@@ -721,6 +721,32 @@ def test_each_test_starts_with_empty_writable_space(box):
     assert (first.stdout, second.stdout) == ("[]\n", "[]\n")
 
 
+@pytest.mark.parametrize("level", LEVELS)
+def test_what_a_runner_writes_after_its_last_test_is_gone_for_the_next_job(level):
+    # the program takes over its runner's sending of reports: a moment after its report, the runner writes a file,
+    # while the parent (slow to judge the record here) has not yet ended the job
+    places = ["'.'"] + (["'/tmp'"] if level != "rlimit-only" else [])
+    late = (
+        "import os, sys, time\n"
+        "driver = sys._getframe(1).f_globals\n"
+        "send = driver['send_frame']\n"
+        "def send_then_write(*args, **kwargs):\n"
+        "    send(*args, **kwargs)\n"
+        "    time.sleep(0.1)\n"
+        f"    for place in [{', '.join(places)}]:\n"
+        "        open(os.path.join(place, 'written-late'), 'w').write('x')\n"
+        "driver['send_frame'] = send_then_write\n"
+    )
+    look = f"import os\nprint([p for p in [{', '.join(places)}] if os.path.exists(os.path.join(p, 'written-late'))])"
+    slow_judge = lambda i, result: time.sleep(0.3) or result.ok  # noqa: E731
+    box = Sandbox(level=level, workers=1)
+    try:
+        assert box.run(Job(late, [""], stop_at_first_failure=True, check=slow_judge))[0].verdict == "ok"
+        assert box.run(Job(look, [""]))[0].stdout == "[]\n"
+    finally:
+        box.close()
+
+
 @pytest.mark.parametrize("level", [level for level in LEVELS if level != "rlimit-only"])
 def test_what_a_test_makes_beside_the_interpreters_directories_is_gone_in_the_next(level, monkeypatch):
     # an interpreter under /tmp (a clone there, with its venv) is shown read-only inside the sandbox's own /tmp,

@@ -1037,9 +1037,11 @@ def run_job(setup, header, messages, answers, to_driver):
     while True:
         test = messages.next()
         if test is None or test.get("end"):
-            if runner is not None:  # fit, but it may have written since its last test: the next job must not see it
+            if runner is not None:
+                # it may have written since its last test (the next job must not see it); dead, it writes nothing
+                # more, so what it wrote shows as at the end of a test
                 runner.kill(setup)
-                clean_up_or_break(setup)
+                clean_up_or_break(setup, quick=True)
             if test is None:
                 os._exit(EOF_EXIT)
             return
