@@ -578,12 +578,12 @@ class _Worker:
         self.proc = self.pipes = None
 
     def run(self, job: Job, deadline: Optional[float] = None, avoid_cpus: tuple[int, ...] = ()) -> list[RunResult]:
-        """Run `job`'s tests in order, on a CPU other than `avoid_cpus` (those of the other workers) if one is
-        free. Up to QUEUED tests wait behind the running one (in the pipe, or read by the sandbox's supervisor),
-        so the sandbox never waits on this process between tests; without
-        stop_at_first_failure, as many as AHEAD_BYTES allows. After the first failure of a stop_at_first_failure
-        job nothing more is sent, and what was queued is not judged: it comes back `not_run`, as if it had never
-        been sent (if it runs past QUEUED_GRACE_S, the sandbox is killed)."""
+        """Run `job`'s tests in order, on a CPU other than `avoid_cpus` (those of the other workers) if one is free.
+        Up to QUEUED tests wait behind the running one (in the pipe, or read by the sandbox's supervisor); without
+        stop_at_first_failure, as many as AHEAD_BYTES allows, so the sandbox never waits on this process between
+        tests. After the first failure of a stop_at_first_failure job nothing more is sent, and what was queued is
+        not judged: it comes back `not_run`, as if it had never been sent (if it runs past QUEUED_GRACE_S, the
+        sandbox is killed)."""
         n = len(job.inputs)
         results: list[RunResult] = []
         not_run = lambda: results + [RunResult("not_run")] * (n - len(results))  # noqa: E731

@@ -167,17 +167,18 @@ def answer(fd, record):
 
 
 class Answers:
-    """The supervisor's records to the parent. For a job that does not stop at its first failure, records wait while
-    the next test is already there to run (short tests: the parent wakes once for several), and go out before the
-    supervisor waits for anything: the parent's next message, a new runner, or a test that runs long."""
+    """The supervisor's records to the parent. Records wait while the next test is already there to run (short tests:
+    the parent wakes once for several), and go out before the supervisor waits for anything: the parent's next
+    message, a new runner, or a test that runs long. A job that stops at its first failure loses nothing by it: the
+    tests already sent run whatever their records say, and the parent sends more when the records come."""
 
     def __init__(self, messages, proto_out):
         self.messages, self.proto_out = messages, proto_out
         self.held = []
 
-    def send(self, record, may_wait):
+    def send(self, record):
         self.held.append(json.dumps(record) + "\n")
-        if not may_wait or not self.messages.coming():
+        if not self.messages.coming():
             self.flush()
 
     def flush(self):
@@ -1075,8 +1076,7 @@ def run_job(setup, header, messages, answers, to_driver):
                     record = sandbox_error(startup if isinstance(startup, str) else "the runner did not start", 0.0)
         failed = failed or record["status"] != "ok"
         record["cpu"] = setup["cpu"]
-        # a job that stops at its first failure: the parent judges each record at once
-        answers.send(record, may_wait=not header["stop_at_first_failure"])
+        answers.send(record)
 
 
 def compile_error_record(error):
