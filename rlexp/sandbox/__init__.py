@@ -52,10 +52,10 @@ import functools
 import itertools
 import json
 import logging
+import math
 import os
 import queue
 import select
-import selectors
 import shutil
 import signal
 import stat
@@ -395,13 +395,14 @@ class _Pipes:
 
     def __init__(self, proc: subprocess.Popen):
         self.proc, self.line_cap = proc, 1 << 20
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(proc.stdout, selectors.EVENT_READ, "out")
-        self.selector.register(proc.stderr, selectors.EVENT_READ, "err")
+        self.out_fd, self.err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        self.poll = select.poll()  # the lightest wait (the selectors module wraps each call in more Python)
+        for fd in (self.out_fd, self.err_fd):
+            self.poll.register(fd, select.POLLIN)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             os.set_blocking(stream.fileno(), False)
         self.out, self.err = bytearray(), bytearray()
-        self.open = {"out", "err"}
+        self.open = {self.out_fd, self.err_fd}
 
     def send(self, message: dict, deadline: float) -> bool:
         return self.send_frame(_frame(message), deadline)
@@ -423,15 +424,15 @@ class _Pipes:
         return True
 
     def _pump(self, timeout: float) -> None:
-        for key, _ in self.selector.select(timeout):
+        for fd, _ in self.poll.poll(math.ceil(timeout * 1000)):
             try:
-                data = os.read(key.fileobj.fileno(), 1 << 16)
+                data = os.read(fd, 1 << 16)
             except BlockingIOError:
                 continue
             if not data:
-                self.selector.unregister(key.fileobj)
-                self.open.discard(key.data)
-            elif key.data == "out":
+                self.poll.unregister(fd)
+                self.open.discard(fd)
+            elif fd == self.out_fd:
                 self.out += data
             elif len(self.err) < STDERR_CAP:
                 self.err += data[: STDERR_CAP - len(self.err)]
@@ -440,11 +441,12 @@ class _Pipes:
         """The next JSON line, or None on timeout, EOF or an over-long line."""
         while b"\n" not in self.out:
             left = deadline - time.monotonic()
-            if left <= 0 or "out" not in self.open or len(self.out) > self.line_cap:
+            if left <= 0 or self.out_fd not in self.open or len(self.out) > self.line_cap:
                 return None
             self._pump(left)
-        line, _, rest = bytes(self.out).partition(b"\n")
-        self.out = bytearray(rest)
+        end = self.out.index(b"\n")
+        line = self.out[:end].decode("utf-8", "replace")
+        del self.out[: end + 1]
         try:
             return json.loads(line)
         except ValueError:
@@ -452,9 +454,6 @@ class _Pipes:
 
     def stderr_text(self) -> str:
         return bytes(self.err).decode("utf-8", "replace").strip()[-500:]
-
-    def close(self) -> None:
-        self.selector.close()
 
 
 def _frame(message: dict) -> bytes:
@@ -565,8 +564,6 @@ class _Worker:
 
     def _end(self) -> None:
         """Kill the sandbox process and everything in it."""
-        if self.pipes is not None:
-            self.pipes.close()
         if self.proc is not None:
             _kill_group(self.proc)
             self.proc.wait()
