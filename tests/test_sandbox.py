@@ -112,9 +112,11 @@ def test_a_program_gets_the_builtins_its_source_names():
     from rlexp.sandbox import driver
 
     full = {"print": print, "len": len, "deque": object(), "gcd": object(), "__build_class__": 1, "__import__": 2}
-    tree = ast.parse("class A:\n    pass\nprint(deque(), 'len')")
-    assert driver.builtins_for(tree, full).keys() == {"print", "deque", "len", "__build_class__", "__import__"}
-    assert driver.builtins_for(ast.parse("exec(input())"), full) is full
+    names = lambda source: set.union(*driver.names_in(compile(source, "Solution.py", "exec")))  # noqa: E731
+    got = driver.builtins_for(names("class A:\n    def f(self):\n        return [deque() for _ in 'len']\nprint()"), full)
+    assert got.keys() == {"print", "deque", "len", "__build_class__", "__import__"}
+    assert driver.builtins_for(names("exec(input())"), full) is full
+    assert driver.builtins_for(names("import re\nre.compile('a')"), full) is full  # an attribute counts too
 
 
 @pytest.mark.parametrize("mode", ["stdin", "functional"])
@@ -702,6 +704,14 @@ def test_programs_import_the_trainers_packages_read_only(box):
             "    print('refused')\n"
         )
         assert run1(box, plant, time_limit=10.0).stdout == "refused\n"
+
+
+def test_heavy_packages_a_program_imports_are_imported_before_its_tests(box):
+    # once per job, as LiveCodeBench imports them once for all of a program's tests; not when only a string names one
+    look = "import sys\nprint('numpy' in sys.modules)\n"
+    imports = box.run(Job(look + "from numpy import array", ["", ""], time_limit=10.0))
+    assert [r.stdout for r in imports] == ["True\n", "True\n"]
+    assert run1(box, look, time_limit=10.0).stdout == "False\n"
 
 
 def test_each_test_starts_with_empty_writable_space(box):

@@ -27,7 +27,6 @@ own: it covers that directory with a read-only tmpfs holding only the interprete
 the rest of the sandbox's command.
 """
 
-import ast
 import builtins
 import ctypes
 import gc
@@ -45,6 +44,7 @@ import struct
 import sys
 import time
 import traceback
+import types
 from decimal import Decimal
 from fractions import Fraction
 
@@ -334,32 +334,32 @@ def usable(stream):
         return False
 
 
-def imported_packages(tree):
-    """The top-level package of every import statement in the program's syntax tree."""
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
-    return names
+def names_in(code):
+    """(names, words): the names a program's code objects hold (`co_names`: those it looks up, imports or reads as
+    attributes), and the words of its strings (which it could look up by name: `__builtins__["deque"]`)."""
+    names, words, pending = set(), set(), [code]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, types.CodeType):
+            names.update(item.co_names)
+            pending.extend(item.co_consts)
+        elif isinstance(item, str):
+            words.update(re.findall(r"[^\W\d]\w*", item))
+        elif isinstance(item, (tuple, frozenset)):
+            pending.extend(item)
+    return names, words
 
 
-def builtins_for(tree, program_builtins):
-    """The builtins of one program: the names its source holds, as a name or as a word in a string (which it could
-    look up: `__builtins__["deque"]`), and those the interpreter looks up itself; all of them if it evaluates or
-    compiles code it makes (`eval`, `exec`, `compile`), which could name any. A name it never looks up makes no
-    difference to it, and each costs: a runner copies its builtins for each test, and the first copy writes to
-    the reference count of every object in it, so each memory page one is on, shared with the driver until then,
-    is copied. All of them: about 280 page faults per job, 6% of the realistic benchmark's throughput."""
-    names = {"__build_class__", "__import__"}  # class statements and import statements look them up
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            names.add(node.id)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            names.update(re.findall(r"[^\W\d]\w*", node.value))
+def builtins_for(names, program_builtins):
+    """The builtins of a program whose code holds `names` (both kinds of `names_in`): those among them, and those
+    the interpreter looks up itself; all of them if it may evaluate or compile code it makes (`eval`, `exec` or
+    `compile` among them, even as an attribute: `re.compile`), which could name any. A name it never looks up makes
+    no difference to it, and each costs: a runner copies its builtins for each test, and the first copy writes to
+    the reference count of every object in it, so each memory page one is on, shared with the driver until then, is
+    copied. All of them: about 280 page faults per job, 6% of the realistic benchmark's throughput."""
     if names & {"eval", "exec", "compile"}:
         return program_builtins
+    names = names | {"__build_class__", "__import__"}  # class statements and import statements look them up
     return {name: program_builtins[name] for name in names if name in program_builtins}
 
 
@@ -418,20 +418,20 @@ def runner_main(setup, program_builtins, sock, empty_fd):
     source_lines = source.splitlines()
     linecache.cache[SOLUTION_FILE] = (len(source), None, source.splitlines(True), SOLUTION_FILE)
     try:
-        tree = compile(source, SOLUTION_FILE, "exec", ast.PyCF_ONLY_AST)
-        code_obj = compile(tree, SOLUTION_FILE, "exec")
+        code_obj = compile(source, SOLUTION_FILE, "exec")
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, or Memory/RecursionError on degenerate code
         send_frame(sock, {"compile_error": error_info(exc, source_lines)})
         os._exit(0)
+    names, words = names_in(code_obj)
     # slow to import and free of side effects: imported once per runner, as LiveCodeBench imports a program's
-    # modules once for all its tests
-    for name in imported_packages(tree) & set(PREIMPORTS):
+    # modules once for all its tests (a name it only reads as an attribute imports one for nothing)
+    for name in {name.split(".")[0] for name in names} & set(PREIMPORTS):
         try:
             __import__(name)
         except BaseException:  # noqa: BLE001 - not installed, or broken: the program meets it itself
             pass
-    program_builtins = builtins_for(tree, program_builtins)
-    del tree, source
+    program_builtins = builtins_for(names | words, program_builtins)
+    del source
     gc.freeze()
     send_frame(sock, {"compiled": True})
     cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
