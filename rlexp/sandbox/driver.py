@@ -125,27 +125,36 @@ class Messages:
     rest, so what it reads of a job is in no other process."""
 
     def __init__(self, fd):
-        self.fd, self.data = fd, bytearray()
+        self.fd, self.data, self.ended = fd, bytearray(), False
 
     def next(self):
         """The next message, or None at end of input."""
         while (size := self.whole()) == 0:
-            chunk = os.read(self.fd, CHUNK)
-            if not chunk:
+            if not self.read():
                 return None
-            self.data += chunk
         message = json.loads(self.data[4:size])
         del self.data[:size]
         return message
 
-    def whole(self):
-        """The size of the first message with its length prefix, once all of it is here; else 0."""
-        size = 4 + struct.unpack(">I", self.data[:4])[0] if len(self.data) >= 4 else 0
-        return size if len(self.data) >= size else 0
+    def read(self):
+        """Add what comes next to the buffer (waiting for it); False at end of input."""
+        chunk = b"" if self.ended else os.read(self.fd, CHUNK)
+        self.data += chunk
+        self.ended = not chunk
+        return not self.ended
 
-    def coming(self):
-        """Whether (part of) the next message is here."""
-        return bool(self.data) or bool(select.select([self.fd], [], [], 0)[0])
+    def whole(self, at=0):
+        """The end of the message that starts at `at`, with its length prefix, once all of it is here; else 0."""
+        end = at + 4 + struct.unpack_from(">I", self.data, at)[0] if len(self.data) >= at + 4 else 0
+        return end if len(self.data) >= end else 0
+
+    def waiting(self):
+        """How many whole messages are here, counting to two, with what the pipe holds now."""
+        first = self.whole()
+        if not (first and self.whole(first)) and not self.ended and select.select([self.fd], [], [], 0)[0]:
+            self.read()
+            first = self.whole()
+        return 0 if not first else 1 + bool(self.whole(first))
 
 
 def read_small(path):
@@ -167,10 +176,11 @@ def answer(fd, record):
 
 
 class Answers:
-    """The supervisor's records to the parent. Records wait while the next test is already there to run (short tests:
-    the parent wakes once for several), and go out before the supervisor waits for anything: the parent's next
-    message, a new runner, or a test that runs long. A job that stops at its first failure loses nothing by it: the
-    tests already sent run whatever their records say, and the parent sends more when the records come."""
+    """The supervisor's records to the parent. Records wait while two tests or more are already there to run (short
+    tests: the parent wakes once for several); with one left, they go, so that the parent can send more while it
+    runs. They also go before the supervisor waits for anything: the parent's next message, a new runner, or a test
+    that runs long. A job that stops at its first failure loses nothing by it: the tests already sent run whatever
+    their records say."""
 
     def __init__(self, messages, proto_out):
         self.messages, self.proto_out = messages, proto_out
@@ -178,7 +188,7 @@ class Answers:
 
     def send(self, record):
         self.held.append(json.dumps(record) + "\n")
-        if not self.messages.coming():
+        if self.messages.waiting() < 2:
             self.flush()
 
     def flush(self):
