@@ -4,7 +4,8 @@
 
 The sandbox runs as configured by default (a job's tests in turn in one process), with the jobs stopping at their
 first failure as LiveCode's all-or-nothing reward runs them (each record judged before more tests are sent), and,
-for reference, with a process forked for each test (`fresh_process_per_test`). Each baseline gets the same number of parallel workers:
+for reference, with a process forked for each test (`fresh_process_per_test`). Each baseline gets the same number
+of parallel workers:
 - one-process, the way LiveCodeBench's harness grades: a pool of light worker processes; per program, the worker
   forks one process that runs all of the program's tests in-process, with no isolation: the code compiled once,
   each test run with sys.stdin and sys.stdout swapped for in-memory files under a signal.alarm time limit, the

@@ -772,7 +772,7 @@ class Changes:
     makes in the scratch space starts with a new entry in one of them, and what it may set on them (modes, times,
     extended attributes) changes their attributes: each is an event here, so no event since the last emptying
     means nothing to empty. What only a file descriptor reaches (an unnamed file) goes with the runner that holds
-    it (`Runner.fit`)."""
+    it when the runner holds more descriptors than it started with (`Runner.fit`)."""
 
     def __init__(self, setup):
         self.paths = setup["scratch"] + [setup["workdir"]]
@@ -800,7 +800,7 @@ class Changes:
 def clean_up(setup, quick=False):
     """After a test, with everything it started killed, or with a fit runner idle: empty every place a program can
     write, and reset what it may have set on the scratch roots and the working directory (their modes, times and
-    extended attributes, which outlive the emptying). `quick`: first check, in two system calls, whether anything
+    extended attributes, which outlive the emptying). `quick`: first check, in one system call, whether anything
     changed since the last emptying (`Changes`; possible where the scratch directories are the sandbox's own
     tmpfs), and the System V IPC objects in three."""
     changes = setup["changes"]
